@@ -1,0 +1,211 @@
+"""The ``engage`` command line: one command per stage, I/O at the edge.
+
+Heavy libraries (MLflow, BentoML, LightGBM) are imported inside the commands that need them, so
+``engage --help`` and the data commands start quickly. Configuration is read here, once, and passed down.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="engage: engagement & intent features, churn prediction and next-best-action outreach for CRMs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+train_app = typer.Typer(help="Train models and register them in MLflow.", no_args_is_help=True)
+evaluate_app = typer.Typer(help="Evaluate models against held-out data (and the truth, when simulated).",
+                           no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks: print speed and memory figures (also as JSON).", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+app.add_typer(evaluate_app, name="evaluate")
+app.add_typer(bench_app, name="bench")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def setup_environment() -> None:
+    """Keep MLflow and BentoML quiet and their state inside the project's work folder.
+
+    Called by the entry point only (importing this module changes nothing).
+    """
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    os.environ.setdefault("BENTOML_HOME", str(Path.cwd() / "work" / "bentoml"))
+
+
+def fail(message: str) -> typer.Exit:
+    """Print a user-facing error to stderr and return the exit (status 2 = bad input)."""
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=2)
+
+
+def user_errors(func):
+    """Turn bad-input exceptions into a clear message and exit status 2 instead of a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from features.validate import DataError
+
+        try:
+            return func(*args, **kwargs)
+        except DataError as exc:
+            raise fail(str(exc)) from None
+        except (FileNotFoundError, FileExistsError, NotADirectoryError, KeyError, ValueError) as exc:
+            raise fail(f"{type(exc).__name__}: {exc}") from None
+
+    return wrapper
+
+
+def parse_cutoff(text: str | None) -> datetime | None:
+    """Parse a cutoff date/time given on the command line as a UTC timestamp."""
+    if text is None:
+        return None
+    import pandas as pd
+
+    try:
+        ts = pd.Timestamp(text)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"--cutoff {text!r} is not a date or timestamp (use e.g. 2024-06-30)") from exc
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")
+    return ts.tz_convert("UTC")
+
+
+def echo_json(payload: dict, path: Path | None) -> None:
+    """Print a JSON payload and, when asked, write it atomically to a file."""
+    text = json.dumps(payload, indent=2, default=str)
+    typer.echo(text)
+    if path is not None:
+        write_text_atomic(path, text + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a text file via a temporary file and rename, so a failure never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+# --------------------------------------------------------------------------------------------- data
+
+
+@app.command()
+@user_errors
+def simulate(
+    out: Annotated[Path, typer.Option(help="Data folder to write (must not exist or be empty).")],
+    customers: Annotated[int, typer.Option(min=10, help="Number of customers.")] = 20_000,
+    days: Annotated[int, typer.Option(min=60, help="Days of history before the evaluation cutoff.")] = 365,
+    horizon_days: Annotated[int, typer.Option(min=7, help="Churn horizon simulated after the cutoff.")] = 90,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same bytes.")] = 7,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing data folder.")] = False,
+) -> None:
+    """Simulate a customer base with known ground truth (customers, touchpoints, outreach, truth)."""
+    import numpy as np
+
+    from features.io import write_tables
+    from features.simulate import SimConfig, simulate_world
+
+    config = SimConfig(n_customers=customers, days=days, horizon_days=horizon_days, seed=seed)
+    tables = simulate_world(config, np.random.default_rng(seed))
+    write_tables(tables, out, overwrite=overwrite)
+    manifest = tables.meta.get("manifest", {})
+    typer.echo(json.dumps({"out": str(out), **manifest.get("counts", {}), "cutoff": manifest.get("cutoff")}))
+
+
+@app.command()
+@user_errors
+def validate(data: Annotated[Path, typer.Argument(help="Data folder with customers/touchpoints/... files.")]) -> None:
+    """Validate a data folder against the touchpoint data contract (exit status 2 when invalid)."""
+    from features.io import read_tables
+
+    tables = read_tables(data)
+    report = tables.meta.get("validation")
+    typer.echo(report.summary() if hasattr(report, "summary") else str(report))
+
+
+@app.command("import")
+@user_errors
+def import_(
+    name: Annotated[str, typer.Argument(help="Dataset: starbucks, online_retail, cdnow, telco, bank_marketing, "
+                                             "online_shoppers, ifood_campaigns.")],
+    source: Annotated[Path, typer.Option(help="The dataset's folder, e.g. ../shared/datasets/telco.")],
+    out: Annotated[Path, typer.Option(help="Data folder to write (must not exist or be empty).")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing data folder.")] = False,
+) -> None:
+    """Import a real public dataset into the data contract's tables."""
+    from features.importers import import_dataset
+    from features.io import write_tables
+
+    tables = import_dataset(name, source)
+    write_tables(tables, out, overwrite=overwrite)
+    counts = {t: len(getattr(tables, t)) for t in ("customers", "touchpoints", "outreach", "labels")
+              if getattr(tables, t) is not None}
+    typer.echo(json.dumps({"dataset": name, "out": str(out), **counts}))
+
+
+@app.command("features")
+@user_errors
+def features_(
+    data: Annotated[Path, typer.Option(help="Data folder.")],
+    cutoff: Annotated[str, typer.Option(help="Build features from events strictly before this date/time (UTC).")],
+    out: Annotated[Path, typer.Option(help="Feature table to write: .parquet, .csv or .csv.gz.")],
+) -> None:
+    """Build the feature table (one row per customer) at a cutoff, with the feature dictionary beside it."""
+    from features.io import read_tables, write_frame
+    from features.pipeline import build_features, feature_dictionary
+
+    if not str(out).endswith((".parquet", ".csv", ".csv.gz")):
+        raise ValueError(f"--out {out}: use a .parquet, .csv or .csv.gz file name")
+    tables = read_tables(data)
+    frame = build_features(tables, parse_cutoff(cutoff))
+    dictionary_path = out.with_name(out.name.split(".")[0] + ".dictionary.csv")
+    write_frame(frame.reset_index(), out)
+    write_frame(feature_dictionary(), dictionary_path)
+    typer.echo(json.dumps({"out": str(out), "dictionary": str(dictionary_path), "customers": len(frame),
+                           "features": frame.shape[1]}))
+
+
+@bench_app.command("features")
+@user_errors
+def bench_features_(
+    events: Annotated[int, typer.Option(min=1_000, help="Number of events in the simulated log.")] = 10_000_000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")] = None,
+) -> None:
+    """Feature-building speed (events/s), peak memory and single-customer latency."""
+    import numpy as np
+
+    from features.bench import bench_features
+
+    echo_json(bench_features(events, np.random.default_rng(seed)), json_out)
+
+
+def now_utc() -> datetime:
+    """The current time in UTC (the default scoring cutoff)."""
+    return datetime.now(UTC)
+
+
+def main() -> None:
+    """Console entry point."""
+    setup_environment()
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover - interactive only
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
