@@ -1,0 +1,69 @@
+"""Speed benchmark of the simulator: ``python -m features.simulate_bench --customers 100000 [--json FILE]``.
+
+Times :func:`features.simulate.simulate_world` and, with ``--write DIR``, writing the tables with
+:func:`features.io.write_tables`. Prints the figures and optionally writes them as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from features.simulate import SimConfig, simulate_world
+
+
+def bench_simulate(n_customers: int = 100_000, days: int = 365, seed: int = 0, write: bool = True) -> dict:
+    """Simulate one world (and write it to a temporary folder when ``write``); return timings and counts."""
+    t0 = time.perf_counter()
+    tables = simulate_world(
+        SimConfig(n_customers=n_customers, days=days, seed=seed), np.random.default_rng(seed)
+    )
+    sim_s = time.perf_counter() - t0
+    out = {
+        "customers": n_customers,
+        "days": days,
+        "touchpoints": len(tables.touchpoints),
+        "touchpoints_per_customer": round(len(tables.touchpoints) / n_customers, 1),
+        "outreach": len(tables.outreach),
+        "simulate_seconds": round(sim_s, 2),
+    }
+    if write:
+        from features.io import write_tables
+
+        tmp = Path(tempfile.mkdtemp(prefix="engage_simbench_"))
+        try:
+            t1 = time.perf_counter()
+            write_tables(tables, tmp / "world")
+            out["write_seconds"] = round(time.perf_counter() - t1, 2)
+            out["bytes_written"] = sum(p.stat().st_size for p in (tmp / "world").iterdir())
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        out["total_seconds"] = round(out["simulate_seconds"] + out["write_seconds"], 2)
+    out["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--customers", type=int, default=100_000)
+    ap.add_argument("--days", type=int, default=365)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-write", action="store_true", help="time the simulation only")
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    a = ap.parse_args(argv)
+    res = bench_simulate(a.customers, a.days, a.seed, write=not a.no_write)
+    for k, v in res.items():
+        print(f"{k:>26}: {v}")
+    if a.json:
+        a.json.write_text(json.dumps(res, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
