@@ -164,8 +164,9 @@ def features_(
     out: Annotated[Path, typer.Option(help="Feature table to write: .parquet, .csv or .csv.gz.")],
 ) -> None:
     """Build the feature table (one row per customer) at a cutoff, with the feature dictionary beside it."""
+    from features.dictionary import feature_dictionary
     from features.io import read_tables, write_frame
-    from features.pipeline import build_features, feature_dictionary
+    from features.pipeline import build_features
 
     if not str(out).endswith((".parquet", ".csv", ".csv.gz")):
         raise ValueError(f"--out {out}: use a .parquet, .csv or .csv.gz file name")
@@ -191,6 +192,68 @@ def bench_features_(
     from features.bench import bench_features
 
     echo_json(bench_features(events, np.random.default_rng(seed)), json_out)
+
+
+def enable_progress() -> None:
+    """Show progress of long steps (training logs through ``logging`` under ``engage.*``)."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("mlflow", "alembic", "urllib3", "bentoml", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="MLflow settings (default: ./mlflow.yaml).")]
+ReportOption = Annotated[Path | None, typer.Option("--report", help="Write the figures to this JSON file.")]
+
+
+@train_app.command("churn")
+@user_errors
+def train_churn_(
+    data: Annotated[Path, typer.Option(help="Data folder (simulated, imported or your own).")],
+    config: ConfigOption = None,
+    report: ReportOption = None,
+    register: Annotated[bool, typer.Option(help="Register the model as challenger and try promotion.")] = True,
+) -> None:
+    """Train the calibrated churn model at many cutoffs, log it to MLflow, register it, try promotion."""
+    from training.churn import train_churn_command
+
+    enable_progress()
+    result = train_churn_command(data, config, report, register=register)
+    typer.echo(json.dumps(result, indent=2, default=str))
+
+
+@evaluate_app.command("churn")
+@user_errors
+def evaluate_churn_(
+    data: Annotated[Path, typer.Option(help="Data folder to evaluate on.")],
+    config: ConfigOption = None,
+    report: ReportOption = None,
+    model_uri: Annotated[str | None, typer.Option(help="Model URI (default: the churn champion).")] = None,
+    cutoff: Annotated[str | None, typer.Option(help="Evaluation cutoff (default: the manifest's).")] = None,
+) -> None:
+    """Evaluate a registered churn model: AUC, PR-AUC, Brier, ECE, lift, baselines and (simulated) oracle."""
+    from training.churn import evaluate_churn_command
+
+    enable_progress()
+    result = evaluate_churn_command(data, config, report, model_uri=model_uri, cutoff=cutoff)
+    typer.echo(json.dumps(result, indent=2, default=str))
+
+
+@bench_app.command("churn-data")
+@user_errors
+def bench_churn_data(
+    name: Annotated[str, typer.Argument(help="telco, online_retail or cdnow.")],
+    source: Annotated[Path, typer.Option(help="The dataset folder, e.g. ../shared/datasets/telco.")],
+    config: ConfigOption = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")] = None,
+    mlflow: Annotated[bool, typer.Option(help="Log the run to MLflow.")] = True,
+) -> None:
+    """Churn quality on a public dataset (telco CV; online_retail/cdnow temporal validation vs BG/NBD)."""
+    from training.benchmarks import run_benchmark
+
+    enable_progress()
+    echo_json(run_benchmark(name, source, config_path=config, log_to_mlflow=mlflow), json_out)
 
 
 def now_utc() -> datetime:

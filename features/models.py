@@ -1,0 +1,239 @@
+"""The calibrated churn model with reason codes (pickled inside the registered decision system).
+
+``ChurnModel`` = a LightGBM booster trained with early stopping on later (validation) cutoffs, a
+calibrator (Platt or isotonic on the booster's raw score, chosen on the latest validation period) and
+the readable names of its features. Reason codes are LightGBM's own SHAP values (``pred_contrib``):
+per row, contributions plus the base value equal the raw score, so they explain the model exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_PARAMS: dict = {
+    "objective": "binary",
+    "learning_rate": 0.05,
+    "num_leaves": 15,
+    "max_depth": -1,
+    "min_child_samples": 50,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "verbosity": -1,
+    "num_threads": 1,  # 2 threads spin-wait badly when the machine is shared; set it in params to change
+    "deterministic": True,
+    "force_row_wise": True,
+}
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+class ScoreCalibrator:
+    """Maps a raw (log-odds) score to a probability: ``platt`` (logistic on the score) or ``isotonic``."""
+
+    def __init__(self, method: str = "platt"):
+        self.method = method
+
+    def fit(self, raw: np.ndarray, y: np.ndarray) -> ScoreCalibrator:
+        raw = np.asarray(raw, float).reshape(-1)
+        y = np.asarray(y, float).reshape(-1)
+        if self.method == "platt":
+            from sklearn.linear_model import LogisticRegression
+
+            lr = LogisticRegression(C=1e6, max_iter=1000).fit(raw.reshape(-1, 1), y)
+            self.coef_, self.intercept_ = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+        elif self.method == "isotonic":
+            from sklearn.isotonic import IsotonicRegression
+
+            self.isotonic_ = IsotonicRegression(out_of_bounds="clip", y_min=1e-4, y_max=1 - 1e-4).fit(raw, y)
+        else:
+            raise ValueError(f"calibration method {self.method!r}: use 'platt' or 'isotonic'")
+        return self
+
+    def transform(self, raw: np.ndarray) -> np.ndarray:
+        raw = np.asarray(raw, float).reshape(-1)
+        if self.method == "platt":
+            return _sigmoid(self.coef_ * raw + self.intercept_)
+        return self.isotonic_.predict(raw)
+
+
+class ChurnModel:
+    """Calibrated LightGBM churn classifier over a fixed, named feature list.
+
+    Parameters
+    ----------
+    params : LightGBM parameters (merged over ``DEFAULT_PARAMS``).
+    num_boost_round, early_stopping_rounds : boosting budget and patience on the validation set.
+    class_weight : ``"balanced"`` (positive weight = negatives / positives, which the calibrator then
+        undoes) or ``None``.
+    calibration : ``"auto"`` (choose Platt or isotonic by Brier score on the calibration data with a
+        2-fold split), ``"platt"``, ``"isotonic"`` or ``"none"``.
+    seed : LightGBM seed (draw it from the run's ``numpy.random.Generator``).
+    """
+
+    def __init__(
+        self,
+        params: Mapping | None = None,
+        *,
+        num_boost_round: int = 2000,
+        early_stopping_rounds: int = 50,
+        class_weight: str | None = "balanced",
+        calibration: str = "auto",
+        seed: int = 0,
+    ):
+        self.params = dict(params or {})
+        self.num_boost_round = num_boost_round
+        self.early_stopping_rounds = early_stopping_rounds
+        self.class_weight = class_weight
+        self.calibration = calibration
+        self.seed = seed
+
+    # ---- training -------------------------------------------------------------------------------
+    def _matrix(self, F: pd.DataFrame) -> np.ndarray:
+        missing = [c for c in self.feature_names_ if c not in F.columns]
+        if len(missing) == len(self.feature_names_):
+            raise ValueError(f"feature table has none of the model's {len(missing)} features")
+        # Columns the scoring data lacks are missing values, which LightGBM routes like unseen NaNs.
+        return F.reindex(columns=self.feature_names_).to_numpy(dtype=np.float64, na_value=np.nan)
+
+    def fit(
+        self,
+        F: pd.DataFrame,
+        y,
+        F_val: pd.DataFrame | None = None,
+        y_val=None,
+        *,
+        F_cal: pd.DataFrame | None = None,
+        y_cal=None,
+        feature_labels: Mapping[str, str] | None = None,
+    ) -> ChurnModel:
+        """Train on ``F, y``; stop early on ``F_val, y_val``; calibrate on ``F_cal, y_cal`` (default: val)."""
+        import lightgbm as lgb
+
+        self.feature_names_ = [str(c) for c in F.columns]
+        self.feature_labels_ = {
+            c: str((feature_labels or {}).get(c) or c.replace("_", " ")) for c in self.feature_names_
+        }
+        y = np.asarray(y, float)
+        if len(np.unique(y)) < 2:
+            raise ValueError(f"training labels: need both classes, got only {np.unique(y).tolist()}")
+        weight = None
+        if self.class_weight == "balanced":
+            pos = y.mean()
+            weight = np.where(y == 1, (1 - pos) / pos, 1.0)
+        params = {**DEFAULT_PARAMS, **self.params, "seed": int(self.seed)}
+        train = lgb.Dataset(
+            self._matrix(F), y, weight=weight, feature_name=self.feature_names_, free_raw_data=True
+        )
+        callbacks = []
+        valid_sets = []
+        if F_val is not None:
+            y_val = np.asarray(y_val, float)
+            w_val = None
+            if weight is not None:
+                w_val = np.where(y_val == 1, (1 - y.mean()) / y.mean(), 1.0)
+            valid_sets = [lgb.Dataset(self._matrix(F_val), y_val, weight=w_val, reference=train)]
+            callbacks = [lgb.early_stopping(self.early_stopping_rounds, verbose=False)]
+        booster = lgb.train(
+            params, train, num_boost_round=self.num_boost_round, valid_sets=valid_sets, callbacks=callbacks
+        )
+        self.best_iteration_ = int(booster.best_iteration or booster.current_iteration())
+        self.booster_ = booster
+        if F_cal is None and F_val is not None:
+            F_cal, y_cal = F_val, y_val
+        self.calibrator_ = None
+        self.calibration_method_ = "none"
+        if F_cal is not None and self.calibration != "none":
+            self.calibration_method_, self.calibration_scores_ = self._choose_calibration(
+                self.raw_score(F_cal), np.asarray(y_cal, float)
+            )
+            self.calibrator_ = ScoreCalibrator(self.calibration_method_).fit(
+                self.raw_score(F_cal), np.asarray(y_cal, float)
+            )
+        return self
+
+    def _choose_calibration(self, raw: np.ndarray, y: np.ndarray) -> tuple[str, dict]:
+        if self.calibration in ("platt", "isotonic"):
+            return self.calibration, {}
+        # Two folds, fixed split: each method is fit on one half and scored on the other.
+        idx = np.arange(len(y))
+        halves = (idx % 2 == 0, idx % 2 == 1)
+        scores = {}
+        for method in ("platt", "isotonic"):
+            briers = []
+            for a, b in (halves, halves[::-1]):
+                if len(np.unique(y[a])) < 2:
+                    continue
+                p = ScoreCalibrator(method).fit(raw[a], y[a]).transform(raw[b])
+                briers.append(float(np.mean((p - y[b]) ** 2)))
+            scores[method] = float(np.mean(briers)) if briers else np.inf
+        return min(scores, key=scores.get), scores
+
+    # ---- scoring --------------------------------------------------------------------------------
+    def raw_score(self, F: pd.DataFrame) -> np.ndarray:
+        """The booster's log-odds score (before calibration)."""
+        return self.booster_.predict(self._matrix(F), raw_score=True, num_iteration=self.best_iteration_)
+
+    def predict_proba(self, F: pd.DataFrame) -> np.ndarray:
+        """Calibrated churn probability per row of ``F`` (columns matched by name)."""
+        raw = self.raw_score(F)
+        if self.calibrator_ is None:
+            return _sigmoid(raw)
+        return np.clip(self.calibrator_.transform(raw), 0.0, 1.0)
+
+    def contributions(self, F: pd.DataFrame) -> pd.DataFrame:
+        """SHAP contributions per feature (log-odds) plus ``__base__``; each row sums to the raw score."""
+        contrib = self.booster_.predict(
+            self._matrix(F), pred_contrib=True, num_iteration=self.best_iteration_
+        )
+        return pd.DataFrame(contrib, index=F.index, columns=[*self.feature_names_, "__base__"])
+
+    def reason_codes(self, F: pd.DataFrame, top: int = 3) -> list[list[dict]]:
+        """The ``top`` features pushing each customer's churn score up: ``{feature, label, contribution}``."""
+        contrib = self.contributions(F).drop(columns="__base__").to_numpy()
+        order = np.argsort(-contrib, axis=1)[:, :top]
+        out = []
+        for i in range(len(contrib)):
+            row = []
+            for j in order[i]:
+                value = float(contrib[i, j])
+                if value <= 0:
+                    break
+                name = self.feature_names_[j]
+                row.append({"feature": name, "label": self.feature_labels_[name], "contribution": value})
+            out.append(row)
+        return out
+
+    def importance(self) -> pd.DataFrame:
+        """Global importance: total gain and split count per feature, highest gain first."""
+        gain = self.booster_.feature_importance("gain", iteration=self.best_iteration_)
+        split = self.booster_.feature_importance("split", iteration=self.best_iteration_)
+        frame = pd.DataFrame(
+            {
+                "feature": self.feature_names_,
+                "label": [self.feature_labels_[c] for c in self.feature_names_],
+                "gain": gain,
+                "splits": split,
+            }
+        )
+        frame["gain_share"] = frame["gain"] / max(frame["gain"].sum(), 1e-12)
+        return frame.sort_values("gain", ascending=False, ignore_index=True)
+
+
+def feature_labels_from(
+    dictionary: pd.DataFrame | Mapping[str, str] | None, names: Sequence[str]
+) -> dict[str, str]:
+    """Readable labels for ``names`` from a feature dictionary (``name``/``meaning`` columns) or a mapping."""
+    if dictionary is None:
+        return {n: n.replace("_", " ") for n in names}
+    if isinstance(dictionary, pd.DataFrame):
+        mapping = dict(zip(dictionary["name"].astype(str), dictionary["meaning"].astype(str), strict=True))
+    else:
+        mapping = dict(dictionary)
+    return {n: mapping.get(n) or n.replace("_", " ") for n in names}

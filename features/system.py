@@ -1,0 +1,204 @@
+"""The decision system: what is registered, loaded and served — raw touchpoints in, decisions out.
+
+``DecisionSystem`` bundles the fitted :class:`~features.pipeline.FeaturePipeline`, the calibrated
+:class:`~features.models.ChurnModel` and (optionally) the next-best-action policy. It is pickled into
+the registered MLflow model; :func:`_load_pyfunc` is the MLflow ``loader_module`` hook (this module
+never imports MLflow: MLflow calls it with the model's data path and gets a predict-able object).
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.models import ChurnModel
+from features.schema import Tables
+
+STORE_LADDER = ("visitor", "interested", "almost_buyer", "buyer")
+SOCIAL_LADDER = ("visitor", "engaged", "committed", "promoter")
+IN_MARKET = ("none", "interested", "deliberating", "evaluating")
+SYSTEM_FILE = "decision_system.pkl"
+
+POLICY_COLUMNS = (
+    "nba_action",
+    "nba_channel",
+    "nba_offer",
+    "nba_expected_incremental_value",
+    "nba_propensity",
+    "alternatives",
+    "defense_target",
+    "defense_reasons",
+    "no_contact_reason",
+)
+
+
+def _names(values: pd.Series | None, names: tuple[str, ...], n: int) -> list:
+    if values is None:
+        return [None] * n
+    codes = pd.to_numeric(values, errors="coerce").to_numpy()
+    return [names[int(c)] if np.isfinite(c) and 0 <= c < len(names) else None for c in codes]
+
+
+class DecisionSystem:
+    """Fitted feature pipeline + calibrated churn model (+ optional policy), scoring at a cutoff.
+
+    ``policy`` (added by the policy layer) must offer ``decide(F, churn_probability) -> DataFrame``
+    indexed like ``F`` with the ``POLICY_COLUMNS``; without it those columns are empty.
+    """
+
+    def __init__(self, pipeline, churn_model: ChurnModel, policy=None, *, metadata: dict | None = None):
+        self.pipeline = pipeline
+        self.churn_model = churn_model
+        self.policy = policy
+        self.metadata = dict(metadata or {})
+
+    @property
+    def feature_names_(self) -> list[str]:
+        """The feature columns the churn model reads."""
+        return list(self.churn_model.feature_names_)
+
+    @property
+    def model_version(self) -> str:
+        return str(self.metadata.get("model_version", ""))
+
+    def features(self, tables: Tables, cutoff) -> pd.DataFrame:
+        """The feature table at ``cutoff`` (truth, if present, is never seen)."""
+        return self.pipeline.transform(tables.without_truth(), cutoff=cutoff)
+
+    def churn_probability(self, F: pd.DataFrame) -> pd.Series:
+        return pd.Series(self.churn_model.predict_proba(F), index=F.index, name="churn_probability")
+
+    def score_features(self, F: pd.DataFrame, *, reasons: int = 3) -> pd.DataFrame:
+        """Score precomputed feature rows (index ``customer_id``): one output row per input row."""
+        n = len(F)
+        p = self.churn_model.predict_proba(F)
+        out = pd.DataFrame(
+            {
+                "customer_id": F.index.astype(str),
+                "churn_probability": p,
+                "churn_reasons": self.churn_model.reason_codes(F, top=reasons) if n else [],
+                "engagement_index": F["engagement_index"].to_numpy(float)
+                if "engagement_index" in F
+                else np.nan,
+                "store_ladder": _names(F.get("store_ladder"), STORE_LADDER, n),
+                "social_ladder": _names(F.get("social_ladder"), SOCIAL_LADDER, n),
+                "in_market_stage": _names(F.get("in_market_stage"), IN_MARKET, n),
+                "buy_intent_score": F["buy_intent_score"].to_numpy(float)
+                if "buy_intent_score" in F
+                else np.nan,
+                "high_engagement_potential": (F["high_engagement_potential"].fillna(0).to_numpy() > 0)
+                if "high_engagement_potential" in F
+                else False,
+            }
+        )
+        if self.policy is not None and n:
+            decided = self.policy.decide(F, pd.Series(p, index=F.index))
+            for col in POLICY_COLUMNS:
+                out[col] = decided[col].to_numpy() if col in decided else None
+        else:
+            for col in POLICY_COLUMNS:
+                out[col] = None
+        out["model_version"] = self.model_version
+        return out
+
+    def score(self, tables: Tables, cutoff) -> pd.DataFrame:
+        """Score every customer of ``tables`` from their raw touchpoints strictly before ``cutoff``."""
+        cutoff = pd.Timestamp(cutoff)
+        cutoff = cutoff.tz_localize("UTC") if cutoff.tzinfo is None else cutoff.tz_convert("UTC")
+        out = self.score_features(self.features(tables, cutoff))
+        out.insert(1, "cutoff", cutoff)
+        return out
+
+    # ---- MLflow pyfunc entry ----------------------------------------------------------------------
+    def static_attributes(self) -> list[str]:
+        """Customer attribute columns the fitted pipeline reads (empty when it has no static family)."""
+        families = self.pipeline.families() if hasattr(self.pipeline, "families") else {}
+        static = families.get("static")
+        return list(getattr(static, "kinds_", {}) or {})
+
+    def predict(self, model_input, params: dict | None = None) -> pd.DataFrame:
+        """pyfunc ``predict``: one touchpoint log frame in, churn probability per customer out.
+
+        Rows are touchpoints (contract columns ``customer_id, ts, channel, kind, direction`` and any
+        optional ones). Customer-level values ride along as ``customer.<column>`` columns (e.g.
+        ``customer.signup_ts``, ``customer.consent_email``, ``customer.region``; first value per
+        customer wins); attributes the model knows but the input lacks count as missing. A customer
+        with no touchpoints is a row with ``kind`` empty. ``params["cutoff"]`` (default: just after the
+        last touchpoint) is the scoring cutoff.
+        """
+        frame = pd.DataFrame(model_input).copy()
+        if "customer_id" not in frame.columns or "ts" not in frame.columns:
+            raise ValueError(
+                "model input: a touchpoints frame with customer_id, ts, channel, kind, direction"
+            )
+        frame["customer_id"] = frame["customer_id"].astype(str)
+        frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+        raw_cutoff = (params or {}).get("cutoff")
+        cutoff = pd.Timestamp(raw_cutoff) if raw_cutoff else frame["ts"].max() + pd.Timedelta(microseconds=1)
+        cust_cols = [c for c in frame.columns if c.startswith("customer.")]
+        customers = (
+            frame[["customer_id", *cust_cols]]
+            .drop_duplicates("customer_id")
+            .rename(columns=lambda c: c.removeprefix("customer."))
+            .reset_index(drop=True)
+        )
+        if "signup_ts" not in customers:
+            customers["signup_ts"] = pd.NaT
+        customers["signup_ts"] = pd.to_datetime(customers["signup_ts"], utc=True)
+        for c in ("email", "sms", "push", "call"):
+            if f"consent_{c}" not in customers:
+                customers[f"consent_{c}"] = False
+        for attr in self.static_attributes():
+            if attr not in customers:
+                customers[attr] = None
+        tp = frame.drop(columns=cust_cols)
+        tp = tp[tp["kind"].notna() & (tp["kind"].astype(str) != "")] if "kind" in tp else tp
+        from features.validate import validate_tables
+
+        tables, _ = validate_tables(
+            Tables(customers=customers, touchpoints=tp.reset_index(drop=True)), source="model input"
+        )
+        scored = self.score(tables, cutoff)
+        return scored[["customer_id", "cutoff", "churn_probability"]]
+
+
+class PyfuncDecisionSystem:
+    """What MLflow's pyfunc loader gets: ``predict`` plus the unwrapped system (``python_model``)."""
+
+    def __init__(self, system: DecisionSystem):
+        self.python_model = system
+
+    def predict(self, model_input, params: dict | None = None) -> pd.DataFrame:
+        return self.python_model.predict(model_input, params)
+
+    def get_raw_model(self) -> DecisionSystem:
+        return self.python_model
+
+
+def save_system(system: DecisionSystem, path: str | Path) -> Path:
+    """Pickle ``system`` into folder ``path`` (created) as the pyfunc data path; returns the file."""
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / SYSTEM_FILE
+    with open(target, "wb") as fh:
+        pickle.dump(system, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return target
+
+
+def load_system_file(path: str | Path) -> DecisionSystem:
+    """Unpickle a decision system from a data folder (or the pickle file itself)."""
+    path = Path(path)
+    target = path / SYSTEM_FILE if path.is_dir() else path
+    with open(target, "rb") as fh:
+        system = pickle.load(fh)
+    if not isinstance(system, DecisionSystem):
+        raise TypeError(f"{target}: holds a {type(system).__name__}, not a DecisionSystem")
+    return system
+
+
+def _load_pyfunc(data_path: str) -> PyfuncDecisionSystem:
+    """MLflow ``loader_module`` hook: ``data_path`` is the folder given to ``log_model(data_path=...)``."""
+    return PyfuncDecisionSystem(load_system_file(data_path))

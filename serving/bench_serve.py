@@ -1,0 +1,342 @@
+"""Load test of the real scoring server: ``engage bench serve [--json FILE]``.
+
+Starts ``bentoml serve`` itself on a free 127.0.0.1 port, sends bounded numbers of requests (each
+phase also stops at a time limit), stops the server and returns/prints JSON::
+
+    {"c1": {p50_ms, p90_ms, p99_ms, rps, errors, requests},      one customer per request, 1 client
+     "c16": {... , customers_per_s},                              one customer per request, 16 clients
+     "batch_1000": {ms, errors, customers_per_s}, ...}            one request with 1,000 customers
+
+Every customer carries ``touchpoints`` (default 500) synthetic touchpoints drawn over the contract's
+vocabularies from a seeded generator, sent in the columnar request shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from features.schema import OUTREACH_CHANNELS, PASSIVE_KINDS, TOUCHPOINT_OPTIONAL, Tables
+from serving.engine import CONSENTS
+from serving.server import running_server
+
+# A plausible mix of (channel, kind) for synthetic histories; passive kinds are outbound.
+_EVENTS: tuple[tuple[str, str, float], ...] = (
+    ("web", "visit", 0.18),
+    ("web", "page_view", 0.2),
+    ("web", "search", 0.05),
+    ("web", "product_view", 0.1),
+    ("app", "visit", 0.08),
+    ("app", "add_to_cart", 0.04),
+    ("web", "purchase", 0.03),
+    ("store", "purchase", 0.02),
+    ("email", "impression", 0.08),
+    ("email", "message_open", 0.06),
+    ("email", "message_click", 0.02),
+    ("push", "message_open", 0.03),
+    ("call_center", "service_contact", 0.02),
+    ("social", "social_like", 0.04),
+    ("survey", "survey_sent", 0.02),
+    ("chat", "complaint", 0.01),
+    ("event", "event_invite", 0.02),
+)
+
+
+def synthetic_customers(
+    n: int,
+    touchpoints: int,
+    rng: np.random.Generator,
+    *,
+    end: datetime,
+    days: int = 365,
+    prefix: str = "bench",
+) -> list[dict[str, Any]]:
+    """``n`` request customers with ``touchpoints`` events each over ``days`` before ``end``."""
+    probs = np.array([p for *_, p in _EVENTS])
+    probs /= probs.sum()
+    start = end - timedelta(days=days)
+    customers = []
+    for i in range(n):
+        pick = rng.choice(len(_EVENTS), size=touchpoints, p=probs)
+        offsets = np.sort(rng.uniform(0, days * 86400, size=touchpoints))
+        channel = [_EVENTS[j][0] for j in pick]
+        kind = [_EVENTS[j][1] for j in pick]
+        amount = [round(float(rng.gamma(2.0, 30.0)), 2) if k == "purchase" else None for k in kind]
+        consents = rng.random(len(OUTREACH_CHANNELS)) < 0.6
+        customers.append(
+            {
+                "customer_id": f"{prefix}-{i:06d}",
+                "signup_ts": (start - timedelta(days=int(rng.integers(0, 900)))).isoformat(),
+                **{f"consent_{c}": bool(v) for c, v in zip(OUTREACH_CHANNELS, consents, strict=True)},
+                "touchpoints": {
+                    "ts": [(start + timedelta(seconds=float(s))).isoformat() for s in offsets],
+                    "channel": channel,
+                    "kind": kind,
+                    "direction": ["outbound" if k in PASSIVE_KINDS else "inbound" for k in kind],
+                    "amount": amount,
+                },
+            }
+        )
+    return customers
+
+
+def _plain(values) -> list:
+    """A column as JSON-ready values (NaN/NA → None)."""
+    return [
+        None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else v
+        for v in pd.Series(values).astype(object).tolist()
+    ]
+
+
+def customers_payload(tables: Tables, customer_ids=None) -> list[dict[str, Any]]:
+    """Request customers (columnar touchpoints) for customers of validated ``tables``: what a CRM sends."""
+    cus = tables.customers
+    if customer_ids is not None:
+        cus = cus[cus["customer_id"].astype(str).isin([str(i) for i in customer_ids])]
+    tp, outreach = tables.touchpoints, tables.outreach
+    tp_groups = tp.groupby(tp["customer_id"].astype(str), observed=True).indices if len(tp) else {}
+    or_groups = (
+        outreach.groupby(outreach["customer_id"].astype(str), observed=True).indices
+        if outreach is not None and len(outreach)
+        else {}
+    )
+    extra = [c for c in cus.columns if c not in ("customer_id", "signup_ts", *CONSENTS)]
+    out = []
+    for row in cus.to_dict(orient="records"):
+        cid = str(row["customer_id"])
+        item: dict[str, Any] = {
+            "customer_id": cid,
+            "signup_ts": None if pd.isna(row["signup_ts"]) else row["signup_ts"].isoformat(),
+            **{c: bool(row[c]) for c in CONSENTS},
+            "attributes": {
+                c: (None if pd.isna(row[c]) else (row[c].item() if hasattr(row[c], "item") else row[c]))
+                for c in extra
+            },
+        }
+        rows = tp_groups.get(cid)
+        if rows is not None:
+            part = tp.iloc[rows]
+            cols = {"ts": [t.isoformat() for t in part["ts"]]}
+            for c in ("channel", "kind", "direction", *TOUCHPOINT_OPTIONAL):
+                if c in part.columns:
+                    cols[c] = _plain(part[c])
+            item["touchpoints"] = cols
+        orows = or_groups.get(cid)
+        if orows is not None:
+            part = outreach.iloc[orows]
+            item["outreach"] = [
+                {
+                    "ts": r["ts"].isoformat(),
+                    "channel": _plain([r["channel"]])[0],
+                    "offer": str(r["offer"]),
+                    "campaign_id": _plain([r.get("campaign_id")])[0],
+                    "propensity": _plain([r.get("propensity")])[0],
+                    "holdout": bool(r["holdout"]),
+                }
+                for r in part.to_dict(orient="records")
+            ]
+        out.append(item)
+    return out
+
+
+def _summary(latencies_s: list[float], errors: int, wall_s: float, customers_per_request: int) -> dict:
+    lat = np.array(latencies_s) * 1000 if latencies_s else np.array([np.nan])
+    n = len(latencies_s) + errors
+    return {
+        "p50_ms": round(float(np.percentile(lat, 50)), 2),
+        "p90_ms": round(float(np.percentile(lat, 90)), 2),
+        "p99_ms": round(float(np.percentile(lat, 99)), 2),
+        "max_ms": round(float(np.max(lat)), 2),
+        "rps": round(n / wall_s, 1),
+        "customers_per_s": round(n * customers_per_request / wall_s, 1),
+        "errors": errors,
+        "requests": n,
+    }
+
+
+async def _phase(
+    url: str,
+    bodies: list[bytes],
+    concurrency: int,
+    max_requests: int,
+    time_limit_s: float,
+    headers: Mapping[str, str],
+) -> tuple[list[float], int, float]:
+    """Send up to ``max_requests`` requests from ``concurrency`` clients; latencies, errors, wall time."""
+    latencies: list[float] = []
+    errors = 0
+    sent = 0
+    deadline = time.perf_counter() + time_limit_s
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(
+        base_url=url, timeout=60.0, limits=limits, headers={"content-type": "application/json", **headers}
+    ) as client:
+
+        async def worker() -> None:
+            nonlocal errors, sent
+            while sent < max_requests and time.perf_counter() < deadline:
+                body = bodies[sent % len(bodies)]
+                sent += 1
+                t0 = time.perf_counter()
+                try:
+                    r = await client.post("/score", content=body)
+                    ok = r.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    latencies.append(time.perf_counter() - t0)
+                else:
+                    errors += 1
+
+        t_start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return latencies, errors, time.perf_counter() - t_start
+
+
+def _gc_counters(url: str, headers: Mapping[str, str]) -> dict[str, Any]:
+    """The server's (one worker's) full-GC counters so far, from /metadata."""
+    try:
+        meta = httpx.post(f"{url}/metadata", json={}, headers=dict(headers), timeout=10).json()
+    except (httpx.HTTPError, ValueError):
+        return {}
+    return {k: v for k, v in (meta.get("runtime") or {}).items() if k.startswith("gc_")}
+
+
+def run_load(
+    url: str,
+    *,
+    touchpoints: int = 500,
+    requests_c1: int = 300,
+    requests_c16: int = 1600,
+    batch_customers: int = 1000,
+    batch_repeats: int = 3,
+    time_limit_s: float = 45.0,
+    seed: int = 7,
+    headers: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The load test against a running server at ``url``."""
+    headers = dict(headers or {})
+    rng = np.random.default_rng(seed)
+    end = datetime(2026, 1, 1, tzinfo=UTC)
+    singles = [
+        json.dumps({"customers": [c], "cutoff": end.isoformat()}).encode()
+        for c in synthetic_customers(64, touchpoints, rng, end=end)
+    ]
+    batch = json.dumps(
+        {
+            "customers": synthetic_customers(batch_customers, touchpoints, rng, end=end, prefix="batch"),
+            "cutoff": end.isoformat(),
+        }
+    ).encode()
+    asyncio.run(_phase(url, singles, 1, 30, time_limit_s, headers))  # warm-up
+    out: dict[str, Any] = {}
+    lat, err, wall = asyncio.run(_phase(url, singles, 1, requests_c1, time_limit_s, headers))
+    out["c1"] = _summary(lat, err, wall, 1)
+    lat, err, wall = asyncio.run(_phase(url, singles, 16, requests_c16, time_limit_s, headers))
+    out["c16"] = _summary(lat, err, wall, 1)
+    out["server_gc_after_c16"] = _gc_counters(url, headers)
+    times, errors = [], 0
+    with httpx.Client(
+        base_url=url, timeout=120.0, headers={"content-type": "application/json", **headers}
+    ) as c:
+        for _ in range(batch_repeats):
+            t0 = time.perf_counter()
+            r = c.post("/score", content=batch)
+            if r.status_code == 200 and r.json()["n_customers"] == batch_customers:
+                times.append(time.perf_counter() - t0)
+            else:
+                errors += 1
+    ms = 1000 * float(np.median(times)) if times else float("nan")
+    out["batch_1000"] = {
+        "ms": round(ms, 1),
+        "errors": errors,
+        "repeats": batch_repeats,
+        "customers": batch_customers,
+        "request_mb": round(len(batch) / 1e6, 1),
+        "customers_per_s": round(batch_customers / (ms / 1000), 1) if times else None,
+    }
+    out["setup"] = {"touchpoints_per_customer": touchpoints, "request_shape": "columns", "seed": seed}
+    return out
+
+
+def bench_serve(
+    *,
+    workers: int = 1,
+    model_path: str | None = None,
+    mlflow_config: str | None = None,
+    gc_freeze: bool = True,
+    touchpoints: int = 500,
+    requests_c1: int = 300,
+    requests_c16: int = 1600,
+    batch_customers: int = 1000,
+    time_limit_s: float = 45.0,
+    seed: int = 7,
+    log_path: Path | None = None,
+) -> dict[str, Any]:
+    """Start the real server on a free loopback port, run the load test, stop it; returns the figures.
+
+    The model is the MLflow champion (``mlflow_config``, default ``./mlflow.yaml``) unless
+    ``model_path`` names a model folder/file.
+    """
+    import bentoml
+
+    settings = {
+        "ENGAGE_MODEL_PATH": model_path,
+        "ENGAGE_MLFLOW_CONFIG": mlflow_config,
+        "ENGAGE_GC_FREEZE": "1" if gc_freeze else "0",
+        "ENGAGE_DECISION_LOG": None,
+        "ENGAGE_API_TOKEN": None,
+        "ENGAGE_API_TOKEN_FILE": None,
+    }
+    t0 = time.perf_counter()
+    with running_server(workers=workers, settings=settings, log_path=log_path) as url:
+        started_s = time.perf_counter() - t0
+        meta = httpx.post(f"{url}/metadata", json={}, timeout=10).json()
+        result = run_load(
+            url,
+            touchpoints=touchpoints,
+            requests_c1=requests_c1,
+            requests_c16=requests_c16,
+            batch_customers=batch_customers,
+            time_limit_s=time_limit_s,
+            seed=seed,
+        )
+        runtime = httpx.post(f"{url}/metadata", json={}, timeout=10).json().get("runtime", {})
+    result["server"] = {
+        "workers": workers,
+        "gc_freeze": gc_freeze,
+        "bentoml": bentoml.__version__,
+        "model_version": meta.get("model_version"),
+        "start_to_ready_s": round(started_s, 1),
+        **{k: v for k, v in runtime.items() if k.startswith("gc_")},
+    }
+    return result
+
+
+def main() -> None:  # pragma: no cover - manual runs: python -m serving.bench_serve
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--model-path")
+    p.add_argument("--no-gc-freeze", action="store_true")
+    p.add_argument("--json", type=Path)
+    a = p.parse_args()
+    res = bench_serve(workers=a.workers, model_path=a.model_path, gc_freeze=not a.no_gc_freeze)
+    text = json.dumps(res, indent=2)
+    print(text)
+    if a.json:
+        a.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,430 @@
+"""The scoring code path shared by the HTTP service and batch scoring.
+
+``ScoringEngine`` wraps a loaded ``DecisionSystem`` (``score(tables, cutoff)``,
+``score_features(F)``) and turns its output frame into the service's response rows. The service
+builds contract tables from a request (:func:`tables_from_request`); batch scoring reads them from a
+data folder; both then call :meth:`ScoringEngine.score_tables`, so a customer gets the same answer
+either way. Pure code: no BentoML, no MLflow, no files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from features.schema import (
+    CHANNELS,
+    DIRECTIONS,
+    KINDS,
+    OUTREACH_CHANNELS,
+    REFERRERS,
+    TOUCHPOINT_OPTIONAL,
+    Tables,
+)
+from serving.schemas import (
+    NUMERIC_FIELDS,
+    STRING_FIELDS,
+    CustomerIn,
+    FeatureRow,
+    TouchpointColumns,
+    epoch_ns,
+)
+
+TOUCH_OPTIONAL: tuple[str, ...] = TOUCHPOINT_OPTIONAL
+CONSENTS: tuple[str, ...] = tuple(f"consent_{c}" for c in OUTREACH_CHANNELS)
+CATEGORIES: dict[str, tuple[str, ...]] = {
+    "channel": CHANNELS,
+    "kind": KINDS,
+    "direction": DIRECTIONS,
+    "referrer": REFERRERS,
+}
+# Built once: validating categories on every request costs more than the rest of the conversion.
+DTYPES: dict[str, pd.CategoricalDtype] = {
+    name: pd.CategoricalDtype(pd.Index(values, dtype="str"))
+    for name, values in {**CATEGORIES, "outreach_channel": OUTREACH_CHANNELS}.items()
+}
+LADDER_NAMES: dict[str, tuple[str, ...]] = {
+    "store_ladder": ("visitor", "interested", "almost_buyer", "buyer"),
+    "social_ladder": ("visitor", "engaged", "committed", "promoter"),
+}
+LIST_COLUMNS: tuple[str, ...] = ("churn_reasons", "alternatives", "defense_reasons")
+MAX_ALTERNATIVES = 3
+
+
+class DecisionSystemLike(Protocol):
+    """What the engine needs from a decision system (features.system.DecisionSystem)."""
+
+    def score(self, tables: Tables, cutoff: pd.Timestamp) -> pd.DataFrame: ...
+
+    def score_features(self, F: pd.DataFrame) -> pd.DataFrame: ...
+
+
+class RequestError(ValueError):
+    """A request that is well-formed JSON but cannot be scored; ``errors`` are pydantic-style dicts."""
+
+    def __init__(self, title: str, errors: list[dict[str, Any]]):
+        self.title = title
+        self.errors = errors
+        super().__init__("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Where the served model came from: ``version`` is what every response carries."""
+
+    version: str
+    versions: dict[str, str] = field(default_factory=dict)
+    source: str = ""
+
+
+def as_cutoff(value: Any | None) -> pd.Timestamp:
+    """A UTC timestamp cutoff; ``None`` means now."""
+    ts = pd.Timestamp.now(tz="UTC") if value is None else pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+# ----------------------------------------------------------------------------- request → tables
+
+
+def _utc_ns(ns: np.ndarray) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(ns.astype("datetime64[ns]")).tz_localize("UTC")
+
+
+def _touch_columns(tp: list | TouchpointColumns) -> dict[str, list]:
+    """A customer's touchpoints as columns, whichever shape the request used."""
+    if isinstance(tp, TouchpointColumns):
+        return {"ts": tp.ts_ns, **{name: getattr(tp, name) for name in type(tp).model_fields if name != "ts"}}
+    fields = ("channel", "kind", "direction", *NUMERIC_FIELDS, *STRING_FIELDS, "referrer")
+    return {"ts": epoch_ns([t.ts for t in tp]), **{name: [getattr(t, name) for t in tp] for name in fields}}
+
+
+def _categorical(
+    values: list | None, dtype: pd.CategoricalDtype, n: int, order: np.ndarray
+) -> pd.Categorical:
+    """Codes through a lookup table: the values were checked against the vocabulary already."""
+    if values is None:
+        return pd.Categorical.from_codes(np.full(n, -1, dtype=np.int8), dtype=dtype)
+    lut = {c: i for i, c in enumerate(dtype.categories)}
+    codes = np.fromiter((lut.get(v, -1) for v in values), dtype=np.int8, count=len(values))
+    return pd.Categorical.from_codes(codes[order], dtype=dtype)
+
+
+def tables_from_request(customers: Sequence[CustomerIn]) -> Tables:
+    """Contract tables, normalised as ``features.validate.validate_tables`` leaves them."""
+    ids = [c.customer_id for c in customers]
+    cust = pd.DataFrame(
+        {
+            "customer_id": pd.array(ids, dtype="str"),
+            "signup_ts": _utc_ns(
+                np.array(
+                    [
+                        np.iinfo(np.int64).min if c.signup_ts is None else epoch_ns([c.signup_ts])[0]
+                        for c in customers
+                    ],
+                    dtype=np.int64,
+                )
+            ),
+            **{name: np.array([getattr(c, name) for c in customers], dtype=bool) for name in CONSENTS},
+        }
+    )
+    attr_names = sorted({k for c in customers for k in c.attributes})
+    for name in attr_names:
+        cust[name] = pd.Series([c.attributes.get(name) for c in customers]).infer_objects()
+
+    cols: dict[str, list] = {}
+    codes: list[np.ndarray] = []
+    stamps: list[np.ndarray] = []
+    for code, c in enumerate(customers):
+        tc = _touch_columns(c.touchpoints)
+        n = len(tc["ts"])
+        if n == 0:
+            continue
+        codes.append(np.full(n, code, dtype=np.int32))
+        stamps.append(tc.pop("ts"))
+        for name, values in tc.items():
+            if values is not None:
+                cols.setdefault(name, []).extend(values)
+            elif name in cols:
+                cols[name].extend([None] * n)
+        # a column first seen at a later customer needs its leading missing values
+        done = sum(len(x) for x in codes)
+        for values in cols.values():
+            if len(values) < done:
+                values[:0] = [None] * (done - len(values))
+    code_arr = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int32)
+    n_total = len(code_arr)
+    ts_ns = np.concatenate(stamps) if stamps else np.zeros(0, dtype=np.int64)
+    order = np.lexsort((ts_ns, code_arr))
+    code_arr = code_arr[order]
+    id_dtype = pd.CategoricalDtype(pd.Index(ids, dtype="str", name="customer_id"))
+    data: dict[str, Any] = {
+        "customer_id": pd.Categorical.from_codes(code_arr, dtype=id_dtype),
+        "ts": _utc_ns(ts_ns[order]),
+    }
+    for name in ("channel", "kind", "direction"):
+        data[name] = _categorical(cols.get(name), DTYPES[name], n_total, order)
+    # Optional columns exist only when the request carries them, as in a data folder's file.
+    for name in TOUCH_OPTIONAL:
+        values = cols.get(name)
+        if values is None or all(v is None for v in values):
+            continue
+        if name in NUMERIC_FIELDS:
+            data[name] = np.array(values, dtype=np.float64)[order]
+        elif name == "referrer":
+            data[name] = _categorical(values, DTYPES[name], n_total, order)
+        else:
+            data[name] = pd.array(np.array(values, dtype=object)[order], dtype="str")
+    touch = pd.DataFrame(data)
+
+    orows = [(code, o) for code, c in enumerate(customers) for o in c.outreach]
+    ocodes = np.array([code for code, _ in orows], dtype=np.int32)
+    outreach = pd.DataFrame(
+        {
+            "customer_id": pd.Categorical.from_codes(ocodes, dtype=id_dtype),
+            "ts": _utc_ns(epoch_ns([o.ts for _, o in orows])),
+            "channel": pd.Categorical([o.channel for _, o in orows], dtype=DTYPES["outreach_channel"]),
+            "offer": pd.array([o.offer for _, o in orows], dtype="str"),
+            "campaign_id": pd.array([o.campaign_id for _, o in orows], dtype="str"),
+            "propensity": np.array(
+                [np.nan if o.propensity is None else o.propensity for _, o in orows], dtype=np.float64
+            ),
+            "holdout": np.array([o.holdout for _, o in orows], dtype=bool),
+        }
+    )
+    outreach = outreach.iloc[np.lexsort((outreach["ts"].to_numpy(dtype="int64"), ocodes))].reset_index(
+        drop=True
+    )
+    return Tables(customers=cust, touchpoints=touch, outreach=outreach)
+
+
+def features_from_rows(rows: Sequence[FeatureRow], feature_names: Sequence[str]) -> pd.DataFrame:
+    """A feature frame indexed by ``customer_id`` in the model's column order; names are checked."""
+    known = set(feature_names)
+    errors: list[dict[str, Any]] = []
+    for i, row in enumerate(rows):
+        unknown = sorted(set(row.features) - known)
+        missing = [f for f in feature_names if f not in row.features]
+        if unknown:
+            errors.append(
+                {
+                    "loc": ["rows", i, "features"],
+                    "type": "unknown_feature",
+                    "msg": f"unknown feature(s): {', '.join(unknown[:10])}"
+                    + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""),
+                }
+            )
+        if missing:
+            errors.append(
+                {
+                    "loc": ["rows", i, "features"],
+                    "type": "missing_feature",
+                    "msg": f"missing feature(s): {', '.join(missing[:10])}"
+                    + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+                    + " (send null for a missing value)",
+                }
+            )
+        if len(errors) >= 20:
+            break
+    if errors:
+        raise RequestError("FeatureScoreRequest", errors)
+    data = np.array(
+        [[np.nan if (v := r.features[f]) is None else v for f in feature_names] for r in rows],
+        dtype=np.float64,
+    ).reshape(len(rows), len(feature_names))
+    index = pd.Index([r.customer_id for r in rows], dtype="str", name="customer_id")
+    return pd.DataFrame(data, index=index, columns=list(feature_names))
+
+
+# --------------------------------------------------------------------------------------- scoring
+
+
+def _feature_names(system: Any) -> list[str]:
+    """The feature columns the system's model expects (best effort across attribute names)."""
+    for attr in ("feature_names_", "feature_names", "features_", "feature_columns_"):
+        names = getattr(system, attr, None)
+        if names is not None and not callable(names):
+            return [str(n) for n in names]
+    for attr in ("pipeline_", "pipeline"):
+        pipe = getattr(system, attr, None)
+        if pipe is not None and hasattr(pipe, "get_feature_names_out"):
+            try:
+                return [str(n) for n in pipe.get_feature_names_out()]
+            except (ValueError, AttributeError):  # not fitted / no names: report none
+                pass
+    return []
+
+
+class ScoringEngine:
+    """A loaded decision system plus its version: scores tables or feature rows into response rows."""
+
+    def __init__(self, system: DecisionSystemLike, info: ModelInfo):
+        self.system = system
+        self.info = info
+        self.feature_names: list[str] = _feature_names(system)
+        reader = getattr(system, "static_attributes", None)
+        self.attributes: list[str] = [str(a) for a in reader()] if callable(reader) else []
+
+    def score_tables(self, tables: Tables, cutoff: pd.Timestamp) -> pd.DataFrame:
+        """Score every customer of ``tables`` at ``cutoff``; one row per customer, in customer order."""
+        # A static attribute the CRM does not send is unknown for that customer, not an error.
+        missing = [a for a in self.attributes if a not in tables.customers.columns]
+        if missing:
+            n = len(tables.customers)
+            unknown = {a: pd.Series([None] * n, dtype=object, index=tables.customers.index) for a in missing}
+            tables = tables.with_(customers=tables.customers.assign(**unknown))
+        frame = self.system.score(tables, cutoff)
+        before = tables.touchpoints["ts"] < cutoff
+        active = tables.touchpoints.loc[before, "customer_id"]
+        n_events = active.value_counts(sort=False).reindex(tables.customers["customer_id"], fill_value=0)
+        return self._finish(frame, tables.customers["customer_id"], cutoff, n_events.to_numpy() == 0)
+
+    def score_features(self, F: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+        """Score precomputed feature rows (index = customer_id)."""
+        frame = self.system.score_features(F)
+        return self._finish(frame, F.index.to_series(), cutoff, np.zeros(len(F), dtype=bool))
+
+    def _finish(
+        self, frame: pd.DataFrame, ids: pd.Series, cutoff: pd.Timestamp, cold: np.ndarray
+    ) -> pd.DataFrame:
+        """Align to the input order and stamp cutoff, cold-start flag and model version on each row."""
+        if "customer_id" in frame.columns:
+            frame = frame.set_index("customer_id", drop=True)
+        frame = frame.reindex(pd.Index(ids.astype(str).to_numpy(), name="customer_id"))
+        out = frame.reset_index()
+        out["cutoff"] = cutoff
+        out["cold_start"] = cold
+        out["model_version"] = self.info.version
+        return out
+
+
+# ------------------------------------------------------------------------------ frame → response
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) or math.isinf(f) else f
+
+
+def _str(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    return str(value)
+
+
+def _ladder(name: str, value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    f = _num(value)
+    names = LADDER_NAMES.get(name)
+    if f is None:
+        return None
+    return names[int(f)] if names and 0 <= int(f) < len(names) else str(int(f))
+
+
+def _seq(value: Any) -> list:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    if isinstance(value, str):
+        value = json.loads(value) if value.startswith("[") else [value]
+    return list(value)
+
+
+def _action_parts(action: str | None, channel: Any, offer: Any) -> tuple[str, str | None, str | None]:
+    channel, offer = _str(channel), _str(offer)
+    if action is None:
+        action = "no_contact" if channel is None else f"{channel}:{offer}"
+    if channel is None and ":" in action:
+        channel, offer = action.split(":", 1)
+    return action, channel, offer
+
+
+def row_to_result(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One scored row (engine output) as a ``CustomerScore`` dict."""
+    nba = None
+    if _str(row.get("nba_action")) is not None or _str(row.get("nba_channel")) is not None:
+        action, channel, offer = _action_parts(
+            _str(row.get("nba_action")), row.get("nba_channel"), row.get("nba_offer")
+        )
+        nba = {
+            "action": action,
+            "channel": channel,
+            "offer": offer,
+            "expected_incremental_value": _num(row.get("nba_expected_incremental_value")),
+            "propensity": _num(row.get("nba_propensity")),
+        }
+    alternatives = []
+    for alt in _seq(row.get("alternatives"))[:MAX_ALTERNATIVES]:
+        action, channel, offer = _action_parts(_str(alt.get("action")), alt.get("channel"), alt.get("offer"))
+        alternatives.append(
+            {
+                "action": action,
+                "channel": channel,
+                "offer": offer,
+                "expected_incremental_value": _num(alt.get("expected_incremental_value")),
+            }
+        )
+    reasons = [
+        {
+            "feature": str(r.get("feature")),
+            "label": str(r.get("label", r.get("feature"))),
+            "contribution": _num(r.get("contribution")) or 0.0,
+        }
+        for r in _seq(row.get("churn_reasons"))
+    ]
+    return {
+        "customer_id": str(row["customer_id"]),
+        "cold_start": bool(row.get("cold_start", False)),
+        "churn_probability": _num(row.get("churn_probability")),
+        "churn_reasons": reasons,
+        "engagement_index": _num(row.get("engagement_index")),
+        "store_ladder": _ladder("store_ladder", row.get("store_ladder")),
+        "social_ladder": _ladder("social_ladder", row.get("social_ladder")),
+        "in_market_stage": _str(row.get("in_market_stage")),
+        "buy_intent_score": _num(row.get("buy_intent_score")),
+        "high_engagement_potential": bool(_num(row.get("high_engagement_potential")) or False),
+        "next_best_action": nba,
+        "alternatives": alternatives,
+        "defense_target": bool(_num(row.get("defense_target")) or False),
+        "defense_reasons": [str(r) for r in _seq(row.get("defense_reasons"))],
+        "no_contact_reason": _str(row.get("no_contact_reason")),
+        "model_version": str(row["model_version"]),
+    }
+
+
+def frame_to_results(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Every row of an engine frame as response dicts."""
+    return [row_to_result(r) for r in frame.to_dict(orient="records")]
+
+
+def results_to_frame(results: Iterable[Mapping[str, Any]], cutoff: pd.Timestamp) -> pd.DataFrame:
+    """Flat table of response rows for files: nested fields as JSON text, cutoff on every row."""
+    rows = []
+    for r in results:
+        nba = r["next_best_action"] or {}
+        flat = {k: v for k, v in r.items() if k not in ("next_best_action", *LIST_COLUMNS, "alternatives")}
+        flat.update(
+            {
+                "nba_action": nba.get("action"),
+                "nba_channel": nba.get("channel"),
+                "nba_offer": nba.get("offer"),
+                "nba_expected_incremental_value": nba.get("expected_incremental_value"),
+                "nba_propensity": nba.get("propensity"),
+                "churn_reasons": json.dumps(r["churn_reasons"]),
+                "alternatives": json.dumps(r["alternatives"]),
+                "defense_reasons": json.dumps(r["defense_reasons"]),
+                "cutoff": cutoff,
+            }
+        )
+        rows.append(flat)
+    return pd.DataFrame(rows)

@@ -1,0 +1,377 @@
+"""Request and response models of the scoring service, built from the data contract's vocabularies.
+
+The vocabularies (channels, kinds, directions, referrers, outreach channels) come from
+:mod:`features.schema`, so a request that passes these models is a valid contract table. Touchpoints
+may be sent row by row (a list of objects, the natural CRM shape) or column by column (an object of
+equal-length lists, about eight times faster to parse for long histories). Models never echo input
+values in their error messages (``hide_input_in_errors``): errors name the field and the problem only,
+so customer data does not reach the server log.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    model_validator,
+)
+
+from features.schema import CHANNELS, DIRECTIONS, KINDS, OUTREACH_CHANNELS, REFERRERS
+
+# pandas stores timestamps as int64 nanoseconds (years 1677-2262); keep well inside that range.
+MIN_TS = datetime(1900, 1, 1, tzinfo=UTC)
+MAX_TS = datetime(2200, 1, 1, tzinfo=UTC)
+MAX_CUSTOMERS = 5_000
+MAX_TOUCHPOINTS = 100_000
+MAX_ID = 200
+
+Channel = Literal[CHANNELS]
+Kind = Literal[KINDS]
+Direction = Literal[DIRECTIONS]
+Referrer = Literal[REFERRERS]
+OutreachChannel = Literal[OUTREACH_CHANNELS]
+
+
+MIN_NS = int(MIN_TS.timestamp()) * 10**9
+MAX_NS = int(MAX_TS.timestamp()) * 10**9
+
+
+def epoch_ns(values: list[datetime]) -> np.ndarray:
+    """Timestamps as int64 UTC nanoseconds; naive timestamps are UTC."""
+    return (
+        np.fromiter(
+            (round((v if v.tzinfo is not None else v.replace(tzinfo=UTC)).timestamp() * 1e6) for v in values),
+            dtype=np.int64,
+            count=len(values),
+        )
+        * 1000
+    )
+
+
+def parse_ts_column(values: list[str]) -> np.ndarray:
+    """ISO 8601 strings → int64 UTC nanoseconds; naive = UTC. Names the first bad entry."""
+    import pandas as pd
+
+    ok = True
+    try:
+        ns = pd.to_datetime(pd.Index(values, dtype=object), format="ISO8601", utc=True).as_unit("ns").asi8
+    except (ValueError, OverflowError):
+        ok = False
+    if ok:
+        bad = np.flatnonzero((ns < MIN_NS) | (ns >= MAX_NS))  # NaT is int64 min, so caught here
+        if not bad.size:
+            return ns
+    for i, v in enumerate(values):
+        try:
+            ts = pd.Timestamp(v)
+            ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+            if not (MIN_NS <= ts.value < MAX_NS):
+                raise ValueError
+        except (ValueError, OverflowError, TypeError):
+            raise ValueError(
+                f"ts[{i}]: not an ISO 8601 timestamp between 1900-01-01 and 2200-01-01"
+            ) from None
+    raise ValueError("ts: timestamps could not be parsed as one column (mixed formats?)")
+
+
+def _utc(value: datetime) -> datetime:
+    """Naive timestamps are UTC; every timestamp must lie in 1900..2200."""
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if not MIN_TS <= value < MAX_TS:
+        raise ValueError("timestamp must lie between 1900-01-01 and 2200-01-01")
+    return value
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
+Timestamp = Annotated[datetime, AfterValidator(_utc)]
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
+Text = Annotated[str, Field(max_length=MAX_ID)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(allow_inf_nan=False, ge=0)]
+
+STRICT = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+
+class TouchpointIn(BaseModel):
+    """One touchpoint of a customer's history (the customer is the enclosing object)."""
+
+    model_config = STRICT
+    ts: Timestamp
+    channel: Channel
+    kind: Kind
+    direction: Direction
+    duration_s: NonNegative | None = None
+    pages: NonNegative | None = None
+    amount: Finite | None = None
+    discount: Finite | None = None
+    sentiment: Finite | None = None
+    topic: Text | None = None
+    device: Text | None = None
+    referrer: Referrer | None = None
+    offer_id: Text | None = None
+    campaign_id: Text | None = None
+    product_id: Text | None = None
+
+
+TOUCHPOINT_FIELDS: tuple[str, ...] = tuple(TouchpointIn.model_fields)
+NUMERIC_FIELDS: tuple[str, ...] = ("duration_s", "pages", "amount", "discount", "sentiment")
+STRING_FIELDS: tuple[str, ...] = ("topic", "device", "offer_id", "campaign_id", "product_id")
+
+
+class TouchpointColumns(BaseModel):
+    """A customer's touchpoints column by column: every given list has one entry per touchpoint."""
+
+    model_config = STRICT
+    # ISO 8601 text, parsed as a whole column by pandas in _check (5x faster than per-element parsing).
+    ts: list[Annotated[str, Field(max_length=40)]] = Field(max_length=MAX_TOUCHPOINTS)
+    channel: list[Channel]
+    kind: list[Kind]
+    direction: list[Direction]
+    duration_s: list[NonNegative | None] | None = None
+    pages: list[NonNegative | None] | None = None
+    amount: list[Finite | None] | None = None
+    discount: list[Finite | None] | None = None
+    sentiment: list[Finite | None] | None = None
+    topic: list[Text | None] | None = None
+    device: list[Text | None] | None = None
+    referrer: list[Referrer | None] | None = None
+    offer_id: list[Text | None] | None = None
+    campaign_id: list[Text | None] | None = None
+    product_id: list[Text | None] | None = None
+    _ts_ns: np.ndarray = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _check(self) -> TouchpointColumns:
+        n = len(self.ts)
+        for name in TOUCHPOINT_FIELDS:
+            values = getattr(self, name)
+            if values is not None and len(values) != n:
+                raise ValueError(f"column {name!r} has {len(values)} entries but 'ts' has {n}")
+        self._ts_ns = parse_ts_column(self.ts)
+        return self
+
+    @property
+    def ts_ns(self) -> np.ndarray:
+        """The timestamps as int64 UTC nanoseconds."""
+        return self._ts_ns
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+class OutreachIn(BaseModel):
+    """A past outreach contact (or a holdout: deliberately not contacted)."""
+
+    model_config = STRICT
+    ts: Timestamp
+    channel: OutreachChannel | None = None
+    offer: Id = "none"
+    campaign_id: Text | None = None
+    # (0, 1]: written as ge + a check, as OpenAPI 3.0 has no numeric exclusiveMinimum
+    propensity: Annotated[float, Field(ge=0, le=1), AfterValidator(_positive)] | None = None
+    holdout: bool = False
+
+    @model_validator(mode="after")
+    def _channel_unless_holdout(self) -> OutreachIn:
+        if self.channel is None and not self.holdout:
+            raise ValueError("channel is required unless holdout is true")
+        return self
+
+
+def _touch_shape(value: Any) -> str:
+    return "rows" if isinstance(value, list) else "columns"
+
+
+Touchpoints = Annotated[
+    Annotated[list[TouchpointIn], Tag("rows")] | Annotated[TouchpointColumns, Tag("columns")],
+    Discriminator(_touch_shape),
+]
+
+AttributeValue = Annotated[str, Field(max_length=MAX_ID)] | bool | Finite | None
+
+
+class CustomerIn(BaseModel):
+    """One customer: profile, consents, static attributes and raw history (may be empty: cold start)."""
+
+    model_config = STRICT
+    customer_id: Id
+    signup_ts: Timestamp | None = None
+    consent_email: bool = False
+    consent_sms: bool = False
+    consent_push: bool = False
+    consent_call: bool = False
+    attributes: dict[Annotated[str, Field(min_length=1, max_length=64)], AttributeValue] = Field(
+        default_factory=dict, max_length=200
+    )
+    touchpoints: Touchpoints = Field(default_factory=list)
+    outreach: list[OutreachIn] = Field(default_factory=list, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _limits(self) -> CustomerIn:
+        if len(self.touchpoints) > MAX_TOUCHPOINTS:
+            raise ValueError(f"at most {MAX_TOUCHPOINTS} touchpoints per customer")
+        reserved = {
+            "customer_id",
+            "signup_ts",
+            "consent_email",
+            "consent_sms",
+            "consent_push",
+            "consent_call",
+        }
+        clash = sorted(reserved & set(self.attributes))
+        if clash:
+            raise ValueError(f"attributes may not use contract column names: {', '.join(clash)}")
+        return self
+
+
+class ScoreRequest(BaseModel):
+    """Score customers from their raw histories at a cutoff (default: now)."""
+
+    model_config = STRICT
+    customers: list[CustomerIn] = Field(min_length=1, max_length=MAX_CUSTOMERS)
+    cutoff: Timestamp | None = None
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> ScoreRequest:
+        seen: dict[str, int] = {}
+        for i, c in enumerate(self.customers):
+            if c.customer_id in seen:
+                raise ValueError(f"customers[{i}].customer_id duplicates customers[{seen[c.customer_id]}]")
+            seen[c.customer_id] = i
+        return self
+
+
+class FeatureRow(BaseModel):
+    """A precomputed feature row (names as in the metadata's feature list; null = missing)."""
+
+    model_config = STRICT
+    customer_id: Id
+    features: dict[Annotated[str, Field(min_length=1, max_length=MAX_ID)], Finite | None]
+
+
+class FeatureScoreRequest(BaseModel):
+    """Score customers from precomputed feature rows."""
+
+    model_config = STRICT
+    rows: list[FeatureRow] = Field(min_length=1, max_length=50_000)
+    cutoff: Timestamp | None = None
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> FeatureScoreRequest:
+        seen: dict[str, int] = {}
+        for i, r in enumerate(self.rows):
+            if r.customer_id in seen:
+                raise ValueError(f"rows[{i}].customer_id duplicates rows[{seen[r.customer_id]}]")
+            seen[r.customer_id] = i
+        return self
+
+
+class EmptyRequest(BaseModel):
+    """No parameters."""
+
+    model_config = STRICT
+
+
+# ------------------------------------------------------------------------------------------ responses
+
+
+class Reason(BaseModel):
+    """A reason code for the churn score: the feature, its readable label and its contribution."""
+
+    feature: str
+    label: str
+    contribution: float
+
+
+class NextBestAction(BaseModel):
+    """The recommended action (``no_contact`` has no channel or offer)."""
+
+    action: str
+    channel: str | None
+    offer: str | None
+    expected_incremental_value: float | None
+    propensity: float | None
+
+
+class Alternative(BaseModel):
+    """A runner-up action."""
+
+    action: str
+    channel: str | None
+    offer: str | None
+    expected_incremental_value: float | None
+
+
+class CustomerScore(BaseModel):
+    """Everything the CRM shows for one customer."""
+
+    customer_id: str
+    cold_start: bool = Field(description="True when the customer had no touchpoint before the cutoff")
+    churn_probability: float | None
+    churn_reasons: list[Reason]
+    engagement_index: float | None
+    store_ladder: str | None
+    social_ladder: str | None
+    in_market_stage: str | None
+    buy_intent_score: float | None
+    high_engagement_potential: bool
+    next_best_action: NextBestAction | None
+    alternatives: list[Alternative]
+    defense_target: bool
+    defense_reasons: list[str]
+    no_contact_reason: str | None
+    model_version: str
+
+
+class ScoreResponse(BaseModel):
+    """Scores for every requested customer, in request order, with the model version(s) used."""
+
+    model_version: str
+    model_versions: dict[str, str]
+    cutoff: datetime
+    n_customers: int
+    results: list[CustomerScore]
+
+
+class ActionInfo(BaseModel):
+    """One action of the catalogue."""
+
+    id: str
+    channel: str | None
+    offer: str | None
+    cost: float
+
+
+class MetadataResponse(BaseModel):
+    """What the service is serving."""
+
+    ready: bool
+    model_version: str | None
+    model_versions: dict[str, str]
+    model_source: str | None
+    loaded_at: datetime | None
+    load_error: str | None
+    features: list[str]
+    attributes: list[str] = Field(description="Customer attributes the model reads (missing = unknown)")
+    actions: list[ActionInfo]
+    vocabularies: dict[str, list[str]]
+    runtime: dict[str, float] = Field(description="Worker process: garbage-collection counters and pid")
+
+
+def error_body(title: str, errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """The 4xx body the service uses for its own checks, shaped like BentoML's validation errors."""
+    return {"error": f"{len(errors)} validation error(s) for {title}", "detail": errors}

@@ -1,0 +1,699 @@
+"""The scoring service's logic in-process (BentoML ASGI app + a small stand-in decision system).
+
+The stand-in (``CountingSystem``) is test code: it derives a churn score from recency and a contact
+decision from consent, so the service's own work — request validation, contract tables, cold start,
+auth, readiness, versions, decision log, batch parity — is exercised without training a model. The
+real model is served in ``test_serving_integration.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import ClassVar
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.schema import Tables
+from serving.auth import BearerAuthMiddleware, token_from_env, token_matches
+from serving.decision_log import read_decision_log
+from serving.engine import ModelInfo, ScoringEngine, tables_from_request
+from serving.schemas import ScoreRequest
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`"),
+]
+CUTOFF = "2024-04-01T00:00:00Z"
+TOKEN = "s3cret-token-for-tests-0123456789"
+FEATURES = ["recency_days", "frequency", "chan_email_consent"]
+
+
+class CountingSystem:
+    """A stand-in decision system with the DecisionSystem interface (score / score_features)."""
+
+    feature_names_ = FEATURES
+    metadata: ClassVar[dict] = {"model_version": "counting-1", "versions": {"churn": "c1", "policy": "p1"}}
+
+    def score(self, tables: Tables, cutoff) -> pd.DataFrame:
+        tp = tables.touchpoints[tables.touchpoints["ts"] < cutoff]
+        ids = tables.customers["customer_id"].astype(str)
+        g = tp.groupby("customer_id", observed=False)
+        last = g["ts"].max().reindex(ids)
+        F = pd.DataFrame(
+            {
+                "recency_days": ((cutoff - last).dt.total_seconds() / 86400).to_numpy(dtype=float),
+                "frequency": g.size().reindex(ids).fillna(0).to_numpy(dtype=float),
+                "chan_email_consent": tables.customers["consent_email"].to_numpy(dtype=float),
+            },
+            index=pd.Index(ids, name="customer_id"),
+        )
+        return self.score_features(F)
+
+    def score_features(self, F: pd.DataFrame) -> pd.DataFrame:
+        rec = F["recency_days"].fillna(365.0).to_numpy(dtype=float)
+        p = 1 / (1 + np.exp(-np.clip((rec - 30) / 20, -50, 50)))
+        contact = (F["chan_email_consent"].fillna(0).to_numpy() > 0) & (p > 0.5)
+        n = len(F)
+        return pd.DataFrame(
+            {
+                "customer_id": F.index.astype(str),
+                "churn_probability": p,
+                "churn_reasons": [
+                    [
+                        {
+                            "feature": "recency_days",
+                            "label": "Days since last activity",
+                            "contribution": float(r),
+                        }
+                    ]
+                    for r in rec
+                ],
+                "engagement_index": F["frequency"].fillna(0).to_numpy() / 10,
+                "store_ladder": np.minimum(F["frequency"].fillna(0).to_numpy() // 5, 3).astype(int),
+                "social_ladder": ["visitor"] * n,
+                "in_market_stage": ["none"] * n,
+                "buy_intent_score": 0.1,
+                "high_engagement_potential": F["frequency"].fillna(0).to_numpy() > 20,
+                "nba_action": np.where(contact, "email:discount_10", "no_contact"),
+                "nba_channel": np.where(contact, "email", None),
+                "nba_offer": np.where(contact, "discount_10", None),
+                "nba_expected_incremental_value": np.where(contact, 3.5, 0.0),
+                "nba_propensity": 0.9,
+                "alternatives": [
+                    [
+                        {
+                            "action": "email:none",
+                            "channel": "email",
+                            "offer": "none",
+                            "expected_incremental_value": 1.0,
+                        }
+                    ]
+                    * 4
+                ]
+                * n,
+                "defense_target": contact,
+                "defense_reasons": [["high churn risk"] if c else [] for c in contact],
+                "no_contact_reason": np.where(contact, None, "no consent or low risk"),
+                "model_version": "counting-1",
+            }
+        )
+
+
+def customer(
+    cid: str,
+    n: int = 5,
+    *,
+    email: bool = True,
+    start: str = "2024-01-01",
+    shape: str = "rows",
+    product: str | None = None,
+) -> dict:
+    ts = pd.date_range(start, periods=n, freq="3D", tz="UTC")
+    kinds = ["visit", "purchase", "page_view", "message_open", "impression"]
+    rows = [
+        {
+            "ts": t.isoformat(),
+            "channel": "email" if kinds[i % 5] in ("message_open", "impression") else "web",
+            "kind": kinds[i % 5],
+            "direction": "outbound" if kinds[i % 5] == "impression" else "inbound",
+            "amount": 20.0 + i if kinds[i % 5] == "purchase" else None,
+            "product_id": product,
+        }
+        for i, t in enumerate(ts)
+    ]
+    if shape == "columns":
+        tps: dict | list = (
+            {k: [r[k] for r in rows] for k in rows[0]}
+            if rows
+            else {"ts": [], "channel": [], "kind": [], "direction": []}
+        )
+    else:
+        tps = rows
+    return {
+        "customer_id": cid,
+        "consent_email": email,
+        "signup_ts": "2023-06-01T00:00:00Z",
+        "touchpoints": tps,
+    }
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "system.joblib"
+    joblib.dump(CountingSystem(), path)
+    return path
+
+
+def make_client(monkeypatch: pytest.MonkeyPatch, model_path: Path | str, **env: str):
+    """An in-process client of the BentoML app, after the model finished loading."""
+    from starlette.testclient import TestClient
+
+    from serving.service import EngageScoring
+
+    monkeypatch.setenv("ENGAGE_MODEL_PATH", str(model_path))
+    monkeypatch.setenv("ENGAGE_GC_FREEZE", "0")  # keep the test process's heap collectable
+    for key in ("ENGAGE_API_TOKEN", "ENGAGE_API_TOKEN_FILE", "ENGAGE_DECISION_LOG"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    _forget_service_metrics()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return TestClient(EngageScoring.to_asgi())
+
+
+def _forget_service_metrics() -> None:
+    """Each in-process app registers BentoML's request metrics again; drop the previous app's."""
+    import prometheus_client
+
+    registry = prometheus_client.REGISTRY
+    for collector in list(registry._collector_to_names):
+        if any(n.startswith("bentoml_service") for n in registry._collector_to_names[collector]):
+            registry.unregister(collector)
+
+
+def wait_ready(client, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.get("/readyz").status_code == 200:
+            return
+        time.sleep(0.02)
+    raise AssertionError("service not ready")
+
+
+@pytest.fixture
+def client(monkeypatch: pytest.MonkeyPatch, model_file: Path):
+    with make_client(monkeypatch, model_file) as c:
+        wait_ready(c)
+        yield c
+
+
+# ------------------------------------------------------------------------------------- contract
+
+
+def test_request_tables_equal_validated_tables():
+    from features.validate import validate_tables
+
+    body = {
+        "customers": [
+            customer("b", 7),
+            customer("a", 4, shape="columns", product="p-1"),
+            customer("c", 0),
+            {
+                **customer("d", 3),
+                "attributes": {"plan": "gold", "age": 41.0},
+                "outreach": [
+                    {
+                        "ts": "2024-02-01T10:00:00Z",
+                        "channel": "sms",
+                        "offer": "discount_10",
+                        "propensity": 0.3,
+                    },
+                    {"ts": "2024-01-05T10:00:00Z", "holdout": True, "offer": "none"},
+                ],
+            },
+        ],
+        "cutoff": CUTOFF,
+    }
+    body["customers"][0]["touchpoints"] = body["customers"][0]["touchpoints"][::-1]  # out of order
+    tables = tables_from_request(ScoreRequest.model_validate(body).customers)
+    validated, _ = validate_tables(tables)
+    for name in ("customers", "touchpoints", "outreach"):
+        ours, theirs = getattr(tables, name), getattr(validated, name)
+        pd.testing.assert_frame_equal(ours, theirs.loc[:, ours.columns], check_like=False)
+    assert (
+        tables.touchpoints["ts"].is_monotonic_increasing
+        or tables.touchpoints["customer_id"].cat.codes[0] == 0
+    )
+    assert list(tables.customers["customer_id"]) == ["b", "a", "c", "d"]
+
+
+def test_rows_and_columns_give_the_same_answer(client):
+    rows = client.post("/score", json={"customers": [customer("x", 9)], "cutoff": CUTOFF}).json()
+    cols = client.post(
+        "/score", json={"customers": [customer("x", 9, shape="columns")], "cutoff": CUTOFF}
+    ).json()
+    assert rows["results"] == cols["results"]
+
+
+# -------------------------------------------------------------------------------- happy path
+
+
+def test_score_returns_every_customer_in_order_with_versions(client):
+    body = {
+        "customers": [customer("c2", 12), customer("c1", 3, email=False), customer("c3", 1)],
+        "cutoff": CUTOFF,
+    }
+    r = client.post("/score", json=body)
+    assert r.status_code == 200
+    out = r.json()
+    assert out["model_version"] == "counting-1"
+    assert out["model_versions"] == {"churn": "c1", "policy": "p1"}
+    assert [x["customer_id"] for x in out["results"]] == ["c2", "c1", "c3"]
+    assert all(x["model_version"] == "counting-1" for x in out["results"])
+    first = out["results"][0]
+    assert 0 < first["churn_probability"] < 1
+    assert first["store_ladder"] in ("visitor", "interested", "almost_buyer", "buyer")
+    assert len(first["alternatives"]) == 3  # at most three runner-ups
+    assert first["churn_reasons"][0]["feature"] == "recency_days"
+    assert out["cutoff"].startswith("2024-04-01T00:00:00")
+    assert out["results"][1]["next_best_action"]["action"] == "no_contact"
+    assert out["results"][1]["no_contact_reason"]
+
+
+def test_cold_start_customers_get_an_answer(client):
+    late = customer("late", 4, start="2024-05-01")  # all touchpoints after the cutoff
+    r = client.post(
+        "/score", json={"customers": [customer("new", 0), late, customer("old", 5)], "cutoff": CUTOFF}
+    )
+    assert r.status_code == 200
+    res = {x["customer_id"]: x for x in r.json()["results"]}
+    assert res["new"]["cold_start"] and res["late"]["cold_start"] and not res["old"]["cold_start"]
+    assert res["new"]["churn_probability"] is not None
+
+
+def test_default_cutoff_is_now(client):
+    r = client.post("/score", json={"customers": [customer("n", 2)]})
+    assert r.status_code == 200
+    cutoff = pd.Timestamp(r.json()["cutoff"])
+    assert abs((pd.Timestamp.now(tz="UTC") - cutoff).total_seconds()) < 60
+
+
+def test_score_features_and_metadata_carry_the_version(client):
+    meta = client.post("/metadata", json={}).json()
+    assert meta["ready"] and meta["model_version"] == "counting-1"
+    assert meta["features"] == FEATURES
+    assert meta["actions"][0]["id"] == "no_contact"
+    assert "web" in meta["vocabularies"]["channel"]
+    rows = [
+        {"customer_id": "f1", "features": {"recency_days": 90, "frequency": 2, "chan_email_consent": 1}},
+        {"customer_id": "f2", "features": {"recency_days": None, "frequency": 0, "chan_email_consent": 0}},
+    ]
+    r = client.post("/score_features", json={"rows": rows, "cutoff": CUTOFF})
+    assert r.status_code == 200
+    out = r.json()
+    assert out["model_version"] == "counting-1" and all(
+        x["model_version"] == "counting-1" for x in out["results"]
+    )
+    assert out["results"][0]["defense_target"] and not out["results"][1]["defense_target"]
+
+
+# ------------------------------------------------------------------------------- bad requests
+
+
+def _bad(body) -> dict:
+    return {"customers": [body], "cutoff": CUTOFF}
+
+
+def _tp(**change) -> dict:
+    tp = {"ts": "2024-01-02T00:00:00Z", "channel": "web", "kind": "visit", "direction": "inbound"}
+    tp.update(change)
+    return {"customer_id": "m", "touchpoints": [{k: v for k, v in tp.items() if v is not ...}]}
+
+
+MALFORMED = {
+    "not_json": ("/score", b"{not json", "json"),
+    "no_customers": ("/score", {"cutoff": CUTOFF}, "customers"),
+    "empty_customers": ("/score", {"customers": []}, "customers"),
+    "unknown_channel": ("/score", _bad(_tp(channel="fax")), "channel"),
+    "unknown_kind": ("/score", _bad(_tp(kind="teleport")), "kind"),
+    "bad_direction": ("/score", _bad(_tp(direction="sideways")), "direction"),
+    "missing_kind": ("/score", _bad(_tp(kind=...)), "kind"),
+    "ts_not_a_date": ("/score", _bad(_tp(ts="yesterday")), "ts"),
+    "ts_out_of_range": ("/score", _bad(_tp(ts="9999-01-01T00:00:00Z")), "ts"),
+    "amount_not_a_number": ("/score", _bad(_tp(amount="lots")), "amount"),
+    "negative_duration": ("/score", _bad(_tp(duration_s=-3)), "duration_s"),
+    "misspelt_field": ("/score", _bad(_tp(chanel="web")), "chanel"),
+    "empty_customer_id": ("/score", _bad({"customer_id": ""}), "customer_id"),
+    "duplicate_customer": (
+        "/score",
+        {"customers": [{"customer_id": "d"}, {"customer_id": "d"}]},
+        "customer_id",
+    ),
+    "column_lengths_differ": (
+        "/score",
+        _bad(
+            {
+                "customer_id": "m",
+                "touchpoints": {
+                    "ts": ["2024-01-01", "2024-01-02"],
+                    "channel": ["web"],
+                    "kind": ["visit", "visit"],
+                    "direction": ["inbound", "inbound"],
+                },
+            }
+        ),
+        "channel",
+    ),
+    "column_ts_bad": (
+        "/score",
+        _bad(
+            {
+                "customer_id": "m",
+                "touchpoints": {
+                    "ts": ["2024-01-01", "soon"],
+                    "channel": ["web", "app"],
+                    "kind": ["visit", "visit"],
+                    "direction": ["inbound", "inbound"],
+                },
+            }
+        ),
+        "ts[1]",
+    ),
+    "outreach_without_channel": (
+        "/score",
+        _bad({"customer_id": "m", "outreach": [{"ts": "2024-01-01", "offer": "discount_10"}]}),
+        "channel",
+    ),
+    "propensity_above_one": (
+        "/score",
+        _bad({"customer_id": "m", "outreach": [{"ts": "2024-01-01", "channel": "sms", "propensity": 1.5}]}),
+        "propensity",
+    ),
+    "bad_cutoff": ("/score", {"customers": [{"customer_id": "m"}], "cutoff": "next tuesday"}, "cutoff"),
+    "consent_not_bool": ("/score", _bad({"customer_id": "m", "consent_sms": "perhaps"}), "consent_sms"),
+    "unknown_feature": (
+        "/score_features",
+        {
+            "rows": [
+                {
+                    "customer_id": "f",
+                    "features": {"recency_days": 1, "frequency": 1, "chan_email_consent": 1, "shoe_size": 44},
+                }
+            ]
+        },
+        "shoe_size",
+    ),
+    "missing_feature": (
+        "/score_features",
+        {"rows": [{"customer_id": "f", "features": {"recency_days": 1}}]},
+        "frequency",
+    ),
+    "feature_not_a_number": (
+        "/score_features",
+        {
+            "rows": [
+                {
+                    "customer_id": "f",
+                    "features": {"recency_days": "old", "frequency": 1, "chan_email_consent": 1},
+                }
+            ]
+        },
+        "recency_days",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_requests_get_4xx_naming_the_field(client, case):
+    route, body, field = MALFORMED[case]
+    if isinstance(body, bytes):
+        r = client.post(route, content=body, headers={"content-type": "application/json"})
+    else:
+        r = client.post(route, json=body)
+    assert 400 <= r.status_code < 500, (case, r.status_code, r.text)
+    assert field in r.text, (case, r.text)
+
+
+def test_errors_and_logs_do_not_echo_customer_data(monkeypatch, model_file, caplog):
+    secret_id, secret_product = "cust-ZX81-secret", "prod-QL-secret"
+    with caplog.at_level(logging.INFO), make_client(monkeypatch, model_file) as c:
+        wait_ready(c)
+        good = customer(secret_id, 4, product=secret_product)
+        assert c.post("/score", json={"customers": [good], "cutoff": CUTOFF}).status_code == 200
+        bad = customer(secret_id, 2, product=secret_product)
+        bad["touchpoints"][0]["channel"] = "carrier-pigeon-secret"
+        r = c.post("/score", json={"customers": [bad], "cutoff": CUTOFF})
+        assert r.status_code == 400
+        assert "carrier-pigeon-secret" not in r.text
+    logged = "\n".join(rec.getMessage() + (rec.exc_text or "") for rec in caplog.records if rec.levelno > 10)
+    for secret in (secret_id, secret_product, "carrier-pigeon-secret"):
+        assert secret not in logged
+
+
+# ------------------------------------------------------------------------------ auth, readiness
+
+
+def test_token_comparison():
+    assert token_matches(b"Bearer " + TOKEN.encode(), TOKEN.encode())
+    assert token_matches(b"bearer  " + TOKEN.encode(), TOKEN.encode())
+    assert not token_matches(b"Bearer wrong", TOKEN.encode())
+    assert not token_matches(TOKEN.encode(), TOKEN.encode())
+    assert not token_matches(None, TOKEN.encode())
+
+
+def test_token_from_env_or_file(tmp_path):
+    assert token_from_env({}) is None
+    f = tmp_path / "token"
+    f.write_text(TOKEN + "\n")
+    assert token_from_env({"ENGAGE_API_TOKEN_FILE": str(f)}) == TOKEN
+    with pytest.raises(ValueError, match="16 characters"):
+        token_from_env({"ENGAGE_API_TOKEN": "short"})
+    with pytest.raises(ValueError, match="not both"):
+        token_from_env({"ENGAGE_API_TOKEN": TOKEN, "ENGAGE_API_TOKEN_FILE": str(f)})
+    assert BearerAuthMiddleware(None, env={}).token is None
+
+
+def test_auth_required_when_configured(monkeypatch, model_file):
+    with make_client(monkeypatch, model_file, ENGAGE_API_TOKEN=TOKEN) as c:
+        assert c.get("/livez").status_code == 200
+        wait_ready(c)
+        body = {"customers": [customer("a", 2)], "cutoff": CUTOFF}
+        r = c.post("/score", json=body)
+        assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+        assert c.post("/score", json=body, headers={"Authorization": "Bearer nope"}).status_code == 401
+        assert c.post("/score_features", json={"rows": []}).status_code == 401
+        assert c.post("/metadata", json={}).status_code == 401
+        ok = c.post("/score", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert ok.status_code == 200 and ok.json()["model_version"] == "counting-1"
+
+
+def test_not_ready_before_the_model_is_loaded(monkeypatch, model_file, tmp_path):
+    from serving.service import ModelHolder
+
+    holder = ModelHolder({"ENGAGE_MODEL_PATH": str(model_file), "ENGAGE_GC_FREEZE": "0"})
+    assert not holder.ready and holder.engine is None
+    holder.load()
+    assert holder.ready and holder.engine.info.version == "counting-1"
+
+    with make_client(monkeypatch, tmp_path / "missing.joblib") as c:
+        time.sleep(0.2)
+        assert c.get("/livez").status_code == 200
+        assert c.get("/readyz").status_code == 503
+        r = c.post("/score", json={"customers": [customer("a", 1)]})
+        assert r.status_code == 503 and "not found" in r.json()["detail"]
+        meta = c.post("/metadata", json={}).json()
+        assert (
+            meta["ready"] is False
+            and meta["model_version"] is None
+            and "missing.joblib" in meta["load_error"]
+        )
+
+
+# --------------------------------------------------------------------------- decision log, batch
+
+
+def test_decision_log_records_every_decision_with_propensity(monkeypatch, model_file, tmp_path):
+    log = tmp_path / "decisions.jsonl"
+    with make_client(monkeypatch, model_file, ENGAGE_DECISION_LOG=str(log)) as c:
+        wait_ready(c)
+        c.post(
+            "/score", json={"customers": [customer("a", 3), customer("b", 3, email=False)], "cutoff": CUTOFF}
+        )
+        c.post(
+            "/score_features",
+            json={
+                "rows": [
+                    {
+                        "customer_id": "f",
+                        "features": {"recency_days": 80, "frequency": 1, "chan_email_consent": 1},
+                    }
+                ]
+            },
+        )
+    records = read_decision_log(log)
+    assert [r["customer_id"] for r in records] == ["a", "b", "f"]
+    assert all(r["propensity"] == 0.9 and r["model_version"] == "counting-1" for r in records)
+    assert records[0]["source"] == "score" and records[2]["source"] == "score_features"
+    assert records[0]["cutoff"].startswith("2024-04-01")
+
+
+def test_batch_scoring_equals_the_service(client, model_file, tmp_path):
+    from features.io import write_tables
+    from serving.batch import score_data, score_feature_table
+
+    body = {
+        "customers": [customer(f"k{i}", 3 + 2 * i, email=i % 2 == 0) for i in range(6)] + [customer("z", 0)],
+        "cutoff": CUTOFF,
+    }
+    served = client.post("/score", json=body).json()
+    tables = tables_from_request(ScoreRequest.model_validate(body).customers)
+    data = tmp_path / "data"
+    write_tables(tables, data)
+    out, defense = tmp_path / "scores.parquet", tmp_path / "defense.csv"
+    summary = score_data(
+        data,
+        out,
+        cutoff=CUTOFF,
+        defense_out=defense,
+        model_path=model_file,
+        decision_log=tmp_path / "log.jsonl",
+    )
+    table = pd.read_parquet(out)
+    assert summary["customers"] == 7 and summary["model_version"] == "counting-1"
+    assert (table["model_version"] == "counting-1").all()
+    assert (pd.to_datetime(table["cutoff"], utc=True) == pd.Timestamp(CUTOFF)).all()
+    by_id = table.set_index("customer_id")
+    for res in served["results"]:
+        row = by_id.loc[res["customer_id"]]
+        assert row["churn_probability"] == pytest.approx(res["churn_probability"])
+        assert row["nba_action"] == res["next_best_action"]["action"]
+        assert bool(row["cold_start"]) == res["cold_start"]
+        assert json.loads(row["churn_reasons"]) == res["churn_reasons"]
+    targets = pd.read_csv(defense)
+    assert set(targets["customer_id"]) == {r["customer_id"] for r in served["results"] if r["defense_target"]}
+    with pytest.raises(FileExistsError):
+        score_data(data, out, cutoff=CUTOFF, model_path=model_file)
+
+    feats = pd.DataFrame(
+        {
+            "customer_id": ["q1", "q2"],
+            "recency_days": [5.0, 200.0],
+            "frequency": [3.0, 1.0],
+            "chan_email_consent": [1.0, 1.0],
+        }
+    )
+    feats.to_csv(tmp_path / "features.csv", index=False)
+    fs = score_feature_table(tmp_path / "features.csv", tmp_path / "fscores.csv", model_path=model_file)
+    assert fs["customers"] == 2
+
+
+def test_engine_keeps_input_order_and_stamps_rows():
+    engine = ScoringEngine(CountingSystem(), ModelInfo("v9"))
+    body = {"customers": [customer("b", 2), customer("a", 0)]}
+    tables = tables_from_request(ScoreRequest.model_validate(body).customers)
+    frame = engine.score_tables(tables, pd.Timestamp(CUTOFF))
+    assert list(frame["customer_id"]) == ["b", "a"]
+    assert list(frame["cold_start"]) == [False, True]
+    assert (frame["model_version"] == "v9").all()
+
+
+# ------------------------------------------------------------------------------------- fuzzing
+
+
+def test_fuzzed_requests_never_get_a_server_error(monkeypatch, model_file):
+    """Property-based requests from the service's own OpenAPI schema: never a 5xx."""
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, given, settings
+
+    counts: dict = {"requests": 0, "server_errors": []}
+    with make_client(monkeypatch, model_file) as c:
+        wait_ready(c)
+        schema = schemathesis.openapi.from_dict(c.get("/docs.json").json())
+
+        def fuzz(operation, examples: int) -> None:
+            @given(operation.as_strategy())
+            @settings(
+                max_examples=examples,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                suppress_health_check=list(HealthCheck),
+            )
+            def check(case) -> None:
+                body = {} if type(case.body).__name__ == "NotSet" else case.body
+                r = c.request(case.method, case.formatted_path, json=body)
+                counts["requests"] += 1
+                if r.status_code >= 500:
+                    counts["server_errors"].append((operation.label, r.status_code, r.text[:200]))
+
+            check()
+
+        for op in schema.get_all_operations():
+            examples = {"/score": 500, "/score_features": 400, "/metadata": 100}.get(op.ok().path)
+            if examples:  # our endpoints, not BentoML's own routes
+                fuzz(op.ok(), examples)
+    assert counts["requests"] >= 1000
+    assert not counts["server_errors"], counts["server_errors"][:5]
+
+
+def test_heap_frozen_after_loading(model_file, tmp_path):
+    """The GC workaround: after the model loads, the start-up heap sits in the permanent generation."""
+    import subprocess
+    import sys
+
+    code = (
+        "import gc, sys; sys.path.insert(0, sys.argv[2]); import test_serving\n"
+        "from serving.service import ModelHolder\n"
+        "for freeze in ('0', '1'):\n"
+        "    h = ModelHolder({'ENGAGE_MODEL_PATH': sys.argv[1], 'ENGAGE_GC_FREEZE': freeze}); h.load()\n"
+        "    assert h.ready\n"
+        "    print(gc.get_freeze_count())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(model_file), str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.split()
+    assert int(out[0]) == 0 and int(out[1]) > 10_000
+
+
+def test_missing_static_attributes_are_unknown_not_errors():
+    class WithAttributes(CountingSystem):
+        def static_attributes(self) -> list[str]:
+            return ["region"]
+
+        def score(self, tables, cutoff):
+            assert tables.customers["region"].isna().all()  # the model sees the column, all unknown
+            return super().score(tables, cutoff)
+
+    engine = ScoringEngine(WithAttributes(), ModelInfo("v1"))
+    tables = tables_from_request(ScoreRequest.model_validate({"customers": [customer("a", 2)]}).customers)
+    frame = engine.score_tables(tables, pd.Timestamp(CUTOFF))
+    assert "region" not in tables.customers.columns and len(frame) == 1
+
+
+def test_concurrent_requests_are_scored_together_with_the_same_answers():
+    from serving.coalesce import CoalescingScorer, _Job
+
+    class Picky(CountingSystem):
+        calls = 0
+
+        def score(self, tables, cutoff):
+            Picky.calls += 1
+            if "boom" in set(tables.customers["customer_id"]):
+                raise RuntimeError("cannot score boom")
+            return super().score(tables, cutoff)
+
+    engine = ScoringEngine(Picky(), ModelInfo("v1"))
+    scorer = CoalescingScorer(lambda: engine)
+    cut = pd.Timestamp(CUTOFF)
+
+    def job(*ids: str, cutoff=cut) -> _Job:
+        body = {"customers": [customer(i, 3 + len(i)) for i in ids]}
+        return _Job(ScoreRequest.model_validate(body).customers, cutoff)
+
+    jobs = [job("a", "b"), job("c"), job("a"), job("d", cutoff=None)]
+    scorer._process(jobs)
+    assert Picky.calls == 3  # {a,b}+{c} merged; the second "a" and the no-cutoff request apart
+    for j in jobs[:3]:
+        at, frame = j.future.result()
+        alone = engine.score_tables(tables_from_request(j.customers), cut)
+        assert at == cut
+        pd.testing.assert_frame_equal(frame, alone)
+    assert abs((jobs[3].future.result()[0] - pd.Timestamp.now(tz="UTC")).total_seconds()) < 60
+
+    bad, good = job("boom"), job("fine")
+    scorer._process([bad, good])
+    with pytest.raises(RuntimeError, match="boom"):
+        bad.future.result()
+    assert list(good.future.result()[1]["customer_id"]) == ["fine"]

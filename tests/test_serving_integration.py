@@ -1,0 +1,131 @@
+"""The real server (``bentoml serve`` on a free loopback port) with a decision system trained on a small
+simulated world: its answers equal batch scoring's for the same customers and cutoff."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory):
+    """A simulated world, its data folder and a decision system trained on it (no MLflow needed)."""
+    from features.io import write_tables
+    from features.simulate import SimConfig, simulate_world
+    from features.system import save_system
+    from training.churn import ChurnSettings, train_churn
+
+    root = tmp_path_factory.mktemp("serving_world")
+    tables = simulate_world(SimConfig(n_customers=1200, days=400, seed=11), np.random.default_rng(11))
+    result = train_churn(tables, ChurnSettings(max_train_cutoffs=3, seed=11), np.random.default_rng(11))
+    model = save_system(result.system, root / "model")
+    write_tables(tables.without_truth(), root / "data")
+    return {"root": root, "model": model, "data": root / "data", "cutoff": tables.meta["manifest"]["cutoff"]}
+
+
+def test_real_server_answers_equal_batch_scoring(world):
+    from features.io import read_tables
+    from serving.batch import score_data
+    from serving.bench_serve import customers_payload
+    from serving.decision_log import read_decision_log
+    from serving.server import running_server
+
+    root = world["root"]
+    out = root / "batch.parquet"
+    score_data(world["data"], out, cutoff=world["cutoff"], model_path=world["model"])
+    batch = pd.read_parquet(out).set_index("customer_id")
+
+    tables = read_tables(world["data"])
+    ids = list(tables.customers["customer_id"].astype(str)[::97][:12])
+    body = {"customers": customers_payload(tables, ids), "cutoff": world["cutoff"]}
+    body["customers"].append({"customer_id": "brand-new", "consent_email": True})  # cold start
+    log = root / "decisions.jsonl"
+    settings = {"ENGAGE_MODEL_PATH": str(world["model"]), "ENGAGE_DECISION_LOG": str(log)}
+    with running_server(settings=settings, log_path=root / "server.log") as url:
+        assert url.startswith("http://127.0.0.1:")
+        r = httpx.post(f"{url}/score", json=body, timeout=60)
+        assert r.status_code == 200, r.text[:500]
+        served = r.json()
+        bad = httpx.post(
+            f"{url}/score",
+            json={
+                "customers": [
+                    {
+                        "customer_id": "x",
+                        "touchpoints": [
+                            {"ts": "2024-01-01", "channel": "fax", "kind": "visit", "direction": "inbound"}
+                        ],
+                    }
+                ]
+            },
+            timeout=30,
+        )
+        assert bad.status_code == 400 and "channel" in bad.text
+        meta = httpx.post(f"{url}/metadata", json={}, timeout=30).json()
+    assert meta["ready"] and meta["features"] and meta["model_version"] == served["model_version"]
+    results = {x["customer_id"]: x for x in served["results"]}
+    assert results["brand-new"]["cold_start"] and results["brand-new"]["churn_probability"] is not None
+    for cid in ids:
+        got, want = results[cid], batch.loc[cid]
+        assert got["model_version"] == want["model_version"]
+        assert got["churn_probability"] == pytest.approx(want["churn_probability"], rel=1e-9, abs=1e-12)
+        assert got["engagement_index"] == pytest.approx(want["engagement_index"], rel=1e-9, abs=1e-12)
+        assert got["store_ladder"] == want["store_ladder"]
+        reasons = json.loads(want["churn_reasons"])
+        assert [x["feature"] for x in got["churn_reasons"]] == [x["feature"] for x in reasons]
+        assert [x["contribution"] for x in got["churn_reasons"]] == pytest.approx(
+            [x["contribution"] for x in reasons], rel=1e-9
+        )
+        assert got["cold_start"] == bool(want["cold_start"])
+    assert len(read_decision_log(log)) == len(body["customers"])
+    server_log = (root / "server.log").read_text()
+    for cid in ids:  # no customer ids in the server's log at its default (info) level
+        assert cid not in server_log
+
+
+def test_champion_from_the_mlflow_registry_and_packed_for_a_bento(world, tmp_path, monkeypatch):
+    """The service's registry loader finds the champion; package_champion packs it for `bentoml build`."""
+    import mlflow
+
+    from features.system import load_system_file
+    from serving.engine import ScoringEngine
+    from serving.loading import ModelSource, load_system, package_champion
+    from training.registry import log_decision_system
+
+    system = load_system_file(world["model"].parent)
+    config = tmp_path / "mlflow.yaml"
+    config.write_text(
+        "tracking_uri: sqlite:///mlflow.db\nartifact_location: artifacts\n"
+        "registered_models: {system: engage-decision-system}\naliases: {champion: champion}\n"
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    exp = mlflow.create_experiment("serving-test", artifact_location=(tmp_path / "artifacts").as_uri())
+    with mlflow.start_run(experiment_id=exp):
+        info = log_decision_system(system, registered_model_name="engage-decision-system")
+    mlflow.MlflowClient(tracking_uri=uri).set_registered_model_alias(
+        "engage-decision-system", "champion", str(info.registered_model_version)
+    )
+
+    loaded, minfo = load_system(ModelSource("mlflow", str(config)))
+    assert minfo.version == f"engage-decision-system/{info.registered_model_version}"
+    assert minfo.source == "models:/engage-decision-system@champion"
+
+    tag = package_champion(config)
+    assert tag.startswith("engage-decision-system:")
+    packed, pinfo = load_system(ModelSource("bento", tag))
+    assert pinfo.version == minfo.version
+
+    from features.io import read_tables
+
+    tables = read_tables(world["data"]).subset(["C000001", "C000002"])
+    cutoff = pd.Timestamp(world["cutoff"])
+    a = ScoringEngine(loaded, minfo).score_tables(tables, cutoff)
+    b = ScoringEngine(packed, pinfo).score_tables(tables, cutoff)
+    np.testing.assert_allclose(a["churn_probability"], b["churn_probability"])

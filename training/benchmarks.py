@@ -1,0 +1,185 @@
+"""Churn benchmarks on public data: one function (and one command) per dataset, figures as JSON.
+
+- ``telco``: attributes only, given labels → 5-fold cross-validated AUC with nested tuning.
+- ``online_retail`` (test cutoff 2011-09-01) and ``cdnow`` (1997-12-31): transactions only, churn = no
+  purchase in the 90 days after the cutoff, temporal validation (train at earlier cutoffs), beside the
+  BG/NBD baseline ranked by expected purchases in the horizon; for online_retail also the subset of
+  customers active in the last 180 days.
+
+Run: ``python -m training.benchmarks NAME --source ../shared/datasets/NAME [--json FILE] [--no-mlflow]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.churn import ChurnSettings, train_churn, train_given_labels
+from training.metrics import churn_metrics, ranking_auc
+
+log = logging.getLogger("engage.benchmarks")
+
+# Transaction-only bases: every customer with a purchase before the cutoff is in the base.
+TRANSACTION_SETTINGS: dict[str, dict[str, Any]] = {
+    "online_retail": {
+        "test_cutoff": "2011-09-01",
+        "horizon_days": 90,
+        "inactivity_days": 3650,
+        "activity_kinds": ("purchase",),
+        "cutoff_step_days": 30,
+        "max_train_cutoffs": 14,
+        "min_history_days": 90,
+        "validation": "holdout",
+        "seasonal_calibration": True,
+    },
+    "cdnow": {
+        "test_cutoff": "1997-12-31",
+        "horizon_days": 90,
+        "inactivity_days": 3650,
+        "activity_kinds": ("purchase",),
+        "cutoff_step_days": 30,
+        "max_train_cutoffs": 6,
+        "min_history_days": 60,
+        "validation": "holdout",
+    },
+}
+ACTIVE_SUBSET_DAYS = 180
+
+
+def _import(name: str, source: Path):
+    from features.importers import import_dataset
+
+    log.info("importing %s from %s", name, source)
+    return import_dataset(name, Path(source))
+
+
+def bench_telco(source: Path, *, seed: int = 7) -> tuple[dict[str, Any], Any, Any]:
+    """Telco: nested-tuned 5-fold CV on the given labels. Returns (figures, result, tables)."""
+    tables = _import("telco", source)
+    settings = ChurnSettings(cv_folds=5, seed=seed)
+    result = train_given_labels(tables, settings, np.random.default_rng(seed), dataset="telco")
+    r = result.report
+    figures = {
+        "dataset": "telco",
+        "auc": r["auc"],
+        "auc_folds": r["auc_folds"],
+        "pr_auc": r["pr_auc"],
+        "brier": r["brier"],
+        "ece": r["ece"],
+        "lift_at_10": r["lift_at_10"],
+        "baselines": {k: {"auc": v["auc"]} for k, v in r["baselines"].items()},
+        "tuned": r["tuned"],
+        "target_auc": 0.85,
+        "seconds": r["seconds"],
+    }
+    return figures, result, tables
+
+
+def bench_transactions(name: str, source: Path, *, seed: int = 7) -> tuple[dict[str, Any], Any, Any]:
+    """online_retail / cdnow: temporal validation beside BG/NBD expected purchases."""
+    if name not in TRANSACTION_SETTINGS:
+        raise ValueError(f"{name!r}: choose one of {sorted(TRANSACTION_SETTINGS)}")
+    tables = _import(name, source)
+    settings = ChurnSettings.from_dict({**TRANSACTION_SETTINGS[name], "seed": seed})
+    result = train_churn(tables, settings, np.random.default_rng(seed), dataset=name)
+    r = result.report
+    figures: dict[str, Any] = {
+        "dataset": name,
+        "test_cutoff": r["cutoffs"]["test"],
+        "train_cutoffs": r["cutoffs"]["train"],
+        "auc": r["auc"],
+        "pr_auc": r["pr_auc"],
+        "brier": r["brier"],
+        "ece": r["ece"],
+        "lift_at_10": r["lift_at_10"],
+        "base_rate": r["base_rate"],
+        "rows": r["rows"],
+        "baselines": {k: {"auc": v["auc"]} for k, v in r["baselines"].items()},
+        "target_auc": 0.82,
+        "seconds": r["seconds"],
+    }
+    if name == "online_retail":
+        recent = (result.test_features["recency_days"] <= ACTIVE_SUBSET_DAYS).to_numpy()
+        y = result.test_keys["label"].to_numpy()
+        sub = churn_metrics(y[recent], result.test_prob[recent])
+        bg = result.baseline_scores.get("bgnbd_expected_purchases")
+        figures[f"active_{ACTIVE_SUBSET_DAYS}d"] = {
+            "n": int(recent.sum()),
+            "auc": sub["auc"],
+            "base_rate": sub["base_rate"],
+            "bgnbd_expected_purchases_auc": ranking_auc(y[recent], bg[recent]) if bg is not None else None,
+            "logistic_rfm_auc": ranking_auc(y[recent], result.baseline_scores["logistic_rfm"][recent]),
+            "target_auc": 0.78,
+        }
+    return figures, result, tables
+
+
+def run_benchmark(
+    name: str, source: Path, *, config_path: Path | None = None, log_to_mlflow: bool = True, seed: int = 7
+) -> dict[str, Any]:
+    """Run one dataset's benchmark; when ``log_to_mlflow``, the figures also go into an MLflow run."""
+    if name == "telco":
+        figures, result, tables = bench_telco(source, seed=seed)
+        settings = ChurnSettings(cv_folds=5, seed=seed)
+    else:
+        figures, result, tables = bench_transactions(name, source, seed=seed)
+        settings = ChurnSettings.from_dict({**TRANSACTION_SETTINGS[name], "seed": seed})
+    if log_to_mlflow:
+        import mlflow
+
+        from training.churn import log_churn_run
+        from training.registry import load_config
+
+        config = load_config(config_path)
+        out = log_churn_run(result, tables, config, settings, dataset=f"benchmark-{name}", register=False)
+        with mlflow.start_run(run_id=out["run_id"]):
+            flat = {
+                "bench_" + k.replace("/", "_"): float(v)
+                for k, v in _flatten(figures).items()
+                if isinstance(v, int | float) and not isinstance(v, bool) and v == v
+            }
+            mlflow.log_metrics(flat)
+            mlflow.log_dict(figures, "benchmark.json")
+        figures["mlflow_run_id"] = out["run_id"]
+    return figures
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "_"))
+        else:
+            out[key] = v
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: ``python -m training.benchmarks NAME --source DIR [--json FILE] [--no-mlflow]``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", choices=["telco", *sorted(TRANSACTION_SETTINGS)])
+    parser.add_argument("--source", type=Path, required=True)
+    parser.add_argument("--config", type=Path, default=None, help="mlflow.yaml (default: the project's)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--no-mlflow", action="store_true", help="do not log an MLflow run")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    figures = run_benchmark(
+        args.name, args.source, config_path=args.config, log_to_mlflow=not args.no_mlflow, seed=args.seed
+    )
+    text = json.dumps(figures, indent=2, default=str)
+    print(text)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
