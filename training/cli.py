@@ -256,6 +256,88 @@ def bench_churn_data(
     echo_json(run_benchmark(name, source, config_path=config, log_to_mlflow=mlflow), json_out)
 
 
+ModelPathOption = Annotated[
+    Path | None, typer.Option(help="Serve/score a saved decision system file instead of the registry champion.")
+]
+
+
+@app.command()
+@user_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 3000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    config: ConfigOption = None,
+    model_path: ModelPathOption = None,
+    token_file: Annotated[Path | None, typer.Option(help="File holding the bearer token (enables auth).")] = None,
+    decision_log: Annotated[Path | None, typer.Option(help="Append every decision to this JSON Lines file.")] = None,
+) -> None:
+    """Start the BentoML scoring service with the champion decision system."""
+    from serving.server import serve as run_server
+
+    raise typer.Exit(code=run_server(host=host, port=port, workers=workers, model_path=model_path,
+                                     mlflow_config=config, token_file=token_file, decision_log=decision_log))
+
+
+@app.command()
+@user_errors
+def score(
+    out: Annotated[Path, typer.Option(help="Scores to write: .parquet, .csv or .csv.gz.")],
+    data: Annotated[Path | None, typer.Option(help="Data folder to score (every customer).")] = None,
+    features: Annotated[Path | None, typer.Option(help="Or: a precomputed feature table to score.")] = None,
+    cutoff: Annotated[str | None, typer.Option(help="Scoring cutoff (default: the manifest's, else now).")] = None,
+    defense_out: Annotated[Path | None, typer.Option(help="Also write the CRM list of defense targets.")] = None,
+    config: ConfigOption = None,
+    model_path: ModelPathOption = None,
+    decision_log: Annotated[Path | None, typer.Option(help="Append every decision to this JSON Lines file.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
+) -> None:
+    """Batch-score the whole customer base (same code path as the service), model version on every row."""
+    from serving.batch import score_data, score_feature_table
+
+    if (data is None) == (features is None):
+        raise ValueError("give exactly one of --data DIR or --features FILE")
+    mlflow_config = config or Path("mlflow.yaml")
+    if data is not None:
+        result = score_data(data, out, cutoff=parse_cutoff(cutoff), defense_out=defense_out, model_path=model_path,
+                            mlflow_config=mlflow_config, decision_log=decision_log, overwrite=overwrite)
+    else:
+        result = score_feature_table(features, out, cutoff=parse_cutoff(cutoff), model_path=model_path,
+                                     mlflow_config=mlflow_config, overwrite=overwrite)
+    typer.echo(json.dumps(result, indent=2, default=str))
+
+
+@bench_app.command("serve")
+@user_errors
+def bench_serve_(
+    config: ConfigOption = None,
+    model_path: ModelPathOption = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")] = None,
+) -> None:
+    """Load-test the real service on loopback: p50/p90/p99, requests/s and errors at concurrency 1 and 16."""
+    from serving.bench_serve import bench_serve
+
+    echo_json(bench_serve(workers=workers, model_path=str(model_path) if model_path else None,
+                          mlflow_config=str(config) if config else None), json_out)
+
+
+@app.command()
+@user_errors
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Folder for the demo's data, reports and scores.")] = Path("work/demo"),
+    customers: Annotated[int, typer.Option(min=200, help="Simulated customers.")] = 20_000,
+    days: Annotated[int, typer.Option(min=400, help="Days of simulated history (≥ 400 for monthly cutoffs).")] = 730,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    config: ConfigOption = None,
+) -> None:
+    """The main job end to end on the simulated world: simulate, validate, features, train, evaluate, score."""
+    from training.demo import run_demo
+
+    enable_progress()
+    run_demo(workdir, customers=customers, days=days, seed=seed, config_path=config, echo=typer.echo)
+
+
 def now_utc() -> datetime:
     """The current time in UTC (the default scoring cutoff)."""
     return datetime.now(UTC)
