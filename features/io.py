@@ -1,0 +1,220 @@
+"""Reading and writing data folders: one file per table, named after it.
+
+A data folder holds ``customers`` and ``touchpoints`` (required) and optionally ``outreach``, ``labels`` and
+``truth``, each as ``<table>.parquet``, ``<table>.csv`` or ``<table>.csv.gz``, plus an optional
+``manifest.json``. Everything read is validated; everything written is validated first and written
+atomically (a temporary folder or file beside the target, then a rename), so a failure never leaves
+partial output. Parquet bytes are deterministic for the same data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from features.schema import REQUIRED_TABLES, TABLES, Tables
+from features.validate import TEXT_COLUMNS, DataError, validate_tables
+
+FORMATS: tuple[str, ...] = (".parquet", ".csv", ".csv.gz")
+MANIFEST = "manifest.json"
+PARQUET_OPTIONS = {"engine": "pyarrow", "compression": "zstd", "index": False}
+
+
+def table_files(path: str | Path) -> dict[str, Path]:
+    """The file holding each table in a data folder; two formats of one table are an error."""
+    folder = Path(path)
+    if not folder.exists():
+        raise FileNotFoundError(f"data folder {folder} does not exist")
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is not a folder (a data folder holds one file per table)")
+    found: dict[str, Path] = {}
+    for table in TABLES:
+        files = [folder / f"{table}{ext}" for ext in FORMATS if (folder / f"{table}{ext}").is_file()]
+        if len(files) > 1:
+            names = ", ".join(f.name for f in files)
+            raise DataError(table, None, f"found in {len(files)} formats ({names}); keep exactly one",
+                            source=str(folder))
+        if files:
+            found[table] = files[0]
+    for table in REQUIRED_TABLES:
+        if table not in found:
+            names = ", ".join(f"{table}{ext}" for ext in FORMATS)
+            raise DataError(table, None, f"required table missing: expected one of {names}",
+                            source=str(folder))
+    return found
+
+
+def read_frame(path: str | Path, table: str = "") -> pd.DataFrame:
+    """Read one table file by its extension; unreadable files raise a DataError naming the file."""
+    path = Path(path)
+    table = table or path.name.split(".")[0]
+    name = path.name
+    try:
+        if name.endswith(".parquet"):
+            return pd.read_parquet(path, engine="pyarrow")
+        if name.endswith((".csv", ".csv.gz")):
+            with warnings.catch_warnings():
+                # A row longer than the header must fail, not become an index or lose fields.
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                header = pd.read_csv(path, nrows=0)
+                text = {c: "str" for c in header.columns if c in TEXT_COLUMNS}
+                # Only empty fields are missing: ids like "NA" or "null" stay text.
+                return pd.read_csv(path, dtype=text, keep_default_na=False, na_values=[""], index_col=False,
+                                   low_memory=False)
+    except pd.errors.EmptyDataError:
+        raise DataError(table, None, f"{name} is empty (no header line)", source=str(path)) from None
+    except (pd.errors.ParserError, pd.errors.ParserWarning, UnicodeDecodeError, EOFError, OSError,
+            ValueError) as exc:
+        kind = "parquet" if name.endswith(".parquet") else "CSV"
+        detail = " ".join(str(exc).split())[:200]
+        raise DataError(table, None, f"{name} is not a readable {kind} file ({type(exc).__name__}: {detail})",
+                        source=str(path)) from None
+    raise ValueError(f"{path}: unsupported file type; use {', '.join(FORMATS)}")
+
+
+def read_manifest(path: str | Path) -> dict:
+    """The manifest of a data folder (or a manifest file); an empty dict when there is none."""
+    path = Path(path)
+    file = path / MANIFEST if path.is_dir() else path
+    if not file.is_file():
+        return {}
+    try:
+        manifest = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError("manifest", None, f"{file.name} is not valid JSON ({exc})",
+                        source=str(file)) from None
+    if not isinstance(manifest, dict):
+        raise DataError("manifest", None, f"{file.name} must hold a JSON object", source=str(file))
+    return manifest
+
+
+def read_tables(path: str | Path) -> Tables:
+    """Read and validate a data folder; the validation report is in ``meta["validation"]``."""
+    folder = Path(path)
+    files = table_files(folder)
+    frames = {table: read_frame(file, table) for table, file in files.items()}
+    meta = {"source": str(folder), "files": {t: f.name for t, f in files.items()}}
+    manifest = read_manifest(folder)
+    if manifest:
+        meta["manifest"] = manifest
+    known = {f"{t}{ext}" for t in TABLES for ext in FORMATS} | {MANIFEST}
+    unknown = sorted(p.name for p in folder.iterdir() if p.name not in known and not p.name.startswith("."))
+    tables, report = validate_tables(Tables(**frames, meta=meta), source=str(folder))
+    if unknown:
+        report.warnings.append(f"ignored files not named after a table: {', '.join(unknown[:10])}")
+    return tables
+
+
+def _manifest_text(manifest: dict) -> str:
+    return json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n"
+
+
+def _parquet_bytes(df: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    df.to_parquet(buffer, **PARQUET_OPTIONS)
+    return buffer.getvalue()
+
+
+def _frame_bytes(df: pd.DataFrame, name: str) -> bytes:
+    """A frame serialised by the file name's extension (.parquet, .csv, .csv.gz)."""
+    if df.index.name is not None or isinstance(df.index, pd.MultiIndex):
+        df = df.reset_index()
+    elif not isinstance(df.index, pd.RangeIndex):
+        df = df.reset_index(drop=True)
+    if name.endswith(".parquet"):
+        return _parquet_bytes(df)
+    if name.endswith((".csv", ".csv.gz")):
+        data = df.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ").encode()
+        # mtime=0 and no file name in the header: same data, same bytes.
+        return gzip.compress(data, mtime=0) if name.endswith(".gz") else data
+    raise ValueError(f"{name}: unsupported file type; use {', '.join(FORMATS)}")
+
+
+def write_frame(df: pd.DataFrame, path: str | Path) -> None:
+    """Write one frame by extension (.parquet, .csv, .csv.gz), atomically (temporary file, then rename)."""
+    path = Path(path)
+    data = _frame_bytes(df, path.name)
+    made = _make_parents(path.parent)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes owner-only files
+        os.replace(tmp, path)
+    except BaseException:
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        _remove_empty(made)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and missing parents; return the ones created (deepest last)."""
+    made = []
+    for p in [*reversed(folder.parents), folder]:
+        if not p.exists():
+            made.append(p)
+    folder.mkdir(parents=True, exist_ok=True)
+    return made
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for p in reversed(folders):
+        with contextlib.suppress(OSError):
+            p.rmdir()
+
+
+def write_tables(tables: Tables, path: str | Path, *, overwrite: bool = False) -> None:
+    """Validate ``tables`` and write them as ``<table>.parquet`` (+ ``manifest.json``) into a data folder.
+
+    Refuses to replace an existing non-empty folder unless ``overwrite``. Written atomically: a temporary
+    folder beside the target is filled, then renamed into place, so a failure leaves no partial output.
+    """
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(f"{target} exists and is not a folder")
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise FileExistsError(f"{target} exists and is not empty (use --overwrite to replace it)")
+    valid, _ = validate_tables(tables, source="tables to write")
+    payload = {f"{t}.parquet": _parquet_bytes(getattr(valid, t))
+               for t in TABLES if getattr(valid, t) is not None}
+    if tables.meta.get("manifest"):
+        payload[MANIFEST] = _manifest_text(tables.meta["manifest"]).encode()
+
+    made = _make_parents(target.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    old = None
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes an owner-only folder
+        for name, data in payload.items():
+            (tmp / name).write_bytes(data)
+        if target.exists():
+            old = target.with_name(f"{tmp.name}.old")
+            target.rename(old)
+        tmp.rename(target)
+    except BaseException:
+        if old is not None and not target.exists():
+            old.rename(target)
+            old = None
+        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_empty(made)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
