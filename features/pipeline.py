@@ -1,0 +1,160 @@
+"""All feature families composed: one event pass, customer partitions in threads, one table.
+
+``FeaturePipeline`` is the single entry point used for training (many cutoffs), batch scoring and the
+live service. It extracts the shared :class:`~features.events.EventArrays` once, splits it into
+blocks of whole customers and lets threads compute every family on each block (numpy releases the
+GIL inside its kernels, so two threads use both cores); aggregates families share are computed once
+per block. Small inputs (the service's one customer) take the same code path without threads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, clone
+from sklearn.utils.validation import check_is_fitted
+
+from features.builders import (
+    ChannelBuilder,
+    EngagementBuilder,
+    IntentBuilder,
+    LadderBuilder,
+    ServiceSocialBuilder,
+    ValueBuilder,
+)
+from features.builders_base import FeatureBuilder, concat_stats, map_blocks, to_frame
+from features.builders_static import StaticAttributesBuilder
+from features.events import DEFAULT_BLOCK_EVENTS, EventSource, to_cutoff_ns
+from features.schema import Tables
+
+FAMILIES: tuple[tuple[str, type], ...] = (
+    ("engagement", EngagementBuilder),
+    ("service_social", ServiceSocialBuilder),
+    ("intent", IntentBuilder),
+    ("ladders", LadderBuilder),
+    ("value", ValueBuilder),
+    ("channel", ChannelBuilder),
+    ("static", StaticAttributesBuilder),
+)
+
+
+class FeaturePipeline(BaseEstimator):
+    """Every feature family at a cutoff; same ``fit``/``transform`` contract as the builders.
+
+    Parameters
+    ----------
+    engagement, service_social, intent, ladders, value, channel, static : a configured builder for that
+        family, or ``None`` for the default one (nested parameters: ``engagement__half_life_days``).
+    n_jobs : threads working on blocks of customers (1 = no threads).
+    block_events : events per block: small enough for the temporaries to stay in cache, large enough
+        for numpy's per-call overhead not to matter. An input this small is one block on one thread
+        (the live service's single customer).
+    """
+
+    def __init__(
+        self,
+        engagement=None,
+        service_social=None,
+        intent=None,
+        ladders=None,
+        value=None,
+        channel=None,
+        static=None,
+        n_jobs: int = 2,
+        block_events: int = DEFAULT_BLOCK_EVENTS,
+    ):
+        self.engagement = engagement
+        self.service_social = service_social
+        self.intent = intent
+        self.ladders = ladders
+        self.value = value
+        self.channel = channel
+        self.static = static
+        self.n_jobs = n_jobs
+        self.block_events = block_events
+
+    # ---- helpers ----------------------------------------------------------------------------------
+    def _new_builders(self) -> list[tuple[str, object]]:
+        out = []
+        for name, cls in FAMILIES:
+            given = getattr(self, name)
+            out.append((name, clone(given) if given is not None else cls()))
+        return out
+
+    def _map(self, source: EventSource, fn) -> list:
+        return map_blocks(source, fn, n_jobs=int(self.n_jobs), block_events=int(self.block_events))
+
+    def _event_builders(self) -> list[FeatureBuilder]:
+        return [b for _, b in self.builders_ if isinstance(b, FeatureBuilder)]
+
+    # ---- contract ---------------------------------------------------------------------------------
+    def _fit_events(self, X: Tables, source: EventSource, cutoff) -> None:
+        builders = self._new_builders()
+        event_b = [b for _, b in builders if isinstance(b, FeatureBuilder)]
+        for b in event_b:
+            b._check_params()
+        stats = self._map(source, lambda block: [b._fit_stats(block) for b in event_b])
+        for j, b in enumerate(event_b):
+            b._fit_from(concat_stats([s[j] for s in stats]))
+            b.feature_names_out_ = np.array([n for n, _ in b.describe()], dtype=object)
+            b.n_features_out_ = len(b.feature_names_out_)
+        for _, b in builders:
+            if not isinstance(b, FeatureBuilder):
+                b.fit(X, cutoff=cutoff)
+        self.builders_ = builders
+        names = [n for _, b in builders for n in b.get_feature_names_out()]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"feature names collide across families: {dup}")
+        self.feature_names_out_ = np.array(names, dtype=object)
+        self.int_columns_ = frozenset().union(*(b.int_columns for _, b in builders))
+
+    def fit(self, X: Tables, y=None, *, cutoff) -> FeaturePipeline:
+        """Fit every family on the customers of ``X`` at ``cutoff`` (scales, priors, categories)."""
+        self._fit_events(X, EventSource(X, cutoff), cutoff)
+        return self
+
+    def _transform_events(self, X: Tables, source: EventSource, cutoff) -> pd.DataFrame:
+        event_b = self._event_builders()
+        statics = [b for _, b in self.builders_ if isinstance(b, StaticAttributesBuilder)]
+        width = sum(b.n_features_out_ for b in event_b)
+        # Each block writes its rows of one preallocated table (threads write disjoint slices).
+        block = np.empty((source.n, len(self.feature_names_out_)), order="F")  # columns contiguous
+
+        def fill(ev) -> None:
+            block[ev.lo : ev.lo + ev.n, :width] = np.hstack([b._block(ev) for b in event_b])
+
+        self._map(source, fill)
+        col = width
+        for b in statics:
+            block[:, col : col + b.n_features_out_] = b._block(X.customers, to_cutoff_ns(cutoff))
+            col += b.n_features_out_
+        return to_frame(block, X.customers["customer_id"], list(self.feature_names_out_), self.int_columns_)
+
+    def transform(self, X: Tables, *, cutoff) -> pd.DataFrame:
+        """The feature table: one row per customer of ``X.customers``, index ``customer_id``."""
+        check_is_fitted(self, "feature_names_out_")
+        return self._transform_events(X, EventSource(X, cutoff), cutoff)
+
+    def fit_transform(self, X: Tables, y=None, *, cutoff) -> pd.DataFrame:
+        """``fit`` and ``transform`` at one cutoff, sharing the event pass."""
+        source = EventSource(X, cutoff)
+        self._fit_events(X, source, cutoff)
+        return self._transform_events(X, source, cutoff)
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        check_is_fitted(self, "feature_names_out_")
+        return self.feature_names_out_.copy()
+
+    def families(self) -> dict[str, object]:
+        """The fitted builders by family name."""
+        check_is_fitted(self, "builders_")
+        return dict(self.builders_)
+
+
+def build_features(tables: Tables, cutoff, pipeline: FeaturePipeline | None = None) -> pd.DataFrame:
+    """Feature table of every customer at ``cutoff``; fits a default pipeline on ``tables`` if none given."""
+    tables = tables.without_truth()
+    if pipeline is None:
+        return FeaturePipeline().fit_transform(tables, cutoff=cutoff)
+    return pipeline.transform(tables, cutoff=cutoff)
