@@ -166,15 +166,16 @@ def features_(
     """Build the feature table (one row per customer) at a cutoff, with the feature dictionary beside it."""
     from features.dictionary import feature_dictionary
     from features.io import read_tables, write_frame
-    from features.pipeline import build_features
+    from features.pipeline import FeaturePipeline
 
     if not str(out).endswith((".parquet", ".csv", ".csv.gz")):
         raise ValueError(f"--out {out}: use a .parquet, .csv or .csv.gz file name")
-    tables = read_tables(data)
-    frame = build_features(tables, parse_cutoff(cutoff))
+    tables = read_tables(data).without_truth()
+    pipeline = FeaturePipeline()
+    frame = pipeline.fit_transform(tables, cutoff=parse_cutoff(cutoff))
     dictionary_path = out.with_name(out.name.split(".")[0] + ".dictionary.csv")
     write_frame(frame.reset_index(), out)
-    write_frame(feature_dictionary(), dictionary_path)
+    write_frame(feature_dictionary(pipeline), dictionary_path)
     typer.echo(json.dumps({"out": str(out), "dictionary": str(dictionary_path), "customers": len(frame),
                            "features": frame.shape[1]}))
 
@@ -184,6 +185,7 @@ def features_(
 def bench_features_(
     events: Annotated[int, typer.Option(min=1_000, help="Number of events in the simulated log.")] = 10_000_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    jobs: Annotated[int, typer.Option(min=1, help="Worker threads/processes over customer partitions.")] = 2,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")] = None,
 ) -> None:
     """Feature-building speed (events/s), peak memory and single-customer latency."""
@@ -191,7 +193,7 @@ def bench_features_(
 
     from features.bench import bench_features
 
-    echo_json(bench_features(events, np.random.default_rng(seed)), json_out)
+    echo_json(bench_features(events, np.random.default_rng(seed), n_jobs=jobs, verbose=False), json_out)
 
 
 def enable_progress() -> None:
