@@ -258,6 +258,46 @@ def bench_churn_data(
     echo_json(run_benchmark(name, source, config_path=config, log_to_mlflow=mlflow), json_out)
 
 
+PolicyOption = Annotated[Path | None, typer.Option(help="Decision settings YAML (caps, limits, thresholds).")]
+CatalogueOption = Annotated[Path | None, typer.Option(help="Action catalogue YAML (default: the packaged one).")]
+
+
+@train_app.command("policy")
+@user_errors
+def train_policy_(
+    data: Annotated[Path, typer.Option(help="Data folder with an outreach log.")],
+    config: ConfigOption = None,
+    report: ReportOption = None,
+    policy_config: PolicyOption = None,
+    catalogue: CatalogueOption = None,
+    register: Annotated[bool, typer.Option(help="Register the decision system as challenger; try promotion.")] = True,
+) -> None:
+    """Learn the next-best-action policy from logged outreach and register features + churn + policy as one unit."""
+    from training.policy import train_policy_command
+
+    enable_progress()
+    result = train_policy_command(data, config, report, policy_config_path=policy_config, catalogue_path=catalogue,
+                                  register=register, progress=typer.echo)
+    typer.echo(json.dumps(result, indent=2, default=str))
+
+
+@evaluate_app.command("policy")
+@user_errors
+def evaluate_policy_(
+    data: Annotated[Path, typer.Option(help="Data folder with an outreach log (and truth, if simulated).")],
+    report: ReportOption = None,
+    policy_config: PolicyOption = None,
+    catalogue: CatalogueOption = None,
+) -> None:
+    """Off-policy evaluation (IPS, SNIPS, DR with bootstrap intervals) and, on simulated data, the true value."""
+    from training.policy import evaluate_policy_command
+
+    enable_progress()
+    result = evaluate_policy_command(data, report, policy_config_path=policy_config, catalogue_path=catalogue,
+                                     progress=typer.echo)
+    typer.echo(json.dumps(result, indent=2, default=str))
+
+
 ModelPathOption = Annotated[
     Path | None, typer.Option(help="Serve/score a saved decision system file instead of the registry champion.")
 ]

@@ -1,0 +1,67 @@
+"""The DR-learner recovers the sign of known heterogeneous effects, negative ones included."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.uplift import UpliftModel
+
+ACTIONS = ["no_contact", "email:none", "email:discount_10", "push:content"]
+
+
+def synthetic(n: int, rng: np.random.Generator):
+    X = pd.DataFrame(rng.normal(size=(n, 5)), columns=[f"x{i}" for i in range(5)])
+    X["history"] = np.where(rng.random(n) < 0.3, np.nan, rng.poisson(3, n))  # some have no outreach history
+    base = 1 / (1 + np.exp(-(-0.8 + 0.8 * X["x0"])))
+    # Persuadables (x1 > 0) respond to the discount; sleeping dogs (x1 < -0.5) are pushed away by any contact;
+    # push content helps customers with x2 > 0.
+    tau = np.zeros((n, 4))
+    x1, x2 = X["x1"].to_numpy(), X["x2"].to_numpy()
+    tau[:, 1] = np.where(x1 < -0.5, 0.15, -0.05)
+    tau[:, 2] = np.where(x1 > 0, -0.25, np.where(x1 < -0.5, 0.2, 0.0))
+    tau[:, 3] = np.where(x2 > 0, -0.2, 0.1)
+    logging = np.array([0.25, 0.25, 0.25, 0.25])
+    a = rng.choice(4, size=n, p=logging)
+    p_true = np.clip(base.to_numpy()[:, None] + tau, 0.01, 0.99)
+    y = (rng.random(n) < p_true[np.arange(n), a]).astype(int)
+    return X, np.asarray(ACTIONS, dtype=object)[a], logging[a], y, p_true - p_true[:, [0]]
+
+
+@pytest.mark.parametrize("final", ["dr", "plugin"])
+def test_effect_signs_recovered(final: str) -> None:
+    rng = np.random.default_rng(0)
+    X, a, p, y, _true_effect = synthetic(12_000, rng)
+    model = UpliftModel(
+        ACTIONS,
+        outcome_estimators=150,
+        effect_estimators=100,
+        effect_min_child_samples=200,
+        final=final,
+        random_state=0,
+    ).fit(X, a, p, y)
+    Xt, _, _, _, true_t = synthetic(2000, np.random.default_rng(1))
+    est = model.predict_effect(Xt)
+    big = np.abs(true_t[:, 1:]) >= 0.05
+    agree = np.sign(est[:, 1:])[big] == np.sign(true_t[:, 1:])[big]
+    assert agree.mean() >= 0.8, agree.mean()
+    harmful = true_t[:, 2] > 0.1
+    assert (est[harmful, 2] > 0).mean() >= 0.8  # negative effects (sleeping dogs) are learned
+    p0, pa = model.predict_churn(Xt)
+    assert pa.shape == (2000, 4) and np.allclose(pa[:, 0], p0)
+    assert ((pa >= 0) & (pa <= 1)).all()
+    clone = pickle.loads(pickle.dumps(model))
+    assert np.allclose(clone.predict_effect(Xt.head(50)), est[:50])
+
+
+def test_bad_input_is_named() -> None:
+    rng = np.random.default_rng(2)
+    X, a, p, y, _ = synthetic(200, rng)
+    a[0] = "fax:none"
+    with pytest.raises(ValueError, match="fax:none"):
+        UpliftModel(ACTIONS).fit(X, a, p, y)
+    with pytest.raises(ValueError, match="actions\\[0\\]"):
+        UpliftModel(ACTIONS[1:]).fit(X, a, p, y)
