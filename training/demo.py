@@ -34,7 +34,9 @@ def run_demo(
     from features.io import read_tables, write_tables
     from features.pipeline import build_features
     from features.simulate import SimConfig, simulate_world
+    from serving.batch import score_data
     from training.churn import train_churn_command
+    from training.policy import train_policy_command
 
     workdir = Path(workdir)
     data = workdir / "data"
@@ -79,6 +81,39 @@ def run_demo(
     ml = churn.get("mlflow", {})
     echo(f"      registered {ml.get('registered_model')} v{ml.get('version')}: "
          f"{'promoted to champion' if ml.get('promoted') else 'kept as challenger'} ({ml.get('reason')})")
+
+    echo("[5/6] learning the next-best-action policy from the outreach log (registered with churn as one unit)")
+    policy = train_policy_command(data, config_path, workdir / "policy_report.json", register=True,
+                                  progress=lambda msg: echo(f"      {msg}"))
+    scenario = policy["scenarios"]["configured"]
+    truth = scenario.get("truth") or {}
+    report["policy"] = {
+        "contacts": scenario["contacts"],
+        "constraint_violations": scenario["constraint_violations"],
+        "no_contact_reasons": scenario["no_contact_reasons"],
+        "defense_targets": scenario["defense_targets"],
+        "high_engagement_potential": scenario["high_engagement_potential"],
+        "truth": {k: truth.get(k) for k in ("policy_value", "oracle_value", "no_contact_value",
+                                            "captured_uplift_ratio", "baselines")},
+        "mlflow": policy.get("mlflow", {}),
+    }
+    echo("      true value of each policy at the cutoff (net of contact costs; no contact = 0):")
+    echo(f"        learned policy                 {_fmt(truth.get('policy_value'))}")
+    echo(f"        oracle (truth, same limits)    {_fmt(truth.get('oracle_value'))}")
+    for name, value in (truth.get("baselines") or {}).items():
+        echo(f"        baseline {name:<22}{_fmt(value)}")
+    echo(f"        captured uplift ratio          {_fmt(truth.get('captured_uplift_ratio'))}")
+    echo(f"      {scenario['contacts']:,} contacts; constraint violations {scenario['constraint_violations']}")
+    echo(f"      why not contacted: {scenario['no_contact_reasons']}")
+    echo(f"      back-door defense targets: {scenario['defense_targets']:,}; for example:")
+    for example in scenario.get("defense_examples", [])[:3]:
+        echo(f"        {example['customer_id']}: " + "; ".join(example["defense_reasons"]))
+
+    echo("[6/6] batch-scoring every customer with the champion decision system")
+    scored = score_data(data, workdir / "scores.parquet", defense_out=workdir / "defense_targets.csv",
+                        mlflow_config=config_path or Path("mlflow.yaml"), overwrite=True)
+    report["score"] = {k: v for k, v in scored.items() if not isinstance(v, (list, dict))}
+    echo(f"      {report['score']}")
 
     report["seconds"] = round(time.perf_counter() - t0, 1)
     (workdir / "demo_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
