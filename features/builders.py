@@ -257,7 +257,7 @@ class EngagementBuilder(FeatureBuilder):
     def _raw(self, ev: EventArrays) -> tuple[np.ndarray, np.ndarray]:
         """Raw decayed engagement per customer and the assisted-visit counts."""
         lut = self._weights_lut()
-        w = lut[ev.kind + np.where(ev.inbound, np.int8(0), np.int8(N_KINDS))]
+        w = lut[ev.kind_dir]
         # Depth only where the column has a value (durations and pages sit on a minority of rows).
         for name, weight, scale in (
             ("duration_s", self.duration_weight, 1 / 60),
@@ -283,8 +283,9 @@ class EngagementBuilder(FeatureBuilder):
             assisted = idx[inside]
         if assisted.size and self.assisted_bonus:
             w[assisted] += self.assisted_bonus
-        decay = np.exp2(ev.age_days() * (-1.0 / self.half_life_days))
-        raw = np.bincount(ev.cust, weights=w * decay, minlength=ev.n)
+        decay = ev.age_days() * (-1.0 / self.half_life_days)
+        w *= np.exp2(decay, out=decay)
+        raw = np.bincount(ev.cust, weights=w, minlength=ev.n)
         return raw, np.bincount(ev.cust[assisted], minlength=ev.n)
 
     def _fit_stats(self, ev: EventArrays) -> dict[str, np.ndarray]:
@@ -847,7 +848,7 @@ class ValueBuilder(FeatureBuilder):
             b = ev.window_bucket()[idx]
             r90 = b <= 2
             first_p, last_p = purchase_times(ev)
-            first_any = ev.first_ts(np.ones(ev.m, dtype=bool)) if ev.m else np.full(ev.n, np.iinfo(np.int64).max)
+            first_any = ev.first_ts(None)
             start = np.where(ev.signup_ns != INT_MIN, ev.signup_ns, first_any)
             tenure = np.where(start < ev.cutoff_ns, (ev.cutoff_ns - start) / DAY_NS, 0.0)
             redeemed = ev.kind_is("offer_redeemed") & ev.inbound

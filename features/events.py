@@ -111,8 +111,9 @@ class _Column:
         self.cats = None
         self.arrow = None
         if isinstance(s.dtype, pd.CategoricalDtype):
-            self.codes = s.cat.codes.to_numpy()
-            self.cats = list(s.cat.categories)
+            # Through the Categorical itself: the .cat accessor builds Series (slow for one customer).
+            self.codes = s.array.codes
+            self.cats = list(s.array.categories)
         elif hasattr(s.array, "__arrow_array__"):
             arr = s.array.__arrow_array__()
             self.arrow = arr if isinstance(arr, pa.ChunkedArray) else pa.chunked_array([arr])
@@ -141,6 +142,8 @@ class _Column:
                 part = self.arrow.slice(rows.start, rows.stop - rows.start)
             else:
                 part = self.arrow.take(pa.array(rows))
+            if vocab is not None and (pa.types.is_string(part.type) or pa.types.is_large_string(part.type)):
+                return _index_in(part, vocab, dtype)
             enc = pc.dictionary_encode(part).combine_chunks()
             codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)
             uniq = enc.dictionary.to_pylist()
@@ -148,7 +151,9 @@ class _Column:
             codes, uniq = pd.factorize(self.series.iloc[rows], use_na_sentinel=True)
         return mapper(list(uniq))[codes].astype(dtype, copy=False)
 
-    def encode_some(self, rows: slice | np.ndarray, which: np.ndarray, mapper, dtype, fill) -> np.ndarray:
+    def encode_some(
+        self, rows: slice | np.ndarray, which: np.ndarray, mapper, dtype, fill, vocab: tuple[str, ...] | None = None
+    ) -> np.ndarray:
         """Like :meth:`encode`, but only rows where ``which`` is set are looked at (others get ``fill``).
 
         String columns that matter for a few kinds only (product ids on product views, offer ids on
@@ -163,8 +168,27 @@ class _Column:
             return out
         start = rows.start if isinstance(rows, slice) else 0
         src_rows = idx + start if isinstance(rows, slice) else rows[idx]
-        out[idx] = self.encode(src_rows, mapper, dtype)
+        out[idx] = self.encode(src_rows, mapper, dtype, vocab)
         return out
+
+
+def _index_in(part: pa.ChunkedArray, vocab: tuple[str, ...], dtype) -> np.ndarray:
+    """Position of every string of ``part`` in ``vocab`` (-1 when missing or not in it).
+
+    One hash lookup per row against the small vocabulary, read straight from arrow's buffers: cheaper
+    than dictionary-encoding the rows and mapping the dictionary.
+    """
+    if len(part) == 0:
+        return np.zeros(0, dtype=dtype)
+    res = pc.index_in(part, value_set=pa.array(vocab, type=part.type))
+    res = res.combine_chunks() if isinstance(res, pa.ChunkedArray) else res
+    n, off = len(res), res.offset
+    bufs = res.buffers()
+    codes = np.frombuffer(bufs[1], dtype=np.int32, count=off + n)[off:].astype(dtype)
+    if res.null_count:
+        valid = np.unpackbits(np.frombuffer(bufs[0], dtype=np.uint8), count=off + n, bitorder="little")[off:]
+        codes[valid == 0] = -1
+    return codes
 
 
 def _price_lut(cats) -> np.ndarray:
@@ -222,12 +246,19 @@ class EventArrays:
         which = self.kind_is(*kinds)
         # Gathering the rows that matter pays off only when they are few; otherwise encode all and mask.
         if col.arrow is not None and which.sum() < 0.25 * which.size:
-            return col.encode_some(self.rows, which, mapper, np.int8, -1)
+            return col.encode_some(self.rows, which, mapper, np.int8, -1, vocab)
         return np.where(which, col.encode(self.rows, mapper, np.int8, vocab), np.int8(-1))
 
     @property
     def kind(self) -> np.ndarray:
         return self.memo("kind", lambda: self._coded("kind", KINDS))
+
+    @property
+    def kind_dir(self) -> np.ndarray:
+        """Kind code for inbound rows, ``N_KINDS +`` kind code for outbound rows (int16)."""
+        return self.memo(
+            "kind_dir", lambda: np.where(self.inbound, np.int16(0), np.int16(N_KINDS)) + self.kind.astype(np.int16)
+        )
 
     @property
     def channel(self) -> np.ndarray:
@@ -307,8 +338,7 @@ class EventArrays:
         Direction 0 = inbound, 1 = outbound."""
 
         def _kc() -> np.ndarray:
-            q = (~self.inbound).astype(np.int32) * N_KINDS
-            q += self.kind
+            q = self.kind_dir.astype(np.int32)
             q *= 4
             q += self.window_bucket()
             key = self.cust.astype(np.int32) * (2 * N_KINDS * 4)
@@ -353,13 +383,18 @@ class EventArrays:
         return out
 
     def first_ts(self, mask: np.ndarray | None) -> np.ndarray:
-        """Per customer, the ts of the first selected row (int64 ns; int64 max when none)."""
-        idx = np.arange(self.m) if mask is None else np.flatnonzero(mask)
+        """Per customer, the ts of the first selected row (int64 ns; int64 max when none); ``None``
+        selects every row (computed once per block)."""
+        if mask is None:
+            return self.memo("first_ts_all", lambda: self._first_ts(self.cust, self.ts)).copy()
+        idx = np.flatnonzero(mask)
+        return self._first_ts(self.cust[idx], self.ts[idx])
+
+    def _first_ts(self, c: np.ndarray, ts: np.ndarray) -> np.ndarray:
         out = np.full(self.n, INT64_MAX, dtype=np.int64)
-        if idx.size:
-            c = self.cust[idx]
+        if c.size:
             first = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
-            out[c[first]] = self.ts[idx[first]]
+            out[c[first]] = ts[first]
         return out
 
     def kind_is(self, *kinds: str) -> np.ndarray:
@@ -416,7 +451,7 @@ class EventSource:
         for j, c in enumerate(OUTREACH_CHANNELS):
             col = CONSENT_COLUMNS[c]
             if col in cus.columns:
-                consent[:, j] = cus[col].fillna(False).to_numpy(dtype=bool)
+                consent[:, j] = cus[col].to_numpy(dtype=bool, na_value=False)
         self.consent = consent
 
     def _outreach(self, out: pd.DataFrame | None) -> None:
@@ -431,7 +466,7 @@ class EventSource:
         ch = _Column(out["channel"]).encode(slice(0, len(out)), lambda c: _vocab_lut(c, OUTREACH_CHANNELS), np.int8)
         ok = (ots < self.cutoff_ns) & (ch >= 0)
         if "holdout" in out.columns:
-            ok &= ~out["holdout"].fillna(False).to_numpy(dtype=bool)
+            ok &= ~out["holdout"].to_numpy(dtype=bool, na_value=False)
         if "offer" in out.columns:
             disc = _Column(out["offer"]).encode(
                 slice(0, len(out)),
@@ -512,8 +547,8 @@ def _is_ordered(cust: np.ndarray, ts: np.ndarray, chunk: int = 1 << 20) -> bool:
 
 def _customer_codes(col: pd.Series, ids: pd.Index, table: str) -> np.ndarray:
     """Customer codes aligned with the ``customers`` order (validated tables carry them as categoricals)."""
-    if isinstance(col.dtype, pd.CategoricalDtype) and col.cat.categories.equals(ids):
-        codes = col.cat.codes.to_numpy()
+    if isinstance(col.dtype, pd.CategoricalDtype) and col.array.categories.equals(ids):
+        codes = col.array.codes
     else:
         codes = ids.get_indexer(col.astype(str))
     if codes.size and codes.min() < 0:

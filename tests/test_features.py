@@ -24,6 +24,7 @@ from features.builders import (
 )
 from features.builders_static import StaticAttributesBuilder
 from features.dictionary import feature_dictionary
+from features.events import EventSource
 from features.pipeline import FeaturePipeline, build_features
 from features.schema import OUTREACH_CHANNELS, Tables
 from features.simulate import SimConfig, simulate_world
@@ -184,6 +185,18 @@ def test_one_customer_alone_equals_its_row_in_the_batch(
 def test_blocks_and_threads_do_not_change_results(world: Tables, cutoff: str, features: pd.DataFrame) -> None:
     small = FeaturePipeline(n_jobs=2, block_events=2_000).fit(world, cutoff=cutoff)
     assert_same(small.transform(world, cutoff=cutoff), features)
+
+
+def test_threaded_blocks_give_byte_identical_output(world: Tables, cutoff: str) -> None:
+    expected = FeaturePipeline(n_jobs=1).fit_transform(world, cutoff=cutoff)  # one block, no threads
+    threaded = FeaturePipeline(n_jobs=2, block_events=1_000)
+    assert len(EventSource(world, cutoff).blocks(1_000)) > 4
+    for out in (threaded.fit_transform(world, cutoff=cutoff), threaded.transform(world, cutoff=cutoff)):
+        pd.testing.assert_index_equal(out.index, expected.index)
+        pd.testing.assert_index_equal(out.columns, expected.columns)
+        assert list(out.dtypes) == list(expected.dtypes)
+        for c in expected.columns:
+            assert out[c].to_numpy().tobytes() == expected[c].to_numpy().tobytes(), c
 
 
 # ---- estimator contract -------------------------------------------------------------------------------
