@@ -23,6 +23,7 @@ from features.builders import (
     ValueBuilder,
 )
 from features.builders_base import FeatureBuilder, concat_stats, map_blocks, to_frame
+from features.builders_dynamics import DynamicsBuilder
 from features.builders_static import StaticAttributesBuilder
 from features.events import DEFAULT_BLOCK_EVENTS, EventSource, to_cutoff_ns
 from features.schema import Tables
@@ -34,6 +35,7 @@ FAMILIES: tuple[tuple[str, type], ...] = (
     ("ladders", LadderBuilder),
     ("value", ValueBuilder),
     ("channel", ChannelBuilder),
+    ("dynamics", DynamicsBuilder),  # event families first: transform fills their columns before static
     ("static", StaticAttributesBuilder),
 )
 
@@ -43,7 +45,7 @@ class FeaturePipeline(BaseEstimator):
 
     Parameters
     ----------
-    engagement, service_social, intent, ladders, value, channel, static : a configured builder for that
+    engagement, service_social, intent, ladders, value, channel, dynamics, static : a configured builder for that
         family, or ``None`` for the default one (nested parameters: ``engagement__half_life_days``).
     n_jobs : threads working on blocks of customers (1 = no threads).
     block_events : events per block: small enough for the temporaries to stay in cache, large enough
@@ -59,6 +61,7 @@ class FeaturePipeline(BaseEstimator):
         ladders=None,
         value=None,
         channel=None,
+        dynamics=None,
         static=None,
         n_jobs: int = 2,
         block_events: int = DEFAULT_BLOCK_EVENTS,
@@ -69,6 +72,7 @@ class FeaturePipeline(BaseEstimator):
         self.ladders = ladders
         self.value = value
         self.channel = channel
+        self.dynamics = dynamics
         self.static = static
         self.n_jobs = n_jobs
         self.block_events = block_events
@@ -122,7 +126,11 @@ class FeaturePipeline(BaseEstimator):
         block = np.empty((source.n, len(self.feature_names_out_)), order="F")  # columns contiguous
 
         def fill(ev) -> None:
-            block[ev.lo : ev.lo + ev.n, :width] = np.hstack([b._block(ev) for b in event_b])
+            col = 0
+            for b in event_b:  # each family straight into its columns (no stacked copy)
+                a = b._block(ev)
+                block[ev.lo : ev.lo + ev.n, col : col + a.shape[1]] = a
+                col += a.shape[1]
 
         self._map(source, fill)
         col = width

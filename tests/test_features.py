@@ -279,7 +279,7 @@ def test_feature_dictionary_matches_the_columns(fitted: FeaturePipeline, feature
     assert list(d.columns) == ["name", "family", "meaning", "seed_idea"]
     assert list(d["name"]) == list(features.columns)
     assert d.notna().all().all() and (d["meaning"].str.len() > 5).all()
-    assert d["family"].nunique() == 7
+    assert d["family"].nunique() == 8  # seven issue families + dynamics (features/builders_dynamics.py)
     generic = feature_dictionary()
     assert "attr_*" in set(generic["name"])
     assert set(generic["name"]) - {"attr_*"} <= set(d["name"])
