@@ -85,7 +85,10 @@ def parse_ts_column(values: list[str]) -> np.ndarray:
 
 def _utc(value: datetime) -> datetime:
     """Naive timestamps are UTC; every timestamp must lie in 1900..2200."""
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # e.g. year 1 with a positive offset falls before datetime.min in UTC
+        raise ValueError("timestamp must lie between 1900-01-01 and 2200-01-01") from None
     if not MIN_TS <= value < MAX_TS:
         raise ValueError("timestamp must lie between 1900-01-01 and 2200-01-01")
     return value

@@ -697,3 +697,15 @@ def test_concurrent_requests_are_scored_together_with_the_same_answers():
     with pytest.raises(RuntimeError, match="boom"):
         bad.future.result()
     assert list(good.future.result()[1]["customer_id"]) == ["fine"]
+
+
+def test_extreme_timestamp_with_offset_is_a_validation_error() -> None:
+    """Found by the fuzzer: year 1 with a positive UTC offset overflowed instead of failing validation."""
+    from datetime import datetime, timedelta, timezone
+
+    import pytest as _pytest
+
+    from serving.schemas import _utc
+
+    with _pytest.raises(ValueError, match="between 1900"):
+        _utc(datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14))))
