@@ -73,8 +73,6 @@ def catalogue_from_dict(spec: dict) -> Catalogue:
 
 def load_catalogue(path: str | Path | None = None) -> Catalogue:
     """Load an action catalogue from YAML; ``None`` loads the packaged default."""
-    if path is None:
-        text = resources.files("features").joinpath("actions.yaml").read_text()
-    else:
-        text = Path(path).read_text()
+    source = resources.files("features").joinpath("actions.yaml") if path is None else Path(path)
+    text = source.read_text()
     return catalogue_from_dict(yaml.safe_load(text))

@@ -39,6 +39,11 @@ from training.metrics import (
 log = logging.getLogger("engage.churn")
 
 RFM_COLUMNS = ("recency_days", "frequency", "monetary")
+# The headline metrics copied into every churn report, however the model was trained.
+REPORT_METRICS: tuple[str, ...] = (
+    "auc", "pr_auc", "brier", "ece", "lift_at_10", "lift_at_20", "capture_at_10", "capture_at_20", "base_rate",
+    "mean_prediction", "n",
+)
 
 
 @dataclass(frozen=True)
@@ -438,22 +443,7 @@ def train_churn(
     report = {
         "dataset": dataset,
         "mode": "temporal",
-        **{
-            k: metrics[k]
-            for k in (
-                "auc",
-                "pr_auc",
-                "brier",
-                "ece",
-                "lift_at_10",
-                "lift_at_20",
-                "capture_at_10",
-                "capture_at_20",
-                "base_rate",
-                "mean_prediction",
-                "n",
-            )
-        },
+        **{k: metrics[k] for k in REPORT_METRICS},
         "ece_uncalibrated": uncal["ece"],
         "brier_uncalibrated": uncal["brier"],
         "calibration": model.calibration_method_,
@@ -609,22 +599,7 @@ def train_given_labels(
     report = {
         "dataset": dataset,
         "mode": "given_labels_cv",
-        **{
-            k: metrics[k]
-            for k in (
-                "auc",
-                "pr_auc",
-                "brier",
-                "ece",
-                "lift_at_10",
-                "lift_at_20",
-                "capture_at_10",
-                "capture_at_20",
-                "base_rate",
-                "mean_prediction",
-                "n",
-            )
-        },
+        **{k: metrics[k] for k in REPORT_METRICS},
         "auc_folds": fold_auc,
         "auc_fold_std": float(np.std(fold_auc)),
         "tuned": chosen,
@@ -896,22 +871,7 @@ def evaluate_churn_command(
         "model_uri": uri,
         "dataset": Path(data).name,
         "cutoff": str(test),
-        **{
-            k: metrics[k]
-            for k in (
-                "auc",
-                "pr_auc",
-                "brier",
-                "ece",
-                "lift_at_10",
-                "lift_at_20",
-                "capture_at_10",
-                "capture_at_20",
-                "base_rate",
-                "mean_prediction",
-                "n",
-            )
-        },
+        **{k: metrics[k] for k in REPORT_METRICS},
         **_oracle(tables, keys, test),
     }
     if report_path is not None:
