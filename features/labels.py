@@ -9,7 +9,11 @@ Definitions (shared with the simulator's truth):
   up), at least one active touch in ``[c - inactivity_days, c)``, and no ``cancel`` after the last
   active touch before ``c`` (a customer who cancelled and came back is eligible again).
 - **churn label** for an eligible customer: 1 if there is a ``cancel`` in ``[c, c + horizon_days)``
-  or no active touch in that window, else 0.
+  or no *own* active touch in that window, else 0. Reactions to the company's outreach (``message_open``,
+  ``message_click``, ``offer_redeemed``) keep a customer eligible but do not count as activity in the
+  horizon: otherwise every opened message would "retain" its reader, the label would depend on how often
+  the company happened to write, and it would differ from the simulator's truth (whose churn label counts
+  only the customer's own active episodes; no outreach is sent after the evaluation cutoff).
 
 Eligibility reads only events strictly before the cutoff and the label only events inside the
 horizon window, so events after ``c + horizon_days`` never change a row.
@@ -25,6 +29,8 @@ import pandas as pd
 from features.schema import EXIT_KINDS, PASSIVE_KINDS, Tables
 
 DAY_NS = 86_400 * 10**9
+# Reactions to outreach: activity for eligibility, not for the label (see the module docstring).
+OUTREACH_REACTIONS: frozenset[str] = frozenset({"message_open", "message_click", "offer_redeemed"})
 
 
 def _utc(value) -> pd.Timestamp:
@@ -66,6 +72,7 @@ def make_labels(
     inactivity_days: int = 90,
     observed_until=None,
     activity_kinds: Collection[str] | None = None,
+    outcome_excludes: Collection[str] = OUTREACH_REACTIONS,
 ) -> pd.DataFrame:
     """Churn labels for every customer active at each cutoff (see the module docstring).
 
@@ -74,6 +81,8 @@ def make_labels(
     a cutoff whose horizon ends after it raises, because its labels would be censored.
     ``activity_kinds`` (optional): only touchpoints of these kinds count as activity, whatever their
     direction (e.g. ``("purchase",)`` for transaction-only data: churn = no purchase in the horizon).
+    ``outcome_excludes``: activity kinds that count for eligibility but not in the horizon (default:
+    reactions to outreach; pass ``()`` to count them).
     """
     if horizon_days <= 0 or inactivity_days <= 0:
         raise ValueError(f"horizon_days ({horizon_days}) and inactivity_days ({inactivity_days}) must be > 0")
@@ -97,6 +106,7 @@ def make_labels(
     signup_known = ~pd.isna(signup).to_numpy() if signup is not None else np.zeros(n, bool)
 
     a_codes, a_ts = codes[active], ts[active]
+    own = ~tables.touchpoints["kind"].astype(str).isin(list(outcome_excludes)).to_numpy()[active]
     c_codes, c_ts = codes[cancel], ts[cancel]
     never = np.iinfo(np.int64).min
     frames = []
@@ -111,7 +121,7 @@ def make_labels(
         np.maximum.at(last_cancel, c_codes[c_before], c_ts[c_before])
         signed_up = ~signup_known | (signup_ns < c_ns)
         eligible = signed_up & (last_active >= c_ns - inactivity_days * DAY_NS) & (last_cancel < last_active)
-        win = (a_ts >= c_ns) & (a_ts < h_ns)
+        win = (a_ts >= c_ns) & (a_ts < h_ns) & own
         future_active = np.bincount(a_codes[win], minlength=n) > 0
         cwin = (c_ts >= c_ns) & (c_ts < h_ns)
         future_cancel = np.bincount(c_codes[cwin], minlength=n) > 0

@@ -143,3 +143,17 @@ def test_churn_model_rejects_one_class():
     F = pd.DataFrame({"a": np.arange(10.0)})
     with pytest.raises(ValueError, match="both classes"):
         ChurnModel().fit(F, np.zeros(10))
+
+
+def test_training_labels_leave_outreach_reactions_out(world):
+    # the default settings read the label's horizon without opens, clicks and redemptions; counting them
+    # is a setting, and it can only turn churn labels into retained ones
+    split = temporal_split(world, SETTINGS)
+    default = make_labels(world, split.train, outcome_excludes=SETTINGS.outcome_excludes)
+    counted = make_labels(world, split.train, outcome_excludes=())
+    assert set(SETTINGS.outcome_excludes) == {"message_open", "message_click", "offer_redeemed"}
+    assert ChurnSettings.from_dict({"outcome_excludes": []}).outcome_excludes == ()
+    assert ChurnSettings.from_dict({"outcome_excludes": None}).outcome_excludes == ()
+    assert (default["customer_id"].to_numpy() == counted["customer_id"].to_numpy()).all()
+    assert (default["label"].to_numpy() >= counted["label"].to_numpy()).all()
+    assert default["label"].sum() > counted["label"].sum()

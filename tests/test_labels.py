@@ -83,6 +83,32 @@ def test_activity_kinds_restrict_activity_to_purchases():
     assert labels.to_dict() == {"quiet": 1, "buyer_out": 0}
 
 
+def test_outreach_reactions_keep_eligibility_but_do_not_retain():
+    customers = pd.DataFrame(
+        {
+            "customer_id": ["reader", "clicker", "visitor"],
+            "signup_ts": [_day(-400)] * 3,
+            **{f"consent_{c}": True for c in ("email", "sms", "push", "call")},
+        }
+    )
+    rows = [
+        ("reader", -10, "email", "message_open", "inbound"),  # eligible through a reaction alone
+        ("reader", 20, "email", "message_open", "inbound"),
+        ("clicker", -10, "web", "visit", "inbound"),
+        ("clicker", 20, "email", "message_click", "inbound"),
+        ("clicker", 30, "store", "offer_redeemed", "inbound"),
+        ("visitor", -10, "web", "visit", "inbound"),
+        ("visitor", 20, "web", "visit", "inbound"),
+    ]
+    tp = pd.DataFrame(rows, columns=["customer_id", "day", "channel", "kind", "direction"])
+    tp["ts"] = [_day(d) for d in tp.pop("day")]
+    tables, _ = validate_tables(Tables(customers=customers, touchpoints=tp))
+    own = make_labels(tables, [CUT]).set_index("customer_id")["label"].to_dict()
+    assert own == {"reader": 1, "clicker": 1, "visitor": 0}
+    counted = make_labels(tables, [CUT], outcome_excludes=()).set_index("customer_id")["label"].to_dict()
+    assert counted == {"reader": 0, "clicker": 0, "visitor": 0}
+
+
 def test_censored_horizon_raises():
     with pytest.raises(ValueError, match="censored"):
         make_labels(_tables(), [CUT], observed_until=_day(60))

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.labels import make_labels
+from features.labels import OUTREACH_REACTIONS, make_labels
 from features.models import ChurnModel, feature_labels_from
 from features.schema import Tables
 from features.system import DecisionSystem
@@ -57,6 +57,9 @@ class ChurnSettings:
     n_val_cutoffs: int = 1
     seed: int = 7
     activity_kinds: tuple[str, ...] | None = None
+    # Kinds that keep a customer eligible but do not count as activity in the label's horizon: reactions
+    # to our own outreach are not retention (and the simulator's truth does not count them either).
+    outcome_excludes: tuple[str, ...] = tuple(sorted(OUTREACH_REACTIONS))
     test_cutoff: str | None = None
     params: dict = field(default_factory=dict)
     calibration: str = "auto"
@@ -72,8 +75,11 @@ class ChurnSettings:
         unknown = set(spec) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"churn settings: unknown keys {sorted(unknown)}")
-        if spec.get("activity_kinds") is not None:
-            spec["activity_kinds"] = tuple(spec["activity_kinds"])
+        if "outcome_excludes" in spec and spec["outcome_excludes"] is None:
+            spec["outcome_excludes"] = ()  # ``outcome_excludes: null`` in YAML: every activity counts
+        for key in ("activity_kinds", "outcome_excludes"):
+            if spec.get(key) is not None:
+                spec[key] = tuple(spec[key])
         return cls(**spec)
 
 
@@ -158,6 +164,7 @@ def labelled_features(
             horizon_days=settings.horizon_days,
             inactivity_days=settings.inactivity_days,
             activity_kinds=settings.activity_kinds,
+            outcome_excludes=settings.outcome_excludes,
         )
     blocks, keys = [], []
     data = tables.without_truth()
@@ -370,6 +377,7 @@ def train_churn(
         horizon_days=settings.horizon_days,
         inactivity_days=settings.inactivity_days,
         activity_kinds=settings.activity_kinds,
+        outcome_excludes=settings.outcome_excludes,
     )
     pipe = pipeline if pipeline is not None else FeaturePipeline()
     pipe.fit(tables.without_truth(), cutoff=split.train[-1])
@@ -436,6 +444,7 @@ def train_churn(
             "trained_at_cutoffs": split.as_dict(),
             "horizon_days": settings.horizon_days,
             "inactivity_days": settings.inactivity_days,
+            "outcome_excludes": list(settings.outcome_excludes),
             "dataset": dataset,
         },
     )
@@ -861,6 +870,7 @@ def evaluate_churn_command(
             horizon_days=settings.horizon_days,
             inactivity_days=settings.inactivity_days,
             activity_kinds=settings.activity_kinds,
+            outcome_excludes=settings.outcome_excludes,
         )
     scored = system.score(tables, test).set_index("customer_id")
     p = scored["churn_probability"].reindex(labels["customer_id"].astype(str)).to_numpy()
