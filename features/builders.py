@@ -31,6 +31,7 @@ from features.events import (
     K,
     T,
     cumulate_windows,
+    kind_dir_lut,
 )
 from features.schema import DEVICES, OUTREACH_CHANNELS, OUTREACH_TO_TOUCH_CHANNEL, REFERRERS
 
@@ -66,6 +67,17 @@ DEFAULT_KIND_WEIGHTS: dict[str, float] = {
 MOMENTS: tuple[str, ...] = ("know", "go", "do", "buy")
 
 
+def _channel_lut(*channels: str) -> np.ndarray:
+    """Channel code -> member of ``channels`` (the trailing slot serves a missing channel, code -1)."""
+    lut = np.zeros(N_CHANNELS + 1, dtype=bool)
+    lut[[C[c] for c in channels]] = True
+    return lut
+
+
+ASSIST_CHANNELS = _channel_lut("chat", "call_center")
+WEB_CHANNELS = _channel_lut("web", "app")
+
+
 # ---- shared block-level aggregates (memoised) ----------------------------------------------------
 def active_counts(ev: EventArrays) -> np.ndarray:
     """Active touches per customer and window: shape (n, 4) (7d, 30d, 90d, all time)."""
@@ -76,16 +88,17 @@ def purchase_times(ev: EventArrays) -> tuple[np.ndarray, np.ndarray]:
     """First and last purchase ts per customer (int64 min/max sentinels when none)."""
 
     def _pt():
-        m = ev.memo("purchase_mask", lambda: (ev.kind == K["purchase"]) & ev.inbound)
-        return ev.first_ts(m), ev.last_ts(m)
+        idx = ev.purchase_idx()
+        return ev.first_ts_at(idx), ev.last_ts_at(idx)
 
     return ev.memo("purchase_times", _pt)
 
 
 def _moment_lut() -> np.ndarray:
-    """Micro-moment code per (kind, topic+1): -1 none, 0 know, 1 go, 2 do, 3 buy."""
+    """Micro-moment code per (kind_dir, topic+1): -1 none, 0 know, 1 go, 2 do, 3 buy (inbound rows only;
+    the last row serves a missing kind)."""
     nt = len(TOPICS) + 1
-    lut = np.full((N_KINDS, nt), -1, dtype=np.int8)
+    lut = np.full((2 * N_KINDS + 1, nt), -1, dtype=np.int8)
     know, go, do, buy = range(4)
     lut[K["search"], :] = know
     for k in ("page_view", "visit"):
@@ -105,20 +118,31 @@ def moment_codes(ev: EventArrays) -> np.ndarray:
     """Micro-moment per row (-1 none); store visits are *go* signals whatever their topic."""
 
     def _mc():
-        code = MOMENT_LUT[ev.kind.astype(np.int32) * (len(TOPICS) + 1) + (ev.topic + 1)]
-        code = np.where(ev.inbound, code, np.int8(-1))
-        code[(ev.channel == C["store"]) & (ev.kind == K["visit"])] = 1
+        key = ev.kind_dir.astype(np.int32)
+        key *= len(TOPICS) + 1
+        key += ev.topic
+        key += 1
+        code = MOMENT_LUT.take(key)
+        code[np.flatnonzero((ev.channel == C["store"]) & (ev.kind == K["visit"]))] = 1
         return code
 
     return ev.memo("moment_codes", _mc)
+
+
+def moment_idx(ev: EventArrays) -> np.ndarray:
+    """Row indices of micro-moment signals (ascending)."""
+    return ev.memo("moment_idx", lambda: np.flatnonzero(moment_codes(ev) >= 0))
 
 
 def moment_counts(ev: EventArrays) -> np.ndarray:
     """Counts per (customer, moment, window): shape (n, 4, 4), windows cumulative (7d, 30d, 90d, all)."""
 
     def _m():
-        code = moment_codes(ev)
-        c = ev.bincount2(None, np.where(code >= 0, code * 4 + ev.window_bucket(), -1), 16)
+        idx = moment_idx(ev)
+        key = ev.cust[idx].astype(np.intp) * 16
+        key += moment_codes(ev)[idx] * np.int8(4)
+        key += ev.window_bucket()[idx]
+        c = np.bincount(key, minlength=ev.n * 16)
         return cumulate_windows(c.reshape(ev.n, 4, 4))
 
     return ev.memo("moment_counts", _m)
@@ -128,19 +152,31 @@ def product_revisits(ev: EventArrays) -> np.ndarray:
     """Product views of a product the customer had already viewed: shape (n, 4) by window."""
 
     def _r():
-        idx = np.flatnonzero((ev.kind == K["product_view"]) & (ev.product >= 0))
-        if idx.size == 0:
+        idx, prod = ev.product_views()
+        known = np.flatnonzero(prod >= 0)
+        if known.size == 0:
             return np.zeros((ev.n, 4), dtype=np.int64)
-        key = ev.cust[idx].astype(np.int64) * (int(ev.product.max()) + 1) + ev.product[idx]
-        # rows are time-ordered within a customer, so a duplicate key is a later (re)visit.
-        import pandas as pd
-
-        dup = pd.Index(key).duplicated(keep="first")
-        sub = idx[dup]
+        idx, prod = idx[known], prod[known]
+        key = ev.cust[idx].astype(np.intp) * (int(prod.max()) + 1) + prod
+        # rows are time-ordered within a customer, so a view after the first of its key is a (re)visit.
+        pos = np.arange(key.size)
+        first = np.full(int(key.max()) + 1, key.size, dtype=np.intp)
+        np.minimum.at(first, key, pos)
+        sub = idx.compress(first[key] != pos)
         c = np.bincount(ev.cust[sub].astype(np.int64) * 4 + ev.window_bucket()[sub], minlength=ev.n * 4)
         return cumulate_windows(c.reshape(ev.n, 4))
 
     return ev.memo("revisits", _r)
+
+
+def active_non_purchase_idx(ev: EventArrays) -> np.ndarray:
+    """Row indices of active touches other than purchases (ascending)."""
+
+    def _i():
+        idx = ev.active_idx()
+        return idx.compress(ev.kind_dir[idx] != K["purchase"])
+
+    return ev.memo("active_non_purchase_idx", _i)
 
 
 def cart_since_purchase(ev: EventArrays) -> np.ndarray:
@@ -148,10 +184,9 @@ def cart_since_purchase(ev: EventArrays) -> np.ndarray:
 
     def _c():
         _, last_p = purchase_times(ev)
-        m = (ev.kind == K["add_to_cart"]) & ev.inbound
-        idx = np.flatnonzero(m)
-        after = ev.ts[idx] > last_p[ev.cust[idx]]
-        return np.bincount(ev.cust[idx[after]], minlength=ev.n)
+        idx = np.flatnonzero(ev.kind_dir == K["add_to_cart"])
+        after = ev.ts[idx] > last_p.take(ev.cust[idx])
+        return np.bincount(ev.cust[idx.compress(after)], minlength=ev.n)
 
     return ev.memo("cart_since_purchase", _c)
 
@@ -161,6 +196,21 @@ def exit_counts(ev: EventArrays) -> tuple[np.ndarray, np.ndarray]:
     return ev.inbound_kind("unsubscribe") + ev.outbound_kind("unsubscribe"), ev.inbound_kind(
         "cancel"
     ) + ev.outbound_kind("cancel")
+
+
+def _web_rows(ev: EventArrays, idx: np.ndarray) -> np.ndarray:
+    """Web/app rows (ascending) of every customer owning a row of ``idx``: all that the search for the
+    web touch nearest to each of those rows within its customer needs. Chats and calls are rare, so
+    their customers' rows are far fewer than the block's."""
+    if idx.size * 64 >= ev.m:
+        return np.flatnonzero(WEB_CHANNELS.take(ev.channel))
+    owners = np.unique(ev.cust[idx])
+    start = np.searchsorted(ev.cust, owners, side="left")
+    stop = np.searchsorted(ev.cust, owners, side="right")
+    # Concatenated row ranges [start, stop) of those customers.
+    lengths = stop - start
+    rows = np.arange(int(lengths.sum())) + np.repeat(start - np.cumsum(lengths) + lengths, lengths)
+    return rows.compress(WEB_CHANNELS.take(ev.channel[rows]))
 
 
 # ---- 1. engagement index -----------------------------------------------------------------------
@@ -257,7 +307,7 @@ class EngagementBuilder(FeatureBuilder):
     def _raw(self, ev: EventArrays) -> tuple[np.ndarray, np.ndarray]:
         """Raw decayed engagement per customer and the assisted-visit counts."""
         lut = self._weights_lut()
-        w = lut[ev.kind_dir]
+        w = lut.take(ev.kind_dir)
         # Depth only where the column has a value (durations and pages sit on a minority of rows).
         for name, weight, scale in (
             ("duration_s", self.duration_weight, 1 / 60),
@@ -270,17 +320,18 @@ class EngagementBuilder(FeatureBuilder):
             w[idx] *= 1.0 + weight * np.log1p(col[idx] * scale)
         # A chat or call within assisted_gap_minutes of a web/app touch of the same customer (before or
         # after it: with equal timestamps the row order is arbitrary) = help sought inside a visit.
-        idx = np.flatnonzero(((ev.channel == C["chat"]) | (ev.channel == C["call_center"])) & ev.active())
+        idx = np.flatnonzero(ASSIST_CHANNELS.take(ev.channel))
+        idx = idx.compress(ev.active().take(idx))
         assisted = idx
         if idx.size:
-            web = np.flatnonzero((ev.channel == C["web"]) | (ev.channel == C["app"]))
+            web = _web_rows(ev, idx)
             gap = int(self.assisted_gap_minutes * 60e9)
             inside = np.zeros(idx.size, dtype=bool)
             if web.size:
                 j = np.searchsorted(web, idx)
                 for nb in (web[np.maximum(j - 1, 0)], web[np.minimum(j, web.size - 1)]):
                     inside |= (ev.cust[nb] == ev.cust[idx]) & (np.abs(ev.ts[idx] - ev.ts[nb]) <= gap)
-            assisted = idx[inside]
+            assisted = idx.compress(inside)
         if assisted.size and self.assisted_bonus:
             w[assisted] += self.assisted_bonus
         decay = ev.age_days() * (-1.0 / self.half_life_days)
@@ -301,28 +352,28 @@ class EngagementBuilder(FeatureBuilder):
     def _block(self, ev: EventArrays) -> np.ndarray:
         raw, assisted = self._raw(ev)
         ac = active_counts(ev)
-        act = ev.active()
+        act = ev.active_idx()
         # Active days: a new (customer, day) pair among time-ordered active rows in the last 90 days.
-        idx = np.flatnonzero(act & (ev.window_bucket() <= 2))
+        idx = act.compress(ev.window_bucket()[act] <= 2)
         c, day = ev.cust[idx], ev.ts[idx] // DAY_NS
-        new = np.r_[True, (c[1:] != c[:-1]) | (day[1:] != day[:-1])] if idx.size else np.zeros(0, bool)
-        b = ev.window_bucket()[idx][new]
+        new = np.flatnonzero(np.r_[True, (c[1:] != c[:-1]) | (day[1:] != day[:-1])]) if idx.size else idx
+        b = ev.window_bucket()[idx[new]]
         days = np.bincount(c[new].astype(np.int64) * 3 + b, minlength=ev.n * 3).reshape(ev.n, 3).cumsum(1)
         # Breadth: distinct channels, ever and in 90 days.
-        ch = np.where(act, ev.channel.astype(np.int32) * 2 + (ev.window_bucket() <= 2), -1)
-        bc = ev.bincount2(None, ch, N_CHANNELS * 2).reshape(ev.n, N_CHANNELS, 2)
-        breadth = ((bc[:, :, 0] + bc[:, :, 1]) > 0).sum(1)
-        breadth90 = (bc[:, :, 1] > 0).sum(1)
+        acc = ev.active_channel_counts()
+        breadth = (acc[:, :, 3] > 0).sum(1)
+        breadth90 = (acc[:, :, 2] > 0).sum(1)
         # Active touches (other than purchases) strictly between the first and the last purchase, per gap.
         n_p = ev.inbound_kind("purchase")
         between = np.zeros(ev.n)
         rep = n_p >= 2
         if rep.any():
             first_p, last_p = purchase_times(ev)
-            idx = np.flatnonzero(act & rep[ev.cust] & (ev.kind != K["purchase"]))
+            idx = active_non_purchase_idx(ev)
+            idx = idx.compress(rep.take(ev.cust[idx]))
             c, t = ev.cust[idx], ev.ts[idx]
-            inside = (t > first_p[c]) & (t < last_p[c])
-            between = np.bincount(c[inside], minlength=ev.n) / np.maximum(n_p - 1, 1)
+            inside = (t > first_p.take(c)) & (t < last_p.take(c))
+            between = np.bincount(c.compress(inside), minlength=ev.n) / np.maximum(n_p - 1, 1)
         # Both windows as counts per 30 days with the same +1 smoothing, so no activity at all gives 0.
         trend = np.log1p(ac[:, 1]) - np.log1p((ac[:, 2] - ac[:, 1]) / 2.0)
         unsub, cancel = exit_counts(ev)
@@ -341,12 +392,12 @@ class EngagementBuilder(FeatureBuilder):
                 breadth90,
                 between,
                 trend,
-                days_since(ev, ev.last_ts(act), self.recency_cap_days),
+                days_since(ev, ev.last_ts_at(act), self.recency_cap_days),
                 assisted,
                 unsub,
                 cancel,
             ]
-        ).astype(np.float64)
+        ).astype(np.float64, copy=False)
 
 
 # ---- 2. service, surveys, events, social ---------------------------------------------------------
@@ -415,15 +466,16 @@ class ServiceSocialBuilder(FeatureBuilder):
         recent = ev.window_bucket()[idx] <= 2
         n_all = np.bincount(c, minlength=ev.n)
         s_all = np.bincount(c, weights=v, minlength=ev.n)
-        n_90 = np.bincount(c[recent], minlength=ev.n)
-        s_90 = np.bincount(c[recent], weights=v[recent], minlength=ev.n)
-        neg_90 = np.bincount(c[recent & (v < -0.3)], minlength=ev.n)
+        r = np.flatnonzero(recent)
+        n_90 = np.bincount(c[r], minlength=ev.n)
+        s_90 = np.bincount(c[r], weights=v[r], minlength=ev.n)
+        neg_90 = np.bincount(c.compress(recent & (v < -0.3)), minlength=ev.n)
         k = ev.kind[idx]
-        sv = k == K["survey_response"]
+        sv = np.flatnonzero(k == K["survey_response"])
         n_sv = np.bincount(c[sv], minlength=ev.n)
         s_sv = np.bincount(c[sv], weights=v[sv], minlength=ev.n)
         rec = ((k == K["review"]) | (k == K["social_comment"])) & (v >= self.promoter_sentiment)
-        return n_all, s_all, n_90, s_90, neg_90, (n_sv, s_sv), np.bincount(c[rec], minlength=ev.n)
+        return n_all, s_all, n_90, s_90, neg_90, (n_sv, s_sv), np.bincount(c.compress(rec), minlength=ev.n)
 
     def _fit_stats(self, ev: EventArrays) -> dict[str, np.ndarray]:
         n_all, s_all, _, _, _, (n_sv, s_sv), _ = self._sent(ev)
@@ -446,13 +498,15 @@ class ServiceSocialBuilder(FeatureBuilder):
 
     def _block(self, ev: EventArrays) -> np.ndarray:
         a = self.prior_strength
-        svc = (ev.kind == K["service_contact"]) & ev.inbound
-        tcode = np.where(
-            svc & (ev.topic >= 0) & (ev.topic < 5),
-            ev.topic.astype(np.int32) * 2 + (ev.window_bucket() <= 2),
-            -1,
-        )
-        tc = ev.bincount2(None, tcode, 10).reshape(ev.n, 5, 2)
+        # Service contacts by (service topic, last 90 days or not).
+        idx = np.flatnonzero(ev.kind_dir == K["service_contact"])
+        topic = ev.topic[idx]
+        keep = np.flatnonzero((topic >= 0) & (topic < 5))
+        idx, topic = idx[keep], topic[keep]
+        key = ev.cust[idx].astype(np.intp) * 10
+        key += topic * np.int8(2)
+        key += ev.window_bucket()[idx] <= 2
+        tc = np.bincount(key, minlength=ev.n * 10).reshape(ev.n, 5, 2)
         tall = tc.sum(2)
         n_svc, n_svc90 = ev.inbound_kind("service_contact"), ev.inbound_kind("service_contact", 2)
         compl, compl90 = ev.inbound_kind("complaint"), ev.inbound_kind("complaint", 2)
@@ -493,7 +547,7 @@ class ServiceSocialBuilder(FeatureBuilder):
                 (s_90 + a * self.sentiment_mean_) / (n_90 + a),
                 neg_s90,
             ]
-        ).astype(np.float64)
+        ).astype(np.float64, copy=False)
 
 
 # ---- 3. intent (micro-moments) --------------------------------------------------------------------
@@ -584,8 +638,8 @@ class IntentBuilder(FeatureBuilder):
 
     def _raw(self, ev: EventArrays) -> np.ndarray:
         code = moment_codes(ev)
-        idx = np.flatnonzero(code >= 0)
-        w = np.asarray(self.moment_weights, dtype=np.float64)[code[idx]]
+        idx = moment_idx(ev)
+        w = np.asarray(self.moment_weights, dtype=np.float64).take(code[idx])
         w *= np.exp2(ev.age_days()[idx] * (-1.0 / self.half_life_days))
         raw = np.bincount(ev.cust[idx], weights=w, minlength=ev.n)
         return raw + self.cart_weight * cart_since_purchase(ev) + self.revisit_weight * product_revisits(ev)[:, 1]
@@ -604,10 +658,9 @@ class IntentBuilder(FeatureBuilder):
         for j in range(4):
             cols += [mc[:, j, 0], mc[:, j, 1], mc[:, j, 3], safe_div(mc[:, j, 1], tot30)]
         rv = product_revisits(ev)
-        visit = (ev.kind == K["visit"]) & ev.inbound
         n_visit = ev.inbound_kind("visit")
         pages, dur = ev.numeric("pages"), ev.numeric("duration_s")
-        vidx = np.flatnonzero(visit)
+        vidx = np.flatnonzero(ev.kind_dir == K["visit"])
         pv = (
             safe_div(np.bincount(ev.cust[vidx], weights=np.nan_to_num(pages[vidx]), minlength=ev.n), n_visit)
             if pages is not None
@@ -636,18 +689,18 @@ class IntentBuilder(FeatureBuilder):
         cols += list(safe_div(ref, ref.sum(1)[:, None]).T) + list(safe_div(dev, dev.sum(1)[:, None]).T)
         # Path to the last purchase: active non-purchase touches within path_days before it.
         _, last_p = purchase_times(ev)
-        act = ev.active()
-        idx = np.flatnonzero(act & (ev.kind != K["purchase"]))
-        lp = last_p[ev.cust[idx]]
+        idx = active_non_purchase_idx(ev)
+        lp = last_p.take(ev.cust[idx])
         on_path = (ev.ts[idx] < lp) & (ev.ts[idx] >= lp - int(self.path_days * DAY_NS)) & (lp != INT_MIN)
-        p_idx = idx[on_path]
+        p_idx = idx.compress(on_path)
         assets = np.bincount(ev.cust[p_idx], minlength=ev.n)
         chans = np.bincount(
             ev.cust[p_idx].astype(np.int64) * N_CHANNELS + ev.channel[p_idx], minlength=ev.n * N_CHANNELS
         ).reshape(ev.n, N_CHANNELS)
         pch = ev.channel[p_idx]
-        calls = np.bincount(ev.cust[p_idx[(pch == C["call_center"]) | (pch == C["chat"])]], minlength=ev.n)
-        buy_last = ev.last_ts(moment_codes(ev) == 3)
+        calls = np.bincount(ev.cust[p_idx.compress((pch == C["call_center"]) | (pch == C["chat"]))], minlength=ev.n)
+        midx = moment_idx(ev)
+        buy_last = ev.last_ts_at(midx.compress(moment_codes(ev)[midx] == 3))
         raw = self._raw(ev)
         cols += [
             assets,
@@ -657,7 +710,7 @@ class IntentBuilder(FeatureBuilder):
             raw,
             raw / (raw + self.scale_),
         ]
-        return np.column_stack(cols).astype(np.float64)
+        return np.column_stack(cols).astype(np.float64, copy=False)
 
 
 # ---- 4. ladders and segments ------------------------------------------------------------------------
@@ -735,7 +788,7 @@ class LadderBuilder(FeatureBuilder):
         )
         deep = ik[:, K["social_comment"], ALL] + ik[:, K["review"], ALL] + ik[:, K["event_attendance"], ALL]
         social = np.zeros(ev.n, dtype=np.int64)
-        social[(social_n > 0) | (ev.bincount2(ev.active(), ev.channel, N_CHANNELS)[:, C["social"]] > 0)] = 1
+        social[(social_n > 0) | (ev.active_channel_counts()[:, C["social"], ALL] > 0)] = 1
         social[(social_n >= self.committed_min) | (deep > 0)] = 2
         s = ev.numeric("sentiment")
         if s is not None:
@@ -769,7 +822,7 @@ class LadderBuilder(FeatureBuilder):
         a90 = active_counts(ev)[:, 2]
         _, cancel = exit_counts(ev)
         hep = (a90 >= max(self.potential_threshold_, 1.0)) & (cancel == 0) & ((store >= 1) | (social >= 1))
-        return np.column_stack([store, social, stage, hep]).astype(np.float64)
+        return np.column_stack([store, social, stage, hep]).astype(np.float64, copy=False)
 
 
 # ---- 5. value and loyalty ---------------------------------------------------------------------------
@@ -838,28 +891,27 @@ class ValueBuilder(FeatureBuilder):
 
     def _basics(self, ev: EventArrays) -> dict[str, np.ndarray]:
         def _b():
-            pm = ev.memo("purchase_mask", lambda: (ev.kind == K["purchase"]) & ev.inbound)
-            idx = np.flatnonzero(pm)
+            idx = ev.purchase_idx()
             c = ev.cust[idx]
             amt = ev.numeric("amount")
             a = np.nan_to_num(amt[idx]) if amt is not None else np.zeros(idx.size)
             disc = ev.numeric("discount")
             d = np.nan_to_num(disc[idx]) if disc is not None else np.zeros(idx.size)
             b = ev.window_bucket()[idx]
-            r90 = b <= 2
+            r30, r90, disc_i = np.flatnonzero(b <= 1), np.flatnonzero(b <= 2), np.flatnonzero(d > 0)
             first_p, last_p = purchase_times(ev)
             first_any = ev.first_ts(None)
             start = np.where(ev.signup_ns != INT_MIN, ev.signup_ns, first_any)
             tenure = np.where(start < ev.cutoff_ns, (ev.cutoff_ns - start) / DAY_NS, 0.0)
-            redeemed = ev.kind_is("offer_redeemed") & ev.inbound
+            redeemed = ev.kind_dir == K["offer_redeemed"]
             return {
                 "freq": np.bincount(c, minlength=ev.n).astype(np.float64),
                 "mon": np.bincount(c, weights=a, minlength=ev.n),
-                "p30": np.bincount(c[b <= 1], minlength=ev.n),
+                "p30": np.bincount(c[r30], minlength=ev.n),
                 "p90": np.bincount(c[r90], minlength=ev.n),
                 "m90": np.bincount(c[r90], weights=a[r90], minlength=ev.n),
-                "dp": np.bincount(c[d > 0], minlength=ev.n).astype(np.float64),
-                "dsum": np.bincount(c[d > 0], weights=d[d > 0], minlength=ev.n),
+                "dp": np.bincount(c[disc_i], minlength=ev.n).astype(np.float64),
+                "dsum": np.bincount(c[disc_i], weights=d[disc_i], minlength=ev.n),
                 "first_p": first_p,
                 "last_p": last_p,
                 "tenure": tenure,
@@ -934,7 +986,7 @@ class ValueBuilder(FeatureBuilder):
                 0.5 * (dshare + rrate),
                 fv,
             ]
-        ).astype(np.float64)
+        ).astype(np.float64, copy=False)
 
 
 # ---- 6. channel affinity and fatigue ----------------------------------------------------------------
@@ -942,6 +994,8 @@ TOUCH_TO_OUT = np.full(N_CHANNELS, -1, dtype=np.int8)
 for _j, _c in enumerate(OUTREACH_CHANNELS):
     TOUCH_TO_OUT[C[OUTREACH_TO_TOUCH_CHANNEL[_c]]] = _j
 RESPONSE_KINDS = ("message_open", "message_click", "offer_redeemed")
+# kind_dir -> response index (open, click, redemption) of inbound responses, -1 otherwise.
+RESPONSE_DIR = kind_dir_lut({k: j for j, k in enumerate(RESPONSE_KINDS)}, np.int8, -1)
 
 
 class ChannelBuilder(FeatureBuilder):
@@ -1012,12 +1066,9 @@ class ChannelBuilder(FeatureBuilder):
             contacts = contacts.reshape(ev.n, N_OUT, 3).cumsum(2)
             last_contact = np.full(ev.n * N_OUT, INT_MIN, dtype=np.int64)
             np.maximum.at(last_contact, oc * N_OUT + ev.out_channel, ev.out_ts)
-            ochan = TOUCH_TO_OUT[ev.channel]
-            rk = np.full(N_KINDS, -1, dtype=np.int8)
-            for j, k in enumerate(RESPONSE_KINDS):
-                rk[K[k]] = j
-            rkc = rk[ev.kind]
-            idx = np.flatnonzero((ochan >= 0) & (rkc >= 0) & ev.inbound)
+            ochan = TOUCH_TO_OUT.take(ev.channel)
+            rkc = RESPONSE_DIR.take(ev.kind_dir)
+            idx = np.flatnonzero((ochan >= 0) & (rkc >= 0))
             key = ev.cust[idx].astype(np.int64) * N_OUT + ochan[idx]
             resp = np.bincount(key * 3 + rkc[idx], minlength=ev.n * N_OUT * 3).reshape(ev.n, N_OUT, 3)
             last_resp = np.full(ev.n * N_OUT, INT_MIN, dtype=np.int64)
@@ -1046,8 +1097,13 @@ class ChannelBuilder(FeatureBuilder):
         c = self._counts(ev)
         a = self.prior_strength
         contacts, resp = c["contacts"], c["resp"]
-        active_ch = ev.bincount2(ev.active() & (ev.window_bucket() <= 2), ev.channel, N_CHANNELS)
-        unsub = ev.bincount2(ev.kind == K["unsubscribe"], ev.channel, N_CHANNELS)
+        active_ch = ev.active_channel_counts()[:, :, 2]
+        # Unsubscribes (either direction) by channel; they are rare, so select them first.
+        uidx = np.flatnonzero(ev.kind == K["unsubscribe"])
+        uch = ev.channel[uidx]
+        known = np.flatnonzero(uch >= 0)
+        ukey = ev.cust[uidx[known]].astype(np.intp) * N_CHANNELS + uch[known]
+        unsub = np.bincount(ukey, minlength=ev.n * N_CHANNELS).reshape(ev.n, N_CHANNELS)
         cols: list[np.ndarray] = []
         for j, ch in enumerate(OUTREACH_CHANNELS):
             n = contacts[:, j, 2]
@@ -1067,7 +1123,7 @@ class ChannelBuilder(FeatureBuilder):
                 active_ch[:, tj],
             ]
         cols += [contacts[:, :, 0].sum(1), contacts[:, :, 1].sum(1), contacts[:, :, 2].sum(1)]
-        return np.column_stack(cols).astype(np.float64)
+        return np.column_stack(cols).astype(np.float64, copy=False)
 
 
 EVENT_BUILDERS: tuple[type[FeatureBuilder], ...] = (

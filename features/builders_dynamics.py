@@ -23,7 +23,8 @@ from __future__ import annotations
 import numpy as np
 
 from features.builders_base import INT_MIN, FeatureBuilder, days_since, safe_div
-from features.events import DAY_NS, EventArrays, K, T
+from features.events import DAY_NS, KINDS, EventArrays, K, T, kind_dir_lut
+from features.schema import PASSIVE_KINDS
 
 # Reactions to our outreach and exit signals are not the customer's own rhythm.
 NOT_OWN_KINDS: tuple[str, ...] = ("message_open", "message_click", "offer_redeemed", "unsubscribe", "cancel")
@@ -31,40 +32,79 @@ COUNT_WINDOWS: tuple[int, ...] = (7, 14, 30, 60, 90, 180, 365)
 DROP_WINDOWS: tuple[int, ...] = (14, 30, 60, 90)
 CHANGE_POINTS: tuple[int, ...] = (14, 21, 30, 45, 60, 90, 120, 150, 180)
 TROUBLE_TOPICS: tuple[int, ...] = (T["fault"], T["dissatisfaction"])
+SERVICE_DIR = kind_dir_lut(("service_contact", "complaint"))
 
 
-def _own_mask(ev: EventArrays) -> np.ndarray:
-    """Rows that are the customer's own activity: active touches minus outreach reactions and exits."""
-    return ev.memo("dyn_own", lambda: ev.active() & ~ev.kind_is(*NOT_OWN_KINDS))
+# kind_dir lookup: the customer's own activity = active touches minus outreach reactions and exits.
+OWN_DIR = kind_dir_lut(tuple(k for k in KINDS if k not in PASSIVE_KINDS and k not in NOT_OWN_KINDS))
+
+
+def _own_idx(ev: EventArrays) -> np.ndarray:
+    """Rows that are the customer's own activity (ascending row indices)."""
+    return ev.memo("dyn_own_idx", lambda: np.flatnonzero(OWN_DIR.take(ev.kind_dir)))
 
 
 def _own_days(ev: EventArrays) -> tuple[np.ndarray, np.ndarray]:
     """Customer code and age (days, of the day's first touch) of every (customer, day) with own activity."""
 
     def _d():
-        idx = np.flatnonzero(_own_mask(ev))
+        idx = _own_idx(ev)
         c = ev.cust[idx]
         day = ev.ts[idx] // DAY_NS
         # rows are (customer, ts)-ordered: a new (customer, calendar day) pair starts where either changes
-        new = np.r_[True, (c[1:] != c[:-1]) | (day[1:] != day[:-1])] if idx.size else np.zeros(0, bool)
+        new = np.flatnonzero(np.r_[True, (c[1:] != c[:-1]) | (day[1:] != day[:-1])]) if idx.size else idx
         return c[new], ev.age_days()[idx[new]]
 
     return ev.memo("dyn_own_days", _d)
 
 
 def _window_counts(cust: np.ndarray, age: np.ndarray, n: int, edges: np.ndarray) -> np.ndarray:
-    """Per customer, how many rows have ``age < edges[j]``: shape (n, len(edges))."""
+    """Per customer, how many rows have ``age < edges[j]``: shape (len(edges), n), one row per edge.
+
+    Edge-major, so the cumulation over edges adds whole contiguous rows (numpy's cumsum over a short
+    axis is slow) and each window's counts are one contiguous row.
+    """
     nb = len(edges) + 1
-    b = np.searchsorted(edges, age, side="right")
-    c = np.bincount(cust.astype(np.intp) * nb + b, minlength=n * nb).reshape(n, nb)
-    return np.cumsum(c, axis=1)[:, :-1]
+    top = float(edges[-1]) if len(edges) else 0.0
+    if len(edges) and top <= 1e6 and np.array_equal(edges, np.floor(edges)) and edges[0] >= 0:
+        # Whole-day edges: an edge is <= age exactly when it is <= floor(age) (ages are > 0), so a lookup
+        # by whole days replaces the binary search.
+        below = np.searchsorted(edges, np.arange(int(top) + 1), side="right")
+        key = below.take(np.minimum(age, top).astype(np.intp))
+    else:
+        key = np.searchsorted(edges, age, side="right")
+    key *= n
+    key += cust
+    c = np.bincount(key, minlength=n * nb).reshape(nb, n)[:-1]
+    for j in range(1, len(c)):
+        c[j] += c[j - 1]
+    return c
 
 
 def _mean_position(beta: np.ndarray) -> np.ndarray:
     """Mean of x on [0, 1] under the density proportional to exp(beta x) (increasing in beta)."""
     small = np.abs(beta) < 1e-4
+    if not small.any():  # the usual case inside the bisection: one branch, same arithmetic
+        return 1.0 / -np.expm1(-beta) - 1.0 / beta
     b = np.where(small, 1.0, beta)
     return np.where(small, 0.5 + beta / 12.0, 1.0 / -np.expm1(-b) - 1.0 / b)
+
+
+GRID_LEVELS = 16
+_GRIDS: dict[int, tuple[np.ndarray, np.ndarray] | None] = {}
+
+
+def _dyadic_grid(levels: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Points -15 + 30 j / 2^levels (j = 0 .. 2^levels) and ``_mean_position`` at the interior ones, or ``None``
+    when the computed values are not monotone there (then the bisection runs every halving itself).
+
+    The points are exact in float64, the same numbers the bisection's midpoints take. Computed once.
+    """
+    if levels not in _GRIDS:
+        points = np.arange(2**levels + 1, dtype=np.float64) * (30.0 / 2**levels) - 15.0
+        values = _mean_position(points[1:-1])
+        _GRIDS[levels] = (points, values) if bool(np.all(values[1:] >= values[:-1])) else None
+    return _GRIDS[levels]
 
 
 def loglinear_rate(n: np.ndarray, mean_x: np.ndarray, prior: float = 2.0, iters: int = 48) -> np.ndarray:
@@ -72,8 +112,18 @@ def loglinear_rate(n: np.ndarray, mean_x: np.ndarray, prior: float = 2.0, iters:
     ``mean_x`` (maximum likelihood after ``prior`` pseudo-events at the middle, which pulls customers
     with few events toward a flat rate). Vectorised bisection: the likelihood equation is monotone."""
     target = (n * mean_x + 0.5 * prior) / (n + prior)
-    lo = np.full(n.shape, -15.0)
-    hi = np.full(n.shape, 15.0)
+    levels = min(GRID_LEVELS, iters)
+    grid = _dyadic_grid(levels) if levels > 0 and not np.isnan(target).any() else None
+    if grid is None:
+        lo = np.full(n.shape, -15.0)
+        hi = np.full(n.shape, 15.0)
+    else:
+        # The first ``levels`` halvings only ever compare against points of a fixed dyadic grid, so with a
+        # monotone function they end in the grid cell a binary search finds: same lo/hi, far fewer passes.
+        points, values = grid
+        k = np.searchsorted(values, target, side="left")
+        lo, hi = points[k], points[k + 1]
+        iters -= levels
     for _ in range(iters):
         mid = 0.5 * (lo + hi)
         up = _mean_position(mid) < target
@@ -246,41 +296,44 @@ class DynamicsBuilder(FeatureBuilder):
         base, span = float(self.baseline_days), float(self.change_point_span_days)
         edges = np.unique(
             np.r_[COUNT_WINDOWS, [w + base for w in DROP_WINDOWS], CHANGE_POINTS, span, self.trend_days]
-        ).astype(np.float64)
+        ).astype(np.float64, copy=False)
         cnt = _window_counts(c, age, n, edges)
         col = {float(e): j for j, e in enumerate(edges)}
 
-        def within(days: float) -> np.ndarray:
-            return cnt[:, col[float(days)]].astype(np.float64)
+        def within(days) -> np.ndarray:
+            """Own-activity days younger than ``days`` (a number, or a tuple giving one column each)."""
+            if isinstance(days, tuple):
+                return cnt[[col[float(d)] for d in days]].T.astype(np.float64)
+            return cnt[col[float(days)]].astype(np.float64)
 
         def expo(days: float) -> np.ndarray:
             return np.minimum(tenure, days)
 
-        out = [within(w) for w in COUNT_WINDOWS]
+        # Windows side by side as (n, windows) arrays: the same arithmetic per element in far fewer passes.
+        out = list(within(COUNT_WINDOWS).T)
         # drop ratios: the recent window against the customer's rate over the baseline period before it
-        for w in DROP_WINDOWS:
-            t_pre = np.clip(tenure - w, 0.0, base)
-            r_pre = safe_div(within(w + base) - within(w), t_pre)
-            exp_w = r_pre * expo(w)
-            out.append(np.where(t_pre >= 30.0, np.log((within(w) + 0.5) / (exp_w + 0.5)), 0.0))
+        dw = np.asarray(DROP_WINDOWS, dtype=np.float64)
+        t_pre = np.clip(tenure[:, None] - dw, 0.0, base)
+        recent = within(DROP_WINDOWS)
+        r_pre = safe_div(within(tuple(w + base for w in DROP_WINDOWS)) - recent, t_pre)
+        exp_w = r_pre * np.minimum(tenure[:, None], dw)
+        out += list(np.where(t_pre >= 30.0, np.log((recent + 0.5) / (exp_w + 0.5)), 0.0).T)
         rate_year = safe_div(within(365), np.maximum(expo(365), 1.0))
         out.append(rate_year)
         # change point: Poisson LLR of a two-rate model (before / after) against one rate
-        llr = np.zeros((n, len(CHANGE_POINTS)))
-        ratio = np.zeros((n, len(CHANGE_POINTS)))
-        for j, w in enumerate(CHANGE_POINTS):
-            n1, t1 = within(w), expo(w)
-            n0, t0 = within(span) - within(w), np.clip(np.minimum(tenure, span) - w, 0.0, None)
-            ok = (t0 >= 30.0) & (t1 > 0)
-            r1, r0 = safe_div(n1, t1), safe_div(n0, t0)
-            r = safe_div(n0 + n1, t0 + t1)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ll = _xlogy_ratio(n1, r1, r) + _xlogy_ratio(n0, r0, r)
-            sign = np.where(r1 < r0, 1.0, -1.0)
-            llr[:, j] = np.where(ok, sign * ll, 0.0)
-            with np.errstate(divide="ignore"):
-                lr = np.log(safe_div(n1 + 0.5, t1) / safe_div(n0 + 0.5, np.maximum(t0, 1.0)))
-            ratio[:, j] = np.where(ok, lr, 0.0)
+        cp = np.asarray(CHANGE_POINTS, dtype=np.float64)
+        n1, t1 = within(CHANGE_POINTS), np.minimum(tenure[:, None], cp)
+        n0, t0 = within(span)[:, None] - n1, np.clip(np.minimum(tenure, span)[:, None] - cp, 0.0, None)
+        ok = (t0 >= 30.0) & (t1 > 0)
+        r1, r0 = safe_div(n1, t1), safe_div(n0, t0)
+        r = safe_div(n0 + n1, t0 + t1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ll = _xlogy_ratio(n1, r1, r) + _xlogy_ratio(n0, r0, r)
+        sign = np.where(r1 < r0, 1.0, -1.0)
+        llr = np.where(ok, sign * ll, 0.0)
+        with np.errstate(divide="ignore"):
+            lr = np.log(safe_div(n1 + 0.5, t1) / safe_div(n0 + 0.5, np.maximum(t0, 1.0)))
+        ratio = np.where(ok, lr, 0.0)
         best = np.argmax(np.abs(llr), axis=1)
         rows = np.arange(n)
         has = np.abs(llr[rows, best]) > 0
@@ -291,10 +344,11 @@ class DynamicsBuilder(FeatureBuilder):
         ]
         # log-linear trend over the trend window (clipped to tenure); positions x = 1 - age / window
         win = np.minimum(tenure, float(self.trend_days))
-        inside = age < win[c]
-        n_t = np.bincount(c[inside], minlength=n).astype(np.float64)
-        x = 1.0 - age[inside] / win[c[inside]]
-        mean_x = safe_div(np.bincount(c[inside], weights=x, minlength=n), n_t, 0.5)
+        inside = np.flatnonzero(age < win.take(c))
+        c_in = c[inside]
+        n_t = np.bincount(c_in, minlength=n).astype(np.float64)
+        x = 1.0 - age[inside] / win.take(c_in)
+        mean_x = safe_div(np.bincount(c_in, weights=x, minlength=n), n_t, 0.5)
         fit = win >= 30.0
         beta = np.where(fit, loglinear_rate(n_t, mean_x), 0.0)
         rate_now = safe_div(n_t, np.maximum(win, 1.0)) * _end_factor(beta)
@@ -307,22 +361,21 @@ class DynamicsBuilder(FeatureBuilder):
             wsum = np.bincount(c, weights=np.exp(-age / d), minlength=n)
             # exposure under the same weights: integral of exp(-a/d) over the customer's observed ages
             out.append(safe_div(wsum, d * -np.expm1(-tenure / d)))
-        last = ev.last_ts(_own_mask(ev))
+        last = ev.last_ts_at(_own_idx(ev))
         since = days_since(ev, last, self.recency_cap_days)
         overdue = np.where(last != INT_MIN, since * rate_year, 0.0)
         out += [since, overdue, np.exp(-overdue)]
         return out
 
     def _purchases(self, ev: EventArrays, tenure: np.ndarray) -> list[np.ndarray]:
-        pm = ev.memo("purchase_mask", lambda: (ev.kind == K["purchase"]) & ev.inbound)
-        idx = np.flatnonzero(pm)
+        idx = ev.purchase_idx()
         c, age = ev.cust[idx], ev.age_days()[idx]
         base = float(self.baseline_days)
         edges = np.array(sorted({90.0, 365.0, 90.0 + base}))
         cnt = _window_counts(c, age, ev.n, edges).astype(np.float64)
         col = {float(e): j for j, e in enumerate(edges)}
         freq = np.bincount(c, minlength=ev.n).astype(np.float64)
-        first, last = ev.first_ts(pm), ev.last_ts(pm)
+        first, last = ev.first_ts_at(idx), ev.last_ts_at(idx)
         recency = days_since(ev, last, self.recency_cap_days)
         rep = freq >= 2
         gap = np.zeros(ev.n)
@@ -330,21 +383,24 @@ class DynamicsBuilder(FeatureBuilder):
         overdue = np.where(gap > 0, safe_div(recency, gap), 0.0)
         missed = np.where(freq > 0, recency * safe_div(freq, np.maximum(tenure, 1.0)), 0.0)
         t_pre = np.clip(tenure - 90.0, 0.0, base)
-        exp90 = safe_div(cnt[:, col[90.0 + base]] - cnt[:, col[90.0]], t_pre) * np.minimum(tenure, 90.0)
-        drop = np.where(t_pre >= 30.0, np.log((cnt[:, col[90.0]] + 0.5) / (exp90 + 0.5)), 0.0)
-        return [overdue, missed, cnt[:, col[365.0]], drop]
+        exp90 = safe_div(cnt[col[90.0 + base]] - cnt[col[90.0]], t_pre) * np.minimum(tenure, 90.0)
+        drop = np.where(t_pre >= 30.0, np.log((cnt[col[90.0]] + 0.5) / (exp90 + 0.5)), 0.0)
+        return [overdue, missed, cnt[col[365.0]], drop]
 
     def _trouble(self, ev: EventArrays) -> list[np.ndarray]:
         age = ev.age_days()
-        svc = (ev.kind == K["service_contact"]) & ev.inbound
-        bad = (svc & np.isin(ev.topic, TROUBLE_TOPICS)) | ((ev.kind == K["complaint"]) & ev.inbound)
-        idx = np.flatnonzero(bad)
+        # Fault/dissatisfaction service contacts and complaints (inbound).
+        sidx = np.flatnonzero(SERVICE_DIR.take(ev.kind_dir))
+        topic = ev.topic[sidx]
+        svc = ev.kind_dir[sidx] == K["service_contact"]
+        idx = sidx.compress(~svc | (topic == TROUBLE_TOPICS[0]) | (topic == TROUBLE_TOPICS[1]))
         c, a = ev.cust[idx], age[idx]
-        f14 = np.bincount(c[a < 14], minlength=ev.n)
-        f30 = np.bincount(c[a < 30], minlength=ev.n)
-        since_fault = days_since(ev, ev.last_ts(bad), self.recency_cap_days)
+        f14 = np.bincount(c.compress(a < 14), minlength=ev.n)
+        f30 = np.bincount(c.compress(a < 30), minlength=ev.n)
+        since_fault = days_since(ev, ev.last_ts_at(idx), self.recency_cap_days)
         score = np.bincount(c, weights=np.exp(-a / self.trouble_memory_days), minlength=ev.n)
-        s30 = np.bincount(ev.cust[svc & (age < 30)], minlength=ev.n)
+        svc_idx = sidx.compress(svc)
+        s30 = np.bincount(ev.cust[svc_idx.compress(age[svc_idx] < 30)], minlength=ev.n)
         sent = ev.numeric("sentiment")
         if sent is None:
             since_neg = np.full(ev.n, float(self.recency_cap_days))
@@ -353,21 +409,23 @@ class DynamicsBuilder(FeatureBuilder):
             since_neg = days_since(ev, ev.last_ts(sent < self.negative_sentiment), self.recency_cap_days)
             ok = np.flatnonzero(~np.isnan(sent))
             cs, vs, recent = ev.cust[ok], sent[ok], age[ok] < 30
-            n_r = np.bincount(cs[recent], minlength=ev.n)
-            s_r = np.bincount(cs[recent], weights=vs[recent], minlength=ev.n)
-            n_o = np.bincount(cs[~recent], minlength=ev.n)
-            s_o = np.bincount(cs[~recent], weights=vs[~recent], minlength=ev.n)
+            new, old = np.flatnonzero(recent), np.flatnonzero(~recent)
+            n_r = np.bincount(cs[new], minlength=ev.n)
+            s_r = np.bincount(cs[new], weights=vs[new], minlength=ev.n)
+            n_o = np.bincount(cs[old], minlength=ev.n)
+            s_o = np.bincount(cs[old], weights=vs[old], minlength=ev.n)
             prior = safe_div(s_o, n_o)
             # shrink the recent mean toward the customer's earlier mean (two pseudo-observations)
             shift = np.where(n_r > 0, (s_r + 2.0 * prior) / (n_r + 2.0) - prior, 0.0)
-        ret = np.bincount(ev.cust[(ev.kind == K["return"]) & ev.inbound & (age < 30)], minlength=ev.n)
+        ridx = np.flatnonzero(ev.kind_dir == K["return"])
+        ret = np.bincount(ev.cust[ridx.compress(age[ridx] < 30)], minlength=ev.n)
         return [f14, f30, since_fault, score, s30, since_neg, shift, ret]
 
     # ---- block ----------------------------------------------------------------------------------
     def _block(self, ev: EventArrays) -> np.ndarray:
         tenure = self._tenure(ev)
         cols = [*self._activity(ev, tenure), *self._purchases(ev, tenure), *self._trouble(ev)]
-        return np.column_stack(cols).astype(np.float64)
+        return np.column_stack(cols).astype(np.float64, copy=False)
 
 
 def _xlogy_ratio(k: np.ndarray, r: np.ndarray, r_all: np.ndarray) -> np.ndarray:

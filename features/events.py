@@ -89,6 +89,24 @@ def _vocab_lut(cats, vocab: tuple[str, ...]) -> np.ndarray:
     return np.array([pos.get(str(c), -1) for c in cats] + [-1], dtype=np.int8)
 
 
+def kind_dir_lut(inbound: dict[str, object] | tuple[str, ...], dtype=bool, fill=False) -> np.ndarray:
+    """Lookup over ``kind_dir`` codes (inbound kinds, then outbound kinds): ``inbound`` (kinds, or kind ->
+    value) set for inbound rows of those kinds, ``fill`` elsewhere, including the trailing slot that
+    code -1 (a missing kind) reads.
+
+    One gather on ``kind_dir`` replaces comparing kinds and directions separately.
+    """
+    lut = np.full(2 * N_KINDS + 1, fill, dtype=dtype)
+    values = inbound if isinstance(inbound, dict) else dict.fromkeys(inbound, True)
+    for k, v in values.items():
+        lut[K[k]] = v
+    return lut
+
+
+# kind_dir lookup: True for active touches (inbound, not a passive kind).
+ACTIVE_DIR = kind_dir_lut(tuple(k for k in KINDS if k not in PASSIVE_KINDS))
+
+
 def cumulate_windows(c: np.ndarray) -> np.ndarray:
     """Turn counts per age bucket (last axis: <7d, 7-30d, 30-90d, older) into cumulative windows, in place
     (explicit adds: numpy's cumsum over a short last axis is slow)."""
@@ -136,7 +154,7 @@ class _Column:
                 and all(str(a) == b for a, b in zip(self.cats, vocab, strict=True))
             ):
                 return self.codes[rows]
-            return mapper(self.cats)[self.codes[rows]]
+            return mapper(self.cats).take(self.codes[rows])
         if self.arrow is not None:
             if isinstance(rows, slice):
                 part = self.arrow.slice(rows.start, rows.stop - rows.start)
@@ -149,7 +167,19 @@ class _Column:
             uniq = enc.dictionary.to_pylist()
         else:
             codes, uniq = pd.factorize(self.series.iloc[rows], use_na_sentinel=True)
-        return mapper(list(uniq))[codes].astype(dtype, copy=False)
+        return mapper(list(uniq)).take(codes).astype(dtype, copy=False)
+
+    def valid(self, rows: slice) -> np.ndarray | None:
+        """Non-missing rows of a string column over a row range (from arrow's validity bitmap), or ``None``
+        when that is unknown or nothing is missing."""
+        if self.arrow is None or self.arrow.num_chunks != 1:
+            return None
+        part = self.arrow.chunk(0).slice(rows.start, rows.stop - rows.start)
+        if not part.null_count:
+            return None
+        n, off = len(part), part.offset
+        bits = np.frombuffer(part.buffers()[0], dtype=np.uint8, count=(off + n + 7) // 8)
+        return np.unpackbits(bits, count=off + n, bitorder="little")[off:].view(bool)
 
     def encode_some(
         self, rows: slice | np.ndarray, which: np.ndarray, mapper, dtype, fill, vocab: tuple[str, ...] | None = None
@@ -187,7 +217,7 @@ def _index_in(part: pa.ChunkedArray, vocab: tuple[str, ...], dtype) -> np.ndarra
     codes = np.frombuffer(bufs[1], dtype=np.int32, count=off + n)[off:].astype(dtype)
     if res.null_count:
         valid = np.unpackbits(np.frombuffer(bufs[0], dtype=np.uint8), count=off + n, bitorder="little")[off:]
-        codes[valid == 0] = -1
+        codes[np.flatnonzero(valid == 0)] = -1
     return codes
 
 
@@ -244,8 +274,15 @@ class EventArrays:
         if kinds is None:
             return col.encode(self.rows, mapper, np.int8, vocab)
         which = self.kind_is(*kinds)
+        count = int(np.count_nonzero(which))
+        if col.arrow is not None and isinstance(self.rows, slice) and count >= 0.25 * which.size:
+            # Missing values need no lookup (and arrow's lookup is slow on them): read present rows only.
+            valid = col.valid(self.rows)
+            if valid is not None:
+                which = which & valid
+                count = int(np.count_nonzero(which))
         # Gathering the rows that matter pays off only when they are few; otherwise encode all and mask.
-        if col.arrow is not None and which.sum() < 0.25 * which.size:
+        if col.arrow is not None and count < 0.5 * which.size:
             return col.encode_some(self.rows, which, mapper, np.int8, -1, vocab)
         return np.where(which, col.encode(self.rows, mapper, np.int8, vocab), np.int8(-1))
 
@@ -282,17 +319,32 @@ class EventArrays:
 
     @property
     def product(self) -> np.ndarray:
-        """Product codes, consistent within the block only (enough to find a customer's revisits)."""
+        """Product codes, consistent within the block only (enough to find a customer's revisits); -1 on
+        rows other than product views and where the id is missing."""
 
         def _p():
-            col = self.source.columns.get("product_id")
-            if col is None:
-                return np.full(self.m, -1, dtype=np.int32)
-            return col.encode_some(
-                self.rows, self.kind == K["product_view"], lambda cats: _ident_lut(len(cats)), np.int32, -1
-            )
+            idx, codes = self.product_views()
+            out = np.full(self.m, -1, dtype=np.int32)
+            out[idx] = codes
+            return out
 
         return self.memo("product", _p)
+
+    def product_views(self) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of product views (ascending) and their product codes (as :attr:`product`)."""
+
+        def _pv():
+            idx = np.flatnonzero(self.kind == K["product_view"])
+            col = self.source.columns.get("product_id")
+            if col is None or idx.size == 0:
+                return idx, np.full(idx.size, -1, dtype=np.int32)
+            mapper = lambda cats: _ident_lut(len(cats))  # noqa: E731
+            if col.codes is not None or col.arrow is None:
+                return idx, col.encode(self.rows, mapper, np.int32)[idx]
+            src_rows = idx + self.rows.start if isinstance(self.rows, slice) else self.rows[idx]
+            return idx, col.encode(src_rows, mapper, np.int32)
+
+        return self.memo("product_views", _pv)
 
     @property
     def price_offer(self) -> np.ndarray | None:
@@ -318,7 +370,29 @@ class EventArrays:
 
     def active(self) -> np.ndarray:
         """Mask of active touches: inbound and not a passive kind."""
-        return self.memo("active", lambda: self.inbound & ACTIVE_KIND[self.kind])
+        return self.memo("active", lambda: ACTIVE_DIR.take(self.kind_dir))
+
+    def active_idx(self) -> np.ndarray:
+        """Row indices of the active touches (ascending)."""
+        return self.memo("active_idx", lambda: np.flatnonzero(self.active()))
+
+    def active_channel_counts(self) -> np.ndarray:
+        """Active touches per (customer, channel, window): shape (n, N_CHANNELS, 4), cumulative over the
+        last axis like :meth:`kind_counts` (rows without a known channel are left out)."""
+
+        def _acc() -> np.ndarray:
+            idx = self.active_idx()
+            ch = self.channel[idx]
+            if ch.size and ch.min() < 0:
+                keep = np.flatnonzero(ch >= 0)
+                idx, ch = idx[keep], ch[keep]
+            key = self.cust[idx].astype(np.intp) * (N_CHANNELS * 4)
+            key += ch.astype(np.intp) * 4
+            key += self.window_bucket()[idx]
+            c = np.bincount(key, minlength=self.n * N_CHANNELS * 4).reshape(self.n, N_CHANNELS, 4)
+            return cumulate_windows(c)
+
+        return self.memo("active_channel_counts", _acc)
 
     def window_bucket(self) -> np.ndarray:
         """Age bucket per event: 0 = last 7 days, 1 = 7-30, 2 = 30-90, 3 = older."""
@@ -358,22 +432,31 @@ class EventArrays:
 
     def bincount(self, mask: np.ndarray | None, weights: np.ndarray | None = None) -> np.ndarray:
         """Per-customer count (or weighted sum) of the rows selected by ``mask``."""
-        cust = self.cust if mask is None else self.cust[mask]
-        if weights is not None and mask is not None:
-            weights = weights[mask]
+        if mask is None:
+            cust = self.cust
+        else:
+            rows = np.flatnonzero(mask)
+            cust = self.cust[rows]
+            if weights is not None:
+                weights = weights[rows]
         return np.bincount(cust, weights=weights, minlength=self.n)
 
     def bincount2(self, mask: np.ndarray | None, codes: np.ndarray, width: int) -> np.ndarray:
         """Per-(customer, code) counts of selected rows with ``0 <= code < width``: shape (n, width)."""
-        ok = codes >= 0 if mask is None else mask & (codes >= 0)
-        idx = np.flatnonzero(ok)
+        # Codes first: most coded columns are missing on most rows, so the mask is read on few.
+        idx = np.flatnonzero(codes >= 0)
+        if mask is not None:
+            idx = idx.compress(mask[idx])
         key = self.cust[idx].astype(np.intp) * width  # intp: bincount would convert anything else
         key += codes[idx]
         return np.bincount(key, minlength=self.n * width).reshape(self.n, width)
 
     def last_ts(self, mask: np.ndarray) -> np.ndarray:
         """Per customer, the ts of the last selected row (int64 ns; int64 min when none)."""
-        idx = np.flatnonzero(mask)
+        return self.last_ts_at(np.flatnonzero(mask))
+
+    def last_ts_at(self, idx: np.ndarray) -> np.ndarray:
+        """Like :meth:`last_ts` for the rows ``idx`` (ascending row indices)."""
         out = np.full(self.n, INT64_MIN, dtype=np.int64)
         if idx.size:
             c = self.cust[idx]
@@ -387,8 +470,15 @@ class EventArrays:
         selects every row (computed once per block)."""
         if mask is None:
             return self.memo("first_ts_all", lambda: self._first_ts(self.cust, self.ts)).copy()
-        idx = np.flatnonzero(mask)
+        return self.first_ts_at(np.flatnonzero(mask))
+
+    def first_ts_at(self, idx: np.ndarray) -> np.ndarray:
+        """Like :meth:`first_ts` for the rows ``idx`` (ascending row indices)."""
         return self._first_ts(self.cust[idx], self.ts[idx])
+
+    def purchase_idx(self) -> np.ndarray:
+        """Row indices of inbound purchases (ascending)."""
+        return self.memo("purchase_idx", lambda: np.flatnonzero(self.kind_dir == K["purchase"]))
 
     def _first_ts(self, c: np.ndarray, ts: np.ndarray) -> np.ndarray:
         out = np.full(self.n, INT64_MAX, dtype=np.int64)
@@ -403,7 +493,7 @@ class EventArrays:
             return self.kind == K[kinds[0]]
         lut = np.zeros(N_KINDS + 1, dtype=bool)
         lut[[K[k] for k in kinds]] = True
-        return lut[self.kind]
+        return lut.take(self.kind)
 
 
 class EventSource:
@@ -451,7 +541,7 @@ class EventSource:
         for j, c in enumerate(OUTREACH_CHANNELS):
             col = CONSENT_COLUMNS[c]
             if col in cus.columns:
-                consent[:, j] = cus[col].to_numpy(dtype=bool, na_value=False)
+                consent[:, j] = _bool_values(cus[col])
         self.consent = consent
 
     def _outreach(self, out: pd.DataFrame | None) -> None:
@@ -466,7 +556,7 @@ class EventSource:
         ch = _Column(out["channel"]).encode(slice(0, len(out)), lambda c: _vocab_lut(c, OUTREACH_CHANNELS), np.int8)
         ok = (ots < self.cutoff_ns) & (ch >= 0)
         if "holdout" in out.columns:
-            ok &= ~out["holdout"].to_numpy(dtype=bool, na_value=False)
+            ok &= ~_bool_values(out["holdout"])
         if "offer" in out.columns:
             disc = _Column(out["offer"]).encode(
                 slice(0, len(out)),
@@ -494,7 +584,7 @@ class EventSource:
         else:
             rows = self.order[p0:p1]
             ts = self.ts_src[rows]
-            keep = ts < self.cutoff_ns
+            keep = np.flatnonzero(ts < self.cutoff_ns)
             rows, ts = rows[keep], ts[keep]
             cust = self.cust_src[rows]
         o0, o1 = np.searchsorted(self.out_cust, np.array([lo, hi], dtype=self.out_cust.dtype))
@@ -540,9 +630,16 @@ def _is_ordered(cust: np.ndarray, ts: np.ndarray, chunk: int = 1 << 20) -> bool:
         e = min(s + chunk + 1, m)
         c, t = cust[s:e], ts[s:e]
         dc = c[1:] - c[:-1]
-        if (dc < 0).any() or (t[1:][dc == 0] < t[:-1][dc == 0]).any():
+        if (dc < 0).any() or ((dc == 0) & (t[1:] < t[:-1])).any():
             return False
     return True
+
+
+def _bool_values(s: pd.Series) -> np.ndarray:
+    """A flag column as a bool array, missing = False (a plain bool column as is: no NA pass)."""
+    if s.dtype == np.bool_:
+        return s.to_numpy()
+    return s.to_numpy(dtype=bool, na_value=False)
 
 
 def _customer_codes(col: pd.Series, ids: pd.Index, table: str) -> np.ndarray:

@@ -115,3 +115,39 @@ def test_loglinear_rate_recovers_a_known_slope() -> None:
         x = u if beta == 0 else np.log1p(u * np.expm1(beta)) / beta
         est = loglinear_rate(np.array([float(x.size)]), np.array([x.mean()]))[0]
         assert abs(est - beta) < 0.1
+
+
+def test_loglinear_rate_grid_shortcut_equals_plain_bisection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dyadic-grid start must end in exactly the same float as halving from [-15, 15] every time."""
+    import features.builders_dynamics as dyn
+
+    rng = np.random.default_rng(5)
+    n = rng.integers(0, 400, 3000).astype(np.float64)
+    mean_x = rng.random(3000)
+    mean_x[:100] = 0.5  # flat rates: midpoints near 0 take the small-slope branch
+    mean_x[100:200] = rng.choice([0.0, 1.0], 100)
+    n[200:300] = 0.0
+    fast = loglinear_rate(n, mean_x)
+    # one customer at a time gives the same floats as the whole batch
+    picks = rng.integers(0, 3000, 25)
+    alone = [loglinear_rate(n[i : i + 1], mean_x[i : i + 1])[0] for i in picks]
+    monkeypatch.setattr(dyn, "GRID_LEVELS", 0)
+    plain = loglinear_rate(n, mean_x)
+    np.testing.assert_array_equal(fast.view(np.int64), plain.view(np.int64))
+    np.testing.assert_array_equal(np.array(alone).view(np.int64), plain[picks].view(np.int64))
+
+
+@pytest.mark.parametrize("edges", [[7.0, 30.0, 90.0, 365.0], [7.5, 30.0, 90.25, 400.0]])
+def test_window_counts_match_a_direct_count(edges: list[float]) -> None:
+    """Whole-day edges take a lookup by day, others a binary search: both count ``age < edge`` exactly."""
+    from features.builders_dynamics import _window_counts
+
+    rng = np.random.default_rng(8)
+    n = 50
+    cust = np.sort(rng.integers(0, n, 4000)).astype(np.int32)
+    age = rng.exponential(60.0, cust.size)
+    age[:20] = np.repeat(edges, 5)[:20]  # ages exactly on an edge are not younger than it
+    e = np.asarray(edges)
+    got = _window_counts(cust, age, n, e)
+    want = np.array([np.bincount(cust[age < x], minlength=n) for x in e])
+    np.testing.assert_array_equal(got, want)
