@@ -80,7 +80,7 @@ class StaticAttributesBuilder(BaseEstimator):
             elif k == "numeric":
                 out[c] = pd.to_numeric(s, errors="coerce").astype("float64").to_numpy()
             else:
-                out[c] = s.astype(object).where(s.notna(), None).to_numpy(dtype=object)
+                out[c] = s.to_numpy(dtype=object, na_value=None)  # missing (NaN, None, NA) -> None
         return out
 
     def fit(self, X: Tables, y=None, *, cutoff) -> StaticAttributesBuilder:
