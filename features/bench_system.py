@@ -9,6 +9,8 @@ and prints the figures and a JSON document:
 - ``batch_16`` / ``batch_1000``: one call with 16 / 1,000 customers — ms and customers/s;
 - ``feature_table``: ``score_features`` on ``table_rows`` precomputed rows — customers/s with reason
   codes for everyone, for customers with churn probability ≥ 0.5 only, and without reason codes;
+  with a policy, ``policy_s`` splits its seconds (effect + value models, decision rule, decision rule
+  with binding budget and call limits);
 - ``builders_ms``: where the feature pipeline's time goes, per family (wall time inside each
   builder's block computation, the event indexing and the table assembly) for 1, 16 and 1,000
   customers. With threads (``n_jobs`` > 1, 1,000 customers) family times overlap.
@@ -26,6 +28,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -145,6 +148,27 @@ def _repeat(fn: Callable[[], object], min_s: float = 0.3, max_n: int = 50) -> fl
     return float(np.median(times))
 
 
+def _policy_split(policy, F: pd.DataFrame, churn: np.ndarray) -> dict[str, float]:
+    """Seconds of the policy on a feature table: effect and value models, the decision rule, and the
+    decision rule again with binding global limits (the constrained assignment)."""
+    from features.policy import LimitConfig
+
+    t0 = time.perf_counter()
+    policy.expected_values(F)
+    t1 = time.perf_counter()
+    policy.decide(F, churn)
+    t2 = time.perf_counter()
+    # A budget of a few contacts per hundred customers and a call quota bind on any realistic policy.
+    tight = replace(policy.config, limits=LimitConfig(budget=0.05 * len(F), per_channel={"call": len(F) // 200}))
+    policy.decide(F, churn, config=tight)
+    t3 = time.perf_counter()
+    return {
+        "expected_values": round(t1 - t0, 3),
+        "decide_total": round(t2 - t1, 3),
+        "decide_total_with_binding_limits": round(t3 - t2, 3),
+    }
+
+
 def bench_system(
     system: DecisionSystem,
     customers: Tables,
@@ -187,8 +211,10 @@ def bench_system(
         system.score_features(big, **kwargs)
         table[f"{name}_customers_per_s"] = round(len(big) / (time.perf_counter() - t0), 1)
     t0 = time.perf_counter()
-    system.churn_model.predict_proba(big)
+    p = system.churn_model.predict_proba(big)
     table["churn_probability_only_customers_per_s"] = round(len(big) / (time.perf_counter() - t0), 1)
+    if system.policy is not None:
+        table["policy_s"] = _policy_split(system.policy, big, p)
     out["feature_table"] = table
 
     if breakdown:
@@ -242,6 +268,8 @@ def main(argv: list[str] | None = None) -> dict:
         f"{tab['reasons_if_p_ge_0.5_customers_per_s']}/s reasons if p>=0.5, "
         f"{tab['no_reasons_customers_per_s']}/s without"
     )
+    if "policy_s" in tab:
+        print("feature table, policy seconds: " + ", ".join(f"{k} {v}" for k, v in tab["policy_s"].items()))
     for size, parts in result.get("builders_ms", {}).items():
         print(f"breakdown, {size} customer(s) per call (ms): " + ", ".join(f"{k} {v}" for k, v in parts.items()))
     text = json.dumps(result, indent=2)

@@ -46,6 +46,19 @@ def _names(values: pd.Series | None, names: tuple[str, ...], n: int) -> np.ndarr
     return table[idx]
 
 
+def _float_frame(F: pd.DataFrame) -> pd.DataFrame:
+    """``F`` as one C-contiguous float64 block (same values), when all its columns are numeric.
+
+    A feature table straight from the pipeline holds one block per column, so every matrix conversion
+    (churn model, effect model, value model) copies column by column; after this one conversion they are
+    views. Boolean and integer columns become floats, which every reader converts to anyway.
+    """
+    if F.shape[1] == 0 or not all(dt.kind in "biuf" for dt in F.dtypes):
+        return F
+    X = np.ascontiguousarray(F.to_numpy(dtype=np.float64, na_value=np.nan))
+    return pd.DataFrame(X, index=F.index, columns=F.columns, copy=False)
+
+
 class DecisionSystem:
     """Fitted feature pipeline + calibrated churn model (+ optional policy), scoring at a cutoff.
 
@@ -83,26 +96,42 @@ class DecisionSystem:
         ``reasons``: churn reason codes per customer (0 = none); ``reasons_min_probability``: only for
         customers at or above this churn probability (batch scoring: reason codes are most of the cost).
         """
+        return self._score(F, reasons=reasons, reasons_min_probability=reasons_min_probability)
+
+    def _score(
+        self,
+        F: pd.DataFrame,
+        *,
+        reasons: int = 3,
+        reasons_min_probability: float | None = None,
+        cutoff: pd.Timestamp | None = None,
+    ) -> pd.DataFrame:
+        """``score_features``, with a ``cutoff`` column after ``customer_id`` when given."""
         n = len(F)
+        F = _float_frame(F)
         # One feature-matrix conversion serves both the probability and the reason codes.
         p, churn_reasons = self.churn_model.predict_with_reasons(
             F, top=reasons, min_probability=reasons_min_probability
         )
-        cols: dict = {
-            "customer_id": F.index.astype(str),
-            "churn_probability": p,
-            "churn_reasons": churn_reasons,
-            "engagement_index": F["engagement_index"].to_numpy(float) if "engagement_index" in F else np.nan,
-            "store_ladder": _names(F.get("store_ladder"), STORE_LADDER, n),
-            "social_ladder": _names(F.get("social_ladder"), SOCIAL_LADDER, n),
-            "in_market_stage": _names(F.get("in_market_stage"), IN_MARKET, n),
-            "buy_intent_score": F["buy_intent_score"].to_numpy(float) if "buy_intent_score" in F else np.nan,
-            "high_engagement_potential": (F["high_engagement_potential"].fillna(0).to_numpy() > 0)
-            if "high_engagement_potential" in F
-            else False,
-        }
+        cols: dict = {"customer_id": F.index.astype(str)}
+        if cutoff is not None:
+            cols["cutoff"] = cutoff
+        cols.update(
+            {
+                "churn_probability": p,
+                "churn_reasons": churn_reasons,
+                "engagement_index": F["engagement_index"].to_numpy(float) if "engagement_index" in F else np.nan,
+                "store_ladder": _names(F.get("store_ladder"), STORE_LADDER, n),
+                "social_ladder": _names(F.get("social_ladder"), SOCIAL_LADDER, n),
+                "in_market_stage": _names(F.get("in_market_stage"), IN_MARKET, n),
+                "buy_intent_score": F["buy_intent_score"].to_numpy(float) if "buy_intent_score" in F else np.nan,
+                "high_engagement_potential": (F["high_engagement_potential"].fillna(0).to_numpy() > 0)
+                if "high_engagement_potential" in F
+                else False,
+            }
+        )
         if self.policy is not None and n:
-            decided = self.policy.decide(F, pd.Series(p, index=F.index))
+            decided = self.policy.decide(F, p)
             for col in POLICY_COLUMNS:
                 cols[col] = decided[col].to_numpy() if col in decided else None
         else:
@@ -116,9 +145,21 @@ class DecisionSystem:
         """Score every customer of ``tables`` from their raw touchpoints strictly before ``cutoff``."""
         cutoff = pd.Timestamp(cutoff)
         cutoff = cutoff.tz_localize("UTC") if cutoff.tzinfo is None else cutoff.tz_convert("UTC")
-        out = self.score_features(self.features(tables, cutoff))
-        out.insert(1, "cutoff", cutoff)
-        return out
+        return self._score(self.features(tables, cutoff), cutoff=cutoff)
+
+    def warm_up(self) -> None:
+        """Score one all-missing feature row, so that what scoring builds lazily (the policy's
+        action-resolved trees, LightGBM's predictors) exists before the first real request."""
+        names: list[str] = []
+        if hasattr(self.pipeline, "get_feature_names_out"):
+            names += [str(n) for n in self.pipeline.get_feature_names_out()]
+        names += self.feature_names_
+        if self.policy is not None:
+            for model in (getattr(self.policy, "uplift", None), getattr(self.policy, "value_model", None)):
+                names += list(getattr(model, "feature_names_", []))
+        names = list(dict.fromkeys(names))
+        index = pd.Index(["warm-up"], dtype="str", name="customer_id")
+        self.score_features(pd.DataFrame(np.full((1, len(names)), np.nan), index=index, columns=names))
 
     # ---- MLflow pyfunc entry ----------------------------------------------------------------------
     def static_attributes(self) -> list[str]:

@@ -1,9 +1,10 @@
 """Score concurrent requests together: one feature-pipeline call for everything waiting.
 
-The decision system has a large fixed cost per call (about 60-90 ms for one customer, about 100 ms for
-sixteen), so scoring concurrent one-customer requests one by one wastes most of the CPU. A single
-worker thread takes every request queued while it was busy, merges those with the same cutoff and
-disjoint customer ids into one contract table, scores it once and hands each request its own rows.
+The decision system has a fixed cost per call (pandas and LightGBM call overheads: a few ms for one
+customer, little more for sixteen), so scoring concurrent one-customer requests one by one wastes CPU.
+A single worker thread takes every request queued while it was busy, merges those with the same cutoff
+and disjoint customer ids into one contract table, scores it once, converts it to response rows once
+and hands each request its own rows.
 At concurrency 1 nothing waits, so latency is unchanged. Answers do not depend on which requests were
 merged: a fitted pipeline transforms each customer from that customer's rows only (the integration
 test checks service answers against batch scoring).
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from serving.engine import ScoringEngine, as_cutoff, tables_from_request
+from serving.engine import ScoringEngine, as_cutoff, frame_to_results, tables_from_request
 from serving.schemas import CustomerIn
 
 logger = logging.getLogger("engage.serving")
@@ -46,7 +47,7 @@ class CoalescingScorer:
         self.requests = 0
 
     def submit(self, customers: Sequence[CustomerIn], cutoff: pd.Timestamp | None) -> Future:
-        """Queue a request; the future gives ``(cutoff, frame)`` (rows in request order) or raises."""
+        """Queue a request; the future gives ``(cutoff, results)`` (response rows in request order) or raises."""
         job = _Job(customers, cutoff)
         with self._lock:
             if self._thread is None:
@@ -90,7 +91,8 @@ class CoalescingScorer:
             if engine is None:
                 raise RuntimeError("model not loaded")
             merged = [c for job in batch for c in job.customers]
-            frame = engine.score_tables(tables_from_request(merged), at)
+            # One conversion to response rows for the whole batch: per request it costs ~0.2 ms fixed.
+            results = frame_to_results(engine.score_tables(tables_from_request(merged), at))
         except Exception as exc:
             if len(batch) > 1:  # one request's problem must not fail the others: score them alone
                 for job in batch:
@@ -103,5 +105,5 @@ class CoalescingScorer:
         start = 0
         for job in batch:
             stop = start + len(job.customers)
-            job.future.set_result((at, frame.iloc[start:stop].reset_index(drop=True)))
+            job.future.set_result((at, results[start:stop]))
             start = stop

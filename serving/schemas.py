@@ -63,7 +63,8 @@ def parse_ts_column(values: list[str]) -> np.ndarray:
 
     ok = True
     try:
-        ns = pd.to_datetime(pd.Index(values, dtype=object), format="ISO8601", utc=True).as_unit("ns").asi8
+        # The list as it is: wrapping it in an object Index first costs a third of the parse.
+        ns = pd.to_datetime(values, format="ISO8601", utc=True).as_unit("ns").asi8
     except (ValueError, OverflowError):
         ok = False
     if ok:

@@ -18,7 +18,10 @@ endpoints answer 503 until the model is loaded. After loading, the start-up heap
 permanent generation (``gc.freeze()``): the full garbage collections that BentoML 1.4's per-request
 timeout timers provoke under load then no longer scan the hundreds of thousands of objects that pandas,
 LightGBM and MLflow allocate at import, which removes most of their 100-300 ms pauses (see
-``serving/bench_serve.py`` and the README for measurements).
+``serving/bench_serve.py`` and the README for measurements). Those timers themselves are cancelled
+once the response is sent (:func:`cancel_timeout_timers`): each one kept its request's context (trace
+span, futures) alive for the whole traffic timeout, ~20 objects per request, which at a few hundred
+requests per second is what the remaining full collections scanned.
 """
 
 from __future__ import annotations
@@ -64,6 +67,58 @@ from serving.schemas import (
 logger = logging.getLogger("engage.serving")
 
 TRAFFIC_TIMEOUT_S = 30
+
+
+def cancel_timeout_timers() -> bool:
+    """Make BentoML 1.4's ``TimeoutMiddleware`` cancel its per-request timer when the request is done.
+
+    The middleware (1.4.39 and 1.4.40 alike) calls ``loop.call_later(timeout, ...)`` per request and never
+    cancels the handle, so the request's context lives until the timeout. The replacement is the same
+    logic (504 when nothing was sent within the timeout) plus the cancel. Applied only to 1.4.x, whose
+    middleware has exactly this shape; returns whether the patch is in place.
+    """
+    try:
+        from bentoml._internal.server.http import traffic
+    except ImportError:
+        return False
+    middleware = getattr(traffic, "TimeoutMiddleware", None)
+    if middleware is None or not bentoml.__version__.startswith("1.4.") or not hasattr(middleware, "_set_timer_out"):
+        return False
+    if getattr(middleware, "_engage_cancels_timers", False):
+        return True
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: N807 - replaces the class's __call__
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        timer = loop.call_later(self.timeout, self._set_timer_out, waiter)
+
+        async def _send(message) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+            await send(message)
+
+        fut = asyncio.ensure_future(self.app(scope, receive, _send), loop=loop)
+        try:
+            try:
+                await waiter
+            except TimeoutError:
+                if fut.cancel():
+                    body = {"error": f"Not able to process the request in {self.timeout} seconds"}
+                    await JSONResponse(body, status_code=504)(scope, receive, send)
+            else:
+                await fut  # wait for the app to finish
+        finally:
+            timer.cancel()
+
+    middleware.__call__ = __call__
+    middleware._engage_cancels_timers = True
+    return True
+
+
+cancel_timeout_timers()
+INLINE_RESPONSE_MAX = 64  # customers; larger answers are built in a worker thread
 
 
 class GcMonitor:
@@ -128,7 +183,9 @@ class ModelHolder:
         t0 = time.perf_counter()
         try:
             system, info = load_system(self.source)
-            self.engine = ScoringEngine(system, info)
+            engine = ScoringEngine(system, info)
+            engine.warm_up()  # before readiness (and before gc.freeze): the first request pays nothing extra
+            self.engine = engine
             self.loaded_at = datetime.now(UTC)
             logger.info(
                 "model %s loaded from %s in %.1f s",
@@ -204,10 +261,9 @@ class EngageScoring:
     def __is_ready__(self) -> bool:
         return self.holder.ready
 
-    def _respond(self, frame: Any, cutoff: Any, t0: float, kind: str) -> ScoreResponse:
+    def _respond(self, results: list[dict[str, Any]], cutoff: Any, t0: float, kind: str) -> ScoreResponse:
         engine = self.holder.engine
         assert engine is not None
-        results = frame_to_results(frame)
         if self.decision_log is not None:
             self.decision_log.write(results, cutoff=cutoff, source=kind, request_id=uuid.uuid4().hex)
         logger.info(
@@ -231,12 +287,15 @@ class EngageScoring:
             return _not_ready(self.holder)  # type: ignore[return-value]
         job = self.scorer.submit(customers, None if cutoff is None else as_cutoff(cutoff))
         try:
-            at, frame = await asyncio.wrap_future(job)
+            at, results = await asyncio.wrap_future(job)
         except Exception as exc:
             if isinstance(exc, RequestError) or _is_data_error(exc):
                 return _bad_request(exc)  # type: ignore[return-value]
             raise
-        return await asyncio.to_thread(self._respond, frame, at, t0, "score")
+        if len(results) <= INLINE_RESPONSE_MAX:
+            # Small answers are built on the event loop: a thread hop costs more than the work.
+            return self._respond(results, at, t0, "score")
+        return await asyncio.to_thread(self._respond, results, at, t0, "score")
 
     @bentoml.api(route="/score_features", input_spec=FeatureScoreRequest)
     def score_features(self, rows: list[FeatureRow], cutoff: datetime | None = None) -> ScoreResponse:
@@ -250,7 +309,7 @@ class EngageScoring:
             F = features_from_rows(rows, engine.feature_names)
         except RequestError as exc:
             return _bad_request(exc)  # type: ignore[return-value]
-        return self._respond(engine.score_features(F, at), at, t0, "score_features")
+        return self._respond(frame_to_results(engine.score_features(F, at)), at, t0, "score_features")
 
     @bentoml.api(route="/metadata", input_spec=EmptyRequest)
     def metadata(self) -> MetadataResponse:

@@ -23,7 +23,7 @@ import pytest
 from features.schema import Tables
 from serving.auth import BearerAuthMiddleware, token_from_env, token_matches
 from serving.decision_log import read_decision_log
-from serving.engine import ModelInfo, ScoringEngine, tables_from_request
+from serving.engine import ModelInfo, ScoringEngine, frame_to_results, tables_from_request
 from serving.schemas import ScoreRequest
 
 pytestmark = [
@@ -585,6 +585,24 @@ def test_engine_keeps_input_order_and_stamps_rows():
     assert (frame["model_version"] == "v9").all()
 
 
+def test_engine_reorders_rows_a_system_returns_out_of_order():
+    class Reversed(CountingSystem):
+        def score(self, tables, cutoff):
+            return super().score(tables, cutoff).iloc[::-1].reset_index(drop=True)
+
+    body = {"customers": [customer("b", 2), customer("a", 0), customer("c", 1)]}
+    tables = tables_from_request(ScoreRequest.model_validate(body).customers)
+    cut = pd.Timestamp(CUTOFF)
+    straight = ScoringEngine(CountingSystem(), ModelInfo("v9")).score_tables(tables, cut)
+    assert list(straight["customer_id"]) == ["b", "a", "c"]
+    assert list(straight["cold_start"]) == [False, True, False]
+    pd.testing.assert_frame_equal(ScoringEngine(Reversed(), ModelInfo("v9")).score_tables(tables, cut), straight)
+    # Plain string ids (as a data folder's tables may hold) give the same cold starts as categorical ones.
+    tp = tables.touchpoints
+    plain = tables.with_(touchpoints=tp.assign(customer_id=tp["customer_id"].astype(str)))
+    pd.testing.assert_frame_equal(ScoringEngine(CountingSystem(), ModelInfo("v9")).score_tables(plain, cut), straight)
+
+
 # ------------------------------------------------------------------------------------- fuzzing
 
 
@@ -686,17 +704,17 @@ def test_concurrent_requests_are_scored_together_with_the_same_answers():
     scorer._process(jobs)
     assert Picky.calls == 3  # {a,b}+{c} merged; the second "a" and the no-cutoff request apart
     for j in jobs[:3]:
-        at, frame = j.future.result()
+        at, results = j.future.result()
         alone = engine.score_tables(tables_from_request(j.customers), cut)
         assert at == cut
-        pd.testing.assert_frame_equal(frame, alone)
+        assert results == frame_to_results(alone)
     assert abs((jobs[3].future.result()[0] - pd.Timestamp.now(tz="UTC")).total_seconds()) < 60
 
     bad, good = job("boom"), job("fine")
     scorer._process([bad, good])
     with pytest.raises(RuntimeError, match="boom"):
         bad.future.result()
-    assert list(good.future.result()[1]["customer_id"]) == ["fine"]
+    assert [r["customer_id"] for r in good.future.result()[1]] == ["fine"]
 
 
 def test_extreme_timestamp_with_offset_is_a_validation_error() -> None:
@@ -709,3 +727,41 @@ def test_extreme_timestamp_with_offset_is_a_validation_error() -> None:
 
     with _pytest.raises(ValueError, match="between 1900"):
         _utc(datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14))))
+
+
+def test_timeout_timers_are_cancelled_and_timeouts_still_answer_504():
+    """BentoML's per-request timeout timer no longer outlives its request; a slow request still gets 504."""
+    import asyncio
+
+    from bentoml._internal.server.http.traffic import TimeoutMiddleware
+
+    from serving.service import cancel_timeout_timers
+
+    assert cancel_timeout_timers()
+
+    async def app(scope, receive, send, delay: float = 0.0) -> None:
+        await asyncio.sleep(delay)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def call(delay: float, timeout: float) -> tuple[list[dict], int]:
+        sent: list[dict] = []
+
+        async def send(message) -> None:
+            sent.append(message)
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def slow(scope, receive, send) -> None:
+            await app(scope, receive, send, delay)
+
+        scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+        await TimeoutMiddleware(slow, timeout=timeout)(scope, receive, send)
+        # A cancelled timer drops its callback and arguments (the request's objects) at once.
+        return sent, sum(not h.cancelled() for h in asyncio.get_running_loop()._scheduled)
+
+    sent, pending = asyncio.run(call(0.0, 30.0))
+    assert sent[0]["status"] == 200 and pending == 0  # no 30-second timer left behind
+    sent, _ = asyncio.run(call(0.5, 0.05))
+    assert sent[0]["status"] == 504

@@ -166,3 +166,184 @@ def test_chunked_threads_give_the_same_numbers(system, monkeypatch):
     p2, r2 = model.predict_with_reasons(F)
     np.testing.assert_array_equal(p2, p1)
     assert r2 == r1
+
+
+# ---- the policy's numpy path ------------------------------------------------------------------------
+
+POLICY_TOL = 1e-12
+
+
+def reference_churn(uplift, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The pre-numpy computation: one pandas design frame and one sklearn call per action."""
+    p0, effect = reference_effect(uplift, X)
+    p = np.clip(p0[:, None] + effect, 0.0, 1.0)
+    p[:, 0] = p0
+    return p0, p
+
+
+def reference_effect(uplift, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """``(p_no_contact, predict_effect)`` the pre-numpy way."""
+    X = X.reset_index(drop=True)
+    n, K = len(X), len(uplift.actions)
+    p0 = uplift.outcome_model_.predict_proba(uplift._design(X, np.zeros(n, dtype=int)))[:, 1]
+    if uplift.final == "plugin":
+        mu = np.column_stack(
+            [uplift.outcome_model_.predict_proba(uplift._design(X, np.full(n, k)))[:, 1] for k in range(K)]
+        )
+        effect = mu - mu[:, [0]]
+    else:
+        effect = np.zeros((n, K))
+        for k in range(1, K):
+            effect[:, k] = uplift.effect_models_[k].predict(X[uplift.feature_names_].astype(float))
+    return p0, effect
+
+
+def reference_value(value_model, X: pd.DataFrame) -> np.ndarray:
+    rate = value_model.model_.predict(X[value_model.feature_names_].astype(float))
+    return value_model.margin * np.maximum(rate, 0.0) * value_model.horizon_days
+
+
+@pytest.fixture(scope="module")
+def policy_system(system):
+    """The churn system plus a policy fitted on its features, with outcomes that depend on the action."""
+    from features.catalogue import load_catalogue
+    from features.policy import NextBestAction, load_policy_config
+    from features.uplift import UpliftModel, ValueModel
+
+    F_va = system[1]
+    catalogue = load_catalogue()
+    ids = catalogue.ids
+    rng = np.random.default_rng(5)
+    X = pd.concat([F_va] * 4, ignore_index=True)
+    a = rng.integers(0, len(ids), len(X))
+    channel = np.array([i.split(":")[0] for i in ids])[a]
+    risk = 1 / (1 + np.exp(-(X["days_since_last_active"].fillna(200).to_numpy() / 60 - 1)))
+    # Calls and discounts help, e-mails without an offer annoy: the trees must split on the action columns.
+    shift = np.where(channel == "call", -0.3, 0.0) + np.where(np.char.find(np.array(ids)[a], "discount") > 0, -0.2, 0.0)
+    shift += np.where(np.array(ids)[a] == "email:none", 0.25, 0.0)
+    y = (rng.random(len(X)) < np.clip(risk + shift, 0.02, 0.98)).astype(int)
+    policies = {}
+    for final in ("plugin", "dr"):
+        uplift = UpliftModel(ids, outcome_estimators=80, effect_estimators=30, effect_min_child_samples=50, final=final)
+        uplift.fit(X, np.asarray(ids, dtype=object)[a], np.full(len(X), 1 / len(ids)), y)
+        value = ValueModel(n_estimators=40).fit(X, rng.gamma(1.0, 2.0, len(X)))
+        policies[final] = NextBestAction(uplift, value, catalogue, load_policy_config())
+    return policies, F_va
+
+
+@pytest.mark.parametrize("final", ["plugin", "dr"])
+def test_policy_numpy_path_equals_the_pandas_path(policy_system, final):
+    policies, F = policy_system
+    uplift, value = policies[final].uplift, policies[final].value_model
+    p0, p = uplift.predict_churn(F)
+    r0, rp = reference_churn(uplift, F)
+    np.testing.assert_allclose(p0, r0, rtol=0, atol=POLICY_TOL)
+    np.testing.assert_allclose(p, rp, rtol=0, atol=POLICY_TOL)
+    np.testing.assert_allclose(uplift.predict_effect(F), reference_effect(uplift, F)[1], rtol=0, atol=POLICY_TOL)
+    for i in range(0, len(F), max(1, len(F) // 12)):  # one customer at a time, as the service scores
+        q0, q = uplift.predict_churn(F.iloc[[i]])
+        np.testing.assert_allclose(q0, r0[[i]], rtol=0, atol=POLICY_TOL)
+        np.testing.assert_allclose(q, rp[[i]], rtol=0, atol=POLICY_TOL)
+    np.testing.assert_array_equal(value.predict(F), reference_value(value, F))
+    if final != "plugin":  # the per-action effect regressors run as one merged model
+        assert uplift._effect_plan()["merged"] is not None
+    shuffled = F[F.columns[::-1]]  # columns are matched by name
+    np.testing.assert_allclose(uplift.predict_churn(shuffled)[1], rp, rtol=0, atol=POLICY_TOL)
+    assert uplift.predict_churn(F.iloc[:0])[1].shape == (0, len(uplift.actions))
+    with pytest.raises(KeyError):
+        uplift.predict_churn(F.drop(columns=uplift.feature_names_[:1]))
+
+
+def test_outcome_trees_are_resolved_per_action_once(policy_system):
+    policies, F = policy_system
+    uplift = policies["plugin"].uplift
+    plan = uplift._outcome_plan()
+    assert plan["layout"] is not None and plan["pruned"] is not None
+    booster = uplift.outcome_model_.booster_
+    K = len(uplift.actions)
+    action_columns = set(plan["layout"]["act_pos"].tolist())
+    dump = booster.dump_model()["tree_info"]
+
+    def splits(node) -> set[int]:
+        if "split_feature" not in node:
+            return set()
+        return {node["split_feature"]} | splits(node["left_child"]) | splits(node["right_child"])
+
+    assert any(splits(t["tree_structure"]) & action_columns for t in dump)  # the test model uses the actions
+    n_resolved = plan["pruned"]["booster"].num_trees()
+    assert len(dump) <= n_resolved < K * len(dump)
+    # The design path (used for the cross-fitted models in fit) gives LightGBM's own numbers bit for bit.
+    X = F.reset_index(drop=True)
+    design = uplift._predict_all(uplift.outcome_model_, F, np.arange(K))
+    for k in range(K):
+        want = uplift.outcome_model_.predict_proba(uplift._design(X, np.full(len(X), k)))[:, 1]
+        np.testing.assert_array_equal(design[:, k], want)
+
+
+def test_pickled_policy_loads_with_or_without_its_cached_plan(policy_system):
+    policies, F = policy_system
+    policy = policies["plugin"]
+    want = policy.expected_values(F)["ev"]
+    assert "outcome_plan_" in policy.uplift.__dict__  # built lazily by the first prediction
+    with_plan = pickle.loads(pickle.dumps(policy))
+    np.testing.assert_array_equal(with_plan.expected_values(F)["ev"], want)
+    plain = pickle.loads(pickle.dumps(policy))
+    del plain.uplift.__dict__["outcome_plan_"]  # as pickled before the plan existed
+    plain = pickle.loads(pickle.dumps(plain))
+    np.testing.assert_array_equal(plain.expected_values(F)["ev"], want)
+    # A refitted outcome model is never predicted with a stale plan.
+    stale = pickle.loads(pickle.dumps(policy))
+    stale.uplift.outcome_model_ = pickle.loads(pickle.dumps(stale.uplift.outcome_model_))
+    np.testing.assert_array_equal(stale.expected_values(F)["ev"], want)
+    assert stale.uplift.outcome_plan_["source"] is stale.uplift.outcome_model_.booster_
+
+
+def test_system_with_policy_scores_like_the_pandas_path(system, policy_system):
+    from features.policy import (
+        active_customers,
+        consent_from_features,
+        decide,
+        expected_incremental_value,
+        history_from_features,
+    )
+
+    ds, _, cutoff, world = system
+    policies, F = policy_system
+    policy = policies["plugin"]
+    full = DecisionSystem(ds.pipeline, ds.churn_model, policy, metadata={"model_version": "t2"})
+    out = full.score_features(F)
+    r0, rp = reference_churn(policy.uplift, F)
+    value = reference_value(policy.value_model, F)
+    ev = expected_incremental_value(r0, rp, value, policy.catalogue)
+    want = decide(
+        ev,
+        consent_from_features(F),
+        policy.catalogue,
+        policy.config,
+        history=history_from_features(F),
+        churn_probability=out["churn_probability"].to_numpy(),
+        value=value,
+        active=active_customers(F, policy.config),
+    )
+    assert (out["nba_action"] != "no_contact").any()
+    assert list(out["nba_action"]) == list(want["nba_action"])
+    assert list(out["no_contact_reason"].fillna("-")) == list(want["no_contact_reason"].fillna("-"))
+    assert list(out["defense_target"]) == list(want["defense_target"])
+    np.testing.assert_allclose(
+        out["nba_expected_incremental_value"], want["nba_expected_incremental_value"], rtol=0, atol=1e-9
+    )
+    for got, ref in zip(out["alternatives"], want["alternatives"], strict=True):
+        assert [a["action"] for a in got] == [a["action"] for a in ref]
+        np.testing.assert_allclose(
+            [a["expected_incremental_value"] for a in got], [a["expected_incremental_value"] for a in ref], atol=1e-9
+        )
+    # From raw touchpoints, one customer at a time (as the service scores), the same decisions as in a batch.
+    ids = world.customers["customer_id"].iloc[:8]
+    tables = world.without_truth().subset(ids)
+    batch = full.score(tables, cutoff)
+    full.warm_up()
+    for i in range(len(ids)):
+        one = full.score(world.without_truth().subset(ids.iloc[[i]]), cutoff)
+        assert one["nba_action"].iloc[0] == batch["nba_action"].iloc[i]
+        ev = "nba_expected_incremental_value"
+        assert abs(one[ev].iloc[0] - batch[ev].iloc[i]) <= 1e-12
