@@ -29,6 +29,14 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def default_workers() -> int:
+    """One worker process per usable CPU core, so every core scores requests (each worker loads the model)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def server_env(
     base: Mapping[str, str] | None = None,
     *,

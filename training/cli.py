@@ -308,14 +308,17 @@ ModelPathOption = Annotated[
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 3000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: one per CPU core).")] = None,
     config: ConfigOption = None,
     model_path: ModelPathOption = None,
     token_file: Annotated[Path | None, typer.Option(help="File holding the bearer token (enables auth).")] = None,
     decision_log: Annotated[Path | None, typer.Option(help="Append every decision to this JSON Lines file.")] = None,
 ) -> None:
     """Start the BentoML scoring service with the champion decision system."""
+    from serving.server import default_workers
     from serving.server import serve as run_server
+
+    workers = workers or default_workers()
 
     raise typer.Exit(code=run_server(host=host, port=port, workers=workers, model_path=model_path,
                                      mlflow_config=config, token_file=token_file, decision_log=decision_log))
@@ -354,11 +357,14 @@ def score(
 def bench_serve_(
     config: ConfigOption = None,
     model_path: ModelPathOption = None,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: one per CPU core).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")] = None,
 ) -> None:
     """Load-test the real service on loopback: p50/p90/p99, requests/s and errors at concurrency 1 and 16."""
     from serving.bench_serve import bench_serve
+    from serving.server import default_workers
+
+    workers = workers or default_workers()
 
     echo_json(bench_serve(workers=workers, model_path=str(model_path) if model_path else None,
                           mlflow_config=str(config) if config else None), json_out)
