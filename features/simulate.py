@@ -46,7 +46,7 @@ from features.simulate_truth import (
     piecewise_label_probability,
 )
 
-SIM_VERSION = "1"
+SIM_VERSION = "2"
 DAY = 86_400
 _NEVER = np.int64(2**62)
 _CH = {c: i for i, c in enumerate(CHANNELS)}
@@ -71,6 +71,7 @@ _TOPIC_BY_STAGE = np.array(
 )
 BASE_ACTIVITY = 0.04  # median web/app/store visits per day
 LOST_HAZARD = -5.5  # log daily hazard of a lost cause after onset (before engagement and trouble terms)
+_CLICK_BY_SEGMENT = np.array([2.0, 1.0, 0.8, 0.4])  # click-through multiplier by segment (SEGMENTS order)
 _CHANNEL_WEIGHT = np.array([1.0, 0.7, 0.8, 0.3])  # logging policy base weights: email, sms, push, call
 
 
@@ -88,12 +89,26 @@ class SimConfig:
     the inclusive range). holdout_share: logging-policy probability of no contact (a holdout row)
     for an active customer; dormant_extra_holdout: added for customers with no active touch in the
     last 30 days. open_boost: logging-policy weight bonus for a channel the customer opened in the last
-    90 days. effect_window_days: how long a contact changes the hazard (the next contact replaces it).
-    fatigue_window_days / fatigue_per_contact: each earlier contact within the window adds this much to
-    the log-hazard of a new contact. cynicism: log-hazard penalty of a discount for a loyal,
-    price-insensitive customer. sleeping_dog_effect: log-hazard increase when a sleeping dog opens a
-    contact. promo_day_share / promo_boost: sitewide promotion days and how much they lift visits and
-    buying of price-sensitive customers. impression_rate: ad impressions (no signal). survey_rate /
+    90 days. Campaigns stop at least ``campaign_gap_days[0]`` days before the cutoff, so the cutoff is the
+    next campaign's decision day. effect_window_days: how long a contact changes the hazard (effects of
+    overlapping contacts add). fatigue_window_days / fatigue_per_contact: each earlier contact within the
+    window adds this much to the log-hazard of a new contact (opened or not). The window is shorter than
+    the campaign gap on purpose: fatigue punishes contacting twice within a week (what the policy's
+    ``min_days_between_contacts`` cap forbids), and a logged contact never changes the effect of the next
+    campaign's contact, so an effect estimated from the log is the effect the truth reports (with a 30-day
+    window the log showed harm that the truth, with no outreach after the cutoff, does not have).
+    persuadable_strength: range of a persuadable's responsiveness; an opened contact lowers their
+    log-hazard by strength × offer fit (value contact ≈ 0.5–1, a well-fitting offer 1–3: several
+    percentage points of churn probability, e.g. 0.14 → 0.08 on their best channel). Persuadables
+    (≈ 19 %) show in behaviour: fading activity, more service trouble, price sensitivity, and they click
+    through twice as often as others when they open (sleeping dogs rarely click, and unsubscribe more);
+    a contact reaches anyone only if opened (probability = their channel preference, visible as open
+    rates). Sleeping dogs (≈ 19 %) are pushed away by any opened contact, loyal price-insensitive
+    customers by discounts (cynicism).
+    cynicism: log-hazard penalty of a discount for a loyal, price-insensitive customer.
+    sleeping_dog_effect: log-hazard increase when a sleeping dog opens a contact. promo_day_share /
+    promo_boost: sitewide promotion days and how much they lift visits and buying of price-sensitive
+    customers. impression_rate: ad impressions (no signal). survey_rate /
     event_invite_rate: surveys and event invitations sent. return_probability: purchases returned.
     margin / value_horizon_days: forward value = margin × expected spend over this many days.
     """
@@ -113,8 +128,9 @@ class SimConfig:
     dormant_extra_holdout: float = 0.2
     open_boost: float = 1.0
     effect_window_days: int = 90
-    fatigue_window_days: int = 30
-    fatigue_per_contact: float = 0.1
+    fatigue_window_days: int = 7
+    fatigue_per_contact: float = 0.15
+    persuadable_strength: tuple[float, float] = (1.5, 3.0)
     cynicism: float = 0.8
     sleeping_dog_effect: float = 0.35
     promo_day_share: float = 0.08
@@ -138,6 +154,8 @@ class SimConfig:
             "activity_scale": self.activity_scale > 0,
             "churn_scale": self.churn_scale > 0,
             "effect_window_days": self.effect_window_days >= 1,
+            "fatigue_window_days": self.fatigue_window_days >= 1,
+            "persuadable_strength": 0.0 <= self.persuadable_strength[0] <= self.persuadable_strength[1],
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -185,14 +203,14 @@ def _draw_traits(cfg: SimConfig, rng: np.random.Generator) -> dict[str, np.ndarr
     fading, rising, stable = t["trend"] == 2, t["trend"] == 1, t["trend"] == 0
     logits = np.column_stack(
         [
-            0.3 + 0.6 * fading + 0.3 * z_tr + 0.4 * (t["price_sens"] - 0.4),  # persuadable
+            -1.0 + 1.6 * fading + 0.8 * z_tr + 3.0 * (t["price_sens"] - 0.4),  # persuadable
             0.4 + 0.8 * z_eng + 0.5 * rising + 0.8 * (t["promoter"] - 0.27),  # sure thing
             -1.2 + 1.4 * fading - 0.8 * z_eng + 0.5 * z_tr,  # lost cause
             -0.6 - 0.3 * z_eng + 0.5 * stable - 1.0 * (t["promoter"] - 0.27),  # sleeping dog
         ]
     )
     t["segment"] = np.argmax(logits + rng.gumbel(size=(n, 4)), axis=1)
-    t["strength"] = rng.uniform(1.0, 2.5, n)
+    t["strength"] = rng.uniform(cfg.persuadable_strength[0], cfg.persuadable_strength[1], n)
     # persuadables waver: they fall into the troubled state more often (and can be won back)
     t["trouble_in"] = np.where(t["segment"] == PERSUADABLE, 1.5, 1.0) * t["trouble_in"]
     # Lost causes have decided to leave at an onset day late in the history: from then on their
@@ -297,7 +315,8 @@ def simulate_world(
 
     gaps = []
     d = cfg.campaign_first_day
-    while d < days:
+    # The last campaign is at least one gap before the cutoff: the cutoff is the next campaign's decision day.
+    while d <= days - cfg.campaign_gap_days[0]:
         gaps.append(d)
         d += int(rng.integers(cfg.campaign_gap_days[0], cfg.campaign_gap_days[1] + 1))
     campaign_day = {day: i for i, day in enumerate(gaps)}
@@ -378,7 +397,9 @@ def simulate_world(
             eff_until[cc, slot] = d + cfg.effect_window_days
             oldest = np.argmin(contact_days[cc], axis=1)
             contact_days[cc, oldest] = d
-            clicked = opened & (rng.random(mc) < 0.1 + 0.45 * np.minimum(fit, 1.2) / 1.2)
+            # responders respond: persuadables click through far more often than others, sleeping dogs rarely
+            p_click = (0.1 + 0.45 * np.minimum(fit, 1.2) / 1.2) * _CLICK_BY_SEGMENT[t["segment"][cc]]
+            clicked = opened & (rng.random(mc) < np.minimum(p_click, 0.95))
             redeemed = clicked & redeemable[col] & (rng.random(mc) < 0.2 + 0.5 * np.minimum(fit, 1.0))
             unsub = (
                 opened

@@ -211,3 +211,54 @@ def test_inactive_customers_are_not_contacted_and_say_why() -> None:
         out["no_contact_reason"].to_numpy()[~active & customers.filter(like="consent_").any(axis=1)] == "inactive"
     ).all()
     assert (out["nba_action"].to_numpy()[active] != "no_contact").any()
+
+
+def test_policy_training_registers_a_challenger_version_with_its_uplift_curve(tmp_path, monkeypatch) -> None:
+    import json
+    from pathlib import Path
+
+    from mlflow import MlflowClient
+
+    from features.io import write_tables
+    from features.simulate import SimConfig, simulate_world
+    from training.churn import ChurnSettings, log_churn_run, train_churn
+    from training.policy import PolicyTrainConfig, train_policy_command
+    from training.registry import load_config
+
+    monkeypatch.chdir(tmp_path)  # nothing may land in the working directory
+    world = simulate_world(SimConfig(n_customers=800, days=390, seed=4), np.random.default_rng(4))
+    write_tables(world, tmp_path / "data")
+    cfg_file = tmp_path / "mlflow.yaml"
+    cfg_file.write_text((Path(__file__).resolve().parents[1] / "mlflow.yaml").read_text())
+    config = load_config(cfg_file)
+    settings = ChurnSettings(max_train_cutoffs=2)
+    churn = train_churn(world, settings, np.random.default_rng(1), dataset="policy-registry-test")
+    assert log_churn_run(churn, world, config, settings, dataset="policy-registry-test")["promoted"]
+
+    train = PolicyTrainConfig(max_campaigns=3, outcome_estimators=30, effect_estimators=20, n_boot=30, seed=1)
+    report = train_policy_command(tmp_path / "data", cfg_file, tmp_path / "policy.json", train=train)
+    name = config.registered_models["system"]
+    client = MlflowClient(tracking_uri=config.tracking_uri)
+    version = client.get_model_version_by_alias(name, config.challenger)
+    assert str(version.version) == str(report["mlflow"]["version"])
+    arts = {a.path for a in client.list_artifacts(version.run_id)}
+    assert {"uplift_curve.png", "uplift_curve.json", "policy_report.json"} <= arts
+    curve = report["uplift_curve"]
+    assert curve["share"][0] == 0.0 and curve["gain"][0] == 0.0 and len(curve["gain"]) == len(curve["share"])
+    assert json.loads((tmp_path / "policy.json").read_text())["uplift_curve"]["rows"] == curve["rows"]
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_defense_targets_are_customers_the_policy_would_contact() -> None:
+    """A target's persuadable action clears the policy's own contact threshold; only a round limit leaves one
+    uncontacted."""
+    ev, customers, p0, value = world(3000, 9)
+    cfg = PolicyConfig(min_incremental_value=15.0).with_limits(max_contacts=200)
+    out = decide(ev, customers, CAT, cfg, churn_probability=p0, value=value)
+    t = out["defense_target"].to_numpy()
+    assert t.any()
+    runner_up = [max((a["expected_incremental_value"] for a in alts), default=0.0) for alts in out["alternatives"]]
+    best = np.maximum(np.array(runner_up), out["nba_expected_incremental_value"].to_numpy())
+    assert (best[t] > 15.0).all()
+    missed = t & (out["nba_action"].to_numpy() == "no_contact")
+    assert (out["no_contact_reason"].to_numpy()[missed] == BUDGET).all()

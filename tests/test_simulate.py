@@ -299,6 +299,55 @@ def test_d_top_risk_targeting_captures_clearly_less_uplift(world: Tables, alive:
     assert (alive.loc[alive["trait_segment"] == "lost_cause", "best_action"] == NO_CONTACT).all()
 
 
+def test_e_persuadables_are_a_fifth_with_effects_of_several_points(alive: pd.DataFrame) -> None:
+    cat = load_catalogue()
+    p = alive[[f"p_churn__{a.id}" for a in cat.actions[1:]]].to_numpy()
+    gain = alive["p_churn_no_contact"].to_numpy()[:, None] - p
+    pers = (alive["trait_segment"] == "persuadable").to_numpy()
+    assert 0.12 < pers.mean() < 0.28
+    assert 0.03 < gain[pers].max(axis=1).mean() < 0.15  # their best contact: several percentage points
+    assert np.abs(gain[alive["trait_segment"].isin(["sure_thing", "lost_cause"]).to_numpy()]).mean() < 0.005
+
+
+def test_f_log_shows_the_effects_the_truth_reports() -> None:
+    """Effects estimated from the history (inverse propensity weighting, contact vs holdout per segment) agree
+    with the truth's: no contact changes the effect of a later campaign's contact (e.g. through fatigue)."""
+    from features.labels import make_labels
+
+    w = _world(6_000, seed=5)
+    out = w.outreach
+    day = out["ts"].dt.floor("D")
+    starts = sorted(day.unique())
+    cut = _cutoff(w)
+    cutoffs = [d for d in starts if d + pd.Timedelta(days=90) <= cut][-8:]
+    kinds = [k for k in KINDS if k not in PASSIVE_KINDS and k not in ("cancel", "unsubscribe")]
+    kinds = [k for k in kinds if k not in ("message_open", "message_click", "offer_redeemed")]
+    lab = make_labels(w.without_truth(), cutoffs, activity_kinds=kinds)
+    lab = lab.assign(customer_id=lab["customer_id"].astype(str), cutoff=pd.to_datetime(lab["cutoff"], utc=True))
+    log = out.assign(cutoff=day, customer_id=out["customer_id"].astype(str))
+    m = log.merge(lab, on=["customer_id", "cutoff"])
+    seg = w.truth.set_index(w.truth["customer_id"].astype(str))["trait_segment"]
+    m["segment"] = seg.reindex(m["customer_id"]).to_numpy()
+    action = np.where(m["holdout"], NO_CONTACT, m["channel"].astype(str) + ":" + m["offer"].astype(str))
+    cat = load_catalogue()
+    alive_t = w.truth[w.truth["alive_at_cutoff"]]
+    true_eff = alive_t[[f"p_churn__{a.id}" for a in cat.actions[1:]]].mean(axis=1) - alive_t["p_churn_no_contact"]
+    true_by = true_eff.groupby(alive_t["trait_segment"]).mean()
+    y, p = m["label"].to_numpy(float), m["propensity"].to_numpy(float)
+    for s in ("persuadable", "sleeping_dog"):
+        sel = (m["segment"] == s).to_numpy()
+
+        def hajek(a: str, sel: np.ndarray = sel) -> float:
+            r = sel & (action == a)
+            return float(np.sum(y[r] / p[r]) / np.sum(1 / p[r]))
+
+        est = np.mean([hajek(a.id) for a in cat.actions[1:]]) - hajek(NO_CONTACT)
+        held = sel & (action == NO_CONTACT)
+        se = np.sqrt(y[sel].var() * (1 / (sel & ~held).sum() + 1 / held.sum()))
+        assert abs(est - true_by[s]) < 3 * se + 0.01, (s, est, true_by[s], se)
+    assert true_by["persuadable"] < 0 < true_by["sleeping_dog"]
+
+
 # ------------------------------------------------------------------------------ truth stays unread
 class _Poison:
     """Any access to the truth table fails loudly."""

@@ -65,3 +65,38 @@ def test_bad_input_is_named() -> None:
         UpliftModel(ACTIONS).fit(X, a, p, y)
     with pytest.raises(ValueError, match="actions\\[0\\]"):
         UpliftModel(ACTIONS[1:]).fit(X, a, p, y)
+
+
+def test_reach_final_stage_recovers_effects_that_act_through_opens() -> None:
+    """Effects of the form open rate on the channel x a per-offer, feature-dependent effect of an opened contact."""
+
+    def reach_world(n: int, rng: np.random.Generator):
+        X = pd.DataFrame(rng.normal(size=(n, 4)), columns=[f"x{i}" for i in range(4)])
+        X["chan_email_open_rate"] = rng.beta(2, 5, n)
+        X["chan_push_open_rate"] = rng.beta(5, 2, n)
+        base = 1 / (1 + np.exp(-(-1.2 + 0.8 * X["x0"].to_numpy())))
+        g = {"none": -0.25 * X["x1"].to_numpy(), "discount_10": -0.1 + 0.3 * X["x2"].to_numpy()}
+        g["content"] = 0.1 - 0.2 * X["x1"].to_numpy()
+        opens = {"email": X["chan_email_open_rate"].to_numpy(), "push": X["chan_push_open_rate"].to_numpy()}
+        tau = np.zeros((n, len(ACTIONS)))
+        for k, act in enumerate(ACTIONS[1:], start=1):
+            ch, off = act.split(":")
+            tau[:, k] = opens[ch] * g[off]
+        a = rng.choice(len(ACTIONS), size=n)
+        p_true = np.clip(base[:, None] + tau, 0.01, 0.99)
+        y = (rng.random(n) < p_true[np.arange(n), a]).astype(int)
+        return X, np.asarray(ACTIONS, dtype=object)[a], np.full(n, 1 / len(ACTIONS)), y, p_true - p_true[:, [0]]
+
+    X, a, p, y, _ = reach_world(20_000, np.random.default_rng(3))
+    model = UpliftModel(
+        ACTIONS, outcome_estimators=60, final="reach", effect_ridge=0.01, offer_ridge_ratio=3.0, random_state=0
+    )
+    model.fit(X, a, p, y)
+    assert set(model.reach_features_) == {"email", "push"}
+    Xt, _, _, _, true_t = reach_world(2000, np.random.default_rng(4))
+    est = model.predict_effect(Xt)
+    for k in range(1, len(ACTIONS)):
+        assert np.corrcoef(est[:, k], true_t[:, k])[0, 1] > 0.6, ACTIONS[k]
+    assert np.allclose(est[:, 0], 0.0)
+    clone = pickle.loads(pickle.dumps(model))
+    assert np.allclose(clone.predict_effect(Xt.head(50)), est[:50])
