@@ -697,13 +697,24 @@ class NextBestAction:
     fitted :class:`features.uplift.ValueModel`. Feature frames are indexed by ``customer_id``.
     """
 
-    def __init__(self, uplift, value_model, catalogue: Catalogue, config: PolicyConfig) -> None:
+    def __init__(
+        self,
+        uplift,
+        value_model,
+        catalogue: Catalogue,
+        config: PolicyConfig,
+        *,
+        defense_min_value: float | None = None,
+    ) -> None:
         if list(uplift.actions) != catalogue.ids:
             raise ValueError("NextBestAction: the effect model's actions differ from the catalogue's")
         self.uplift = uplift
         self.value_model = value_model
         self.catalogue = catalogue
         self.config = config
+        # The "valuable" bar fixed at training time, so a customer's defense flag does not depend on which
+        # other customers share the request (a quantile of the scored batch would).
+        self.defense_min_value = defense_min_value
 
     def expected_values(self, F: pd.DataFrame) -> dict[str, np.ndarray]:
         """Per customer: churn without contact ``p0``, with each action ``p``, ``value`` and the EV matrix."""
@@ -742,6 +753,9 @@ class NextBestAction:
         model's own estimate.
         """
         cfg = config or self.config
+        fixed = getattr(self, "defense_min_value", None)  # absent in systems pickled before it existed
+        if cfg.defense.min_value is None and fixed is not None:
+            cfg = replace(cfg, defense=replace(cfg.defense, min_value=fixed))
         if customers is None:
             customers = consent_from_features(F)
         else:

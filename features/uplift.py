@@ -20,7 +20,7 @@ with the structure retention outreach has:
   It is one ridge least-squares fit on the DR pseudo-outcomes of *all* actions (K x n of them; the
   baseline in the pseudo-outcomes is a ridge fit of the outcome), so every logged decision informs the
   slopes: in the simulated worlds this finds persuadables and sleeping dogs where per-action regressions
-  and the S-learner find noise. For serving it is distilled into one LightGBM regressor per action.
+  and the S-learner find noise. It is served in closed form (a matrix product per batch, exact).
 * ``final="dr"``: per action, a small, heavily regularised LightGBM regressor on the DR pseudo-outcomes
   (cross-fitted S-learner outcome model). Flexible but, at these effect sizes, mostly noise.
 * ``final="plugin"``: the S-learner effect ``mu(x,a) - mu(x,0)`` (shrunk towards zero; trees rarely split
@@ -59,8 +59,7 @@ class UpliftModel:
     for the outcome and effect models, ``n_folds`` for cross-fitting, ``min_propensity`` (clip),
     ``final`` in {"reach", "dr", "plugin"}, ``effect_ridge`` (ridge penalty per logged row of the "reach"
     final stage's shared slopes), ``offer_ridge_ratio`` (``None``: no per-offer slopes; else their penalty
-    is this multiple of ``effect_ridge``: at 20k customers they added more noise than signal),
-    ``distill_rows`` (rows the per-action effect regressors are distilled on), ``random_state``.
+    is this multiple of ``effect_ridge``: at 20k customers they added more noise than signal), ``random_state``.
     Fitted attributes end in ``_``.
     """
 
@@ -79,14 +78,12 @@ class UpliftModel:
         final: str = "dr",
         effect_ridge: float = 0.3,
         offer_ridge_ratio: float | None = None,
-        distill_rows: int = 40_000,
         random_state: int = 0,
         n_jobs: int = 1,
     ) -> None:
         self.actions = actions
         self.effect_ridge = effect_ridge
         self.offer_ridge_ratio = offer_ridge_ratio
-        self.distill_rows = distill_rows
         self.outcome_estimators = outcome_estimators
         self.outcome_leaves = outcome_leaves
         self.effect_estimators = effect_estimators
@@ -287,21 +284,20 @@ class UpliftModel:
             # does nothing) and g_o(x) = b_o + gamma'z(x) linear in standardised features, shared by all
             # actions. Fitted by ridge least squares on the DR pseudo-outcomes of every action (unbiased
             # with the logged propensities whatever the baseline model), so all ~K x n pseudo-outcomes
-            # inform gamma; then distilled into one LightGBM regressor per action for serving.
+            # inform gamma; served in closed form by _reach_effect.
             Xn = X[self.feature_names_].to_numpy(dtype=float)
             self.z_mean_ = np.nan_to_num(np.nanmean(Xn, axis=0)) if n else np.zeros(Xn.shape[1])
             self.z_scale_ = np.nan_to_num(np.nanstd(Xn, axis=0)) + 1e-9 if n else np.ones(Xn.shape[1])
             Z = np.clip(np.nan_to_num((Xn - self.z_mean_) / self.z_scale_), -4.0, 4.0)
-            reach = {}
             self.reach_features_ = {}
+            self.reach_fill_ = {}  # open rate assumed where the feature is missing: the training mean
             for c in self.channels_:
                 col = f"chan_{c}_open_rate"
                 if c != "none" and col in X.columns:
                     v = X[col].to_numpy(dtype=float)
-                    reach[c] = np.clip(np.where(np.isnan(v), np.nanmean(v) if np.isfinite(v).any() else 1.0, v), 0, 1)
                     self.reach_features_[c] = col
-                else:
-                    reach[c] = np.ones(n)
+                    self.reach_fill_[c] = float(np.nanmean(v)) if np.isfinite(v).any() else 1.0
+            reach = self._reach(Xn)
             # Baseline for the residuals: a ridge fit of the outcome (any baseline keeps DR unbiased; a
             # better one only lowers variance).
             Z1 = np.column_stack([np.ones(n), Z])
@@ -343,22 +339,7 @@ class UpliftModel:
             self.offer_effect_ = dict(zip(offers, beta[:no].tolist(), strict=True))
             self.effect_coef_ = beta[no:].reshape(1 + n_dev, d)
             slopes = self.effect_coef_[0][:, None] + (self.effect_coef_[1:].T if n_dev else 0.0)
-            g_lin = Z @ np.broadcast_to(slopes, (d, no))  # (n, offers): the slopes part of g_o
-            rng = np.random.default_rng(self.random_state)
-            rows = np.sort(rng.permutation(n)[: self.distill_rows]) if n > self.distill_rows else np.arange(n)
-            Xd = X.loc[rows, self.feature_names_].astype(float)
-            for k in range(1, K):
-                j = offers.index(self.offer_of_[k])
-                target = reach[self.channel_of_[k]][rows] * (beta[j] + g_lin[rows, j])
-                self.effect_models_[k] = lgb.LGBMRegressor(
-                    n_estimators=200,
-                    num_leaves=31,
-                    learning_rate=0.1,
-                    min_child_samples=20,
-                    random_state=self.random_state + k,
-                    verbose=-1,
-                    n_jobs=self.n_jobs,
-                ).fit(Xd, target)
+            self.offer_slopes_ = np.ascontiguousarray(np.broadcast_to(slopes, (d, no)))  # (features, offers)
             return self
 
         # Cross-fitted outcome predictions for every action.
@@ -409,12 +390,38 @@ class UpliftModel:
         if n == 0:
             return tau, None
         Xf = _feature_matrix(X, self.feature_names_) if matrix is None else matrix
+        if self.final == "reach":
+            return self._reach_effect(Xf), None
         merged = self._effect_plan()["merged"]
         if merged is not None:
             return _merged_predict(merged, Xf), None
         for k in range(1, K):
             tau[:, k] = booster_predict(_booster(self.effect_models_[k]), Xf, num_threads=_threads())
         return tau, None
+
+    def _reach(self, Xf: np.ndarray) -> dict[str, np.ndarray]:
+        """Per channel: each customer's open rate (missing → the training mean; no feature → 1), in [0, 1]."""
+        n = len(Xf)
+        col = {c: i for i, c in enumerate(self.feature_names_)}
+        out = {}
+        for c in self.channels_:
+            if c in self.reach_features_:
+                v = Xf[:, col[self.reach_features_[c]]]
+                out[c] = np.clip(np.where(np.isnan(v), self.reach_fill_[c], v), 0.0, 1.0)
+            else:
+                out[c] = np.ones(n)
+        return out
+
+    def _reach_effect(self, Xf: np.ndarray) -> np.ndarray:
+        """``(n, K)`` effects of the "reach" final stage: ``reach_c(x) * (b_o + slopes_o'z(x))``, exact."""
+        Z = np.clip(np.nan_to_num((Xf - self.z_mean_) / self.z_scale_), -4.0, 4.0)
+        offers = list(self.offer_effect_)
+        G = Z @ self.offer_slopes_ + np.array([self.offer_effect_[o] for o in offers])  # (n, offers)
+        reach = self._reach(Xf)
+        tau = np.zeros((len(Xf), len(self.actions)))
+        for k in range(1, len(self.actions)):
+            tau[:, k] = reach[self.channel_of_[k]] * G[:, offers.index(self.offer_of_[k])]
+        return tau
 
     def _effect_plan(self) -> dict:
         """The per-action effect regressors merged into one model (``_merge_regressors``), built once and

@@ -200,6 +200,13 @@ def test_train_and_evaluate_on_a_small_simulated_world() -> None:
     chan = out["nba_channel"].to_numpy()
     for j, c in enumerate(OUTREACH_CHANNELS):
         assert not ((chan == c) & ~consent[:, j]).any()
+    # The defense targets' "valuable" bar is fixed at training time: a customer scored alone gets its batch flag.
+    assert model.defense_min_value is not None
+    batch = model.decide(F)
+    for i in range(0, len(F), max(1, len(F) // 15)):
+        alone = model.decide(F.iloc[[i]])
+        assert bool(alone["defense_target"].iloc[0]) == bool(batch["defense_target"].iloc[i])
+        assert list(alone["defense_reasons"].iloc[0]) == list(batch["defense_reasons"].iloc[i])
 
 
 def test_inactive_customers_are_not_contacted_and_say_why() -> None:
@@ -262,3 +269,4 @@ def test_defense_targets_are_customers_the_policy_would_contact() -> None:
     assert (best[t] > 15.0).all()
     missed = t & (out["nba_action"].to_numpy() == "no_contact")
     assert (out["no_contact_reason"].to_numpy()[missed] == BUDGET).all()
+

@@ -191,6 +191,15 @@ def reference_effect(uplift, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
             [uplift.outcome_model_.predict_proba(uplift._design(X, np.full(n, k)))[:, 1] for k in range(K)]
         )
         effect = mu - mu[:, [0]]
+    elif uplift.final == "reach":  # reach_c(x) * (b_o + gamma'z(x)), written out on the frame
+        Z = ((X[uplift.feature_names_].astype(float) - uplift.z_mean_) / uplift.z_scale_).fillna(0.0).clip(-4, 4)
+        g = Z.to_numpy() @ uplift.effect_coef_[0]
+        effect = np.zeros((n, K))
+        for k in range(1, K):
+            c, o = uplift.channel_of_[k], uplift.offer_of_[k]
+            col = uplift.reach_features_.get(c)
+            r = 1.0 if col is None else X[col].astype(float).fillna(uplift.reach_fill_[c]).clip(0, 1).to_numpy()
+            effect[:, k] = r * (uplift.offer_effect_[o] + g)
     else:
         effect = np.zeros((n, K))
         for k in range(1, K):
@@ -223,7 +232,7 @@ def policy_system(system):
     shift += np.where(np.array(ids)[a] == "email:none", 0.25, 0.0)
     y = (rng.random(len(X)) < np.clip(risk + shift, 0.02, 0.98)).astype(int)
     policies = {}
-    for final in ("plugin", "dr"):
+    for final in ("plugin", "dr", "reach"):
         uplift = UpliftModel(ids, outcome_estimators=80, effect_estimators=30, effect_min_child_samples=50, final=final)
         uplift.fit(X, np.asarray(ids, dtype=object)[a], np.full(len(X), 1 / len(ids)), y)
         value = ValueModel(n_estimators=40).fit(X, rng.gamma(1.0, 2.0, len(X)))
@@ -231,7 +240,7 @@ def policy_system(system):
     return policies, F_va
 
 
-@pytest.mark.parametrize("final", ["plugin", "dr"])
+@pytest.mark.parametrize("final", ["plugin", "dr", "reach"])
 def test_policy_numpy_path_equals_the_pandas_path(policy_system, final):
     policies, F = policy_system
     uplift, value = policies[final].uplift, policies[final].value_model
@@ -245,7 +254,7 @@ def test_policy_numpy_path_equals_the_pandas_path(policy_system, final):
         np.testing.assert_allclose(q0, r0[[i]], rtol=0, atol=POLICY_TOL)
         np.testing.assert_allclose(q, rp[[i]], rtol=0, atol=POLICY_TOL)
     np.testing.assert_array_equal(value.predict(F), reference_value(value, F))
-    if final != "plugin":  # the per-action effect regressors run as one merged model
+    if final == "dr":  # the per-action effect regressors run as one merged model
         assert uplift._effect_plan()["merged"] is not None
     shuffled = F[F.columns[::-1]]  # columns are matched by name
     np.testing.assert_allclose(uplift.predict_churn(shuffled)[1], rp, rtol=0, atol=POLICY_TOL)

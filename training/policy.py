@@ -233,7 +233,11 @@ def fit_policy(
     value = ValueModel(margin=config.value.margin, horizon_days=config.value.horizon_days, random_state=train.seed).fit(
         X[stay], rows["spend_per_day"].to_numpy()[stay]
     )
-    return NextBestAction(uplift, value, catalogue, config)
+    # The defense targets' "valuable" bar: the configured quantile of the training population's value.
+    min_value = config.defense.min_value
+    if min_value is None and len(X):
+        min_value = float(np.nanquantile(value.predict(X), config.defense.min_value_quantile))
+    return NextBestAction(uplift, value, catalogue, config, defense_min_value=min_value)
 
 
 def _dr_scores(model: NextBestAction, X: pd.DataFrame, rows: pd.DataFrame) -> tuple[dict, np.ndarray]:
@@ -758,6 +762,7 @@ def train_and_evaluate(
         cand.value_model,
         catalogue,
         replace(config, min_incremental_value=max(config.min_incremental_value, best_thr)),
+        defense_min_value=cand.defense_min_value,
     )
     fit_s = time.time() - t1
     _log(progress, "policy: off-policy evaluation on held-out logged decisions")
