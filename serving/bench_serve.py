@@ -148,7 +148,9 @@ def customers_payload(tables: Tables, customer_ids=None) -> list[dict[str, Any]]
     return out
 
 
-def _summary(latencies_s: list[float], errors: int, wall_s: float, customers_per_request: int) -> dict:
+def _summary(
+    latencies_s: list[float], errors: int, wall_s: float, customers_per_request: int, client_cpu_s: float
+) -> dict:
     lat = np.array(latencies_s) * 1000 if latencies_s else np.array([np.nan])
     n = len(latencies_s) + errors
     return {
@@ -160,6 +162,8 @@ def _summary(latencies_s: list[float], errors: int, wall_s: float, customers_per
         "customers_per_s": round(n * customers_per_request / wall_s, 1),
         "errors": errors,
         "requests": n,
+        # The load generator shares the machine's cores with the server: its CPU use per wall second.
+        "client_cpu_cores": round(client_cpu_s / wall_s, 2),
     }
 
 
@@ -170,8 +174,11 @@ async def _phase(
     max_requests: int,
     time_limit_s: float,
     headers: Mapping[str, str],
-) -> tuple[list[float], int, float]:
-    """Send up to ``max_requests`` requests from ``concurrency`` clients; latencies, errors, wall time."""
+) -> tuple[list[float], int, float, float]:
+    """Send up to ``max_requests`` requests from ``concurrency`` clients.
+
+    Returns latencies, errors, wall time and this process's CPU time over the phase.
+    """
     latencies: list[float] = []
     errors = 0
     sent = 0
@@ -197,9 +204,9 @@ async def _phase(
                 else:
                     errors += 1
 
-        t_start = time.perf_counter()
+        t_start, cpu_start = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return latencies, errors, time.perf_counter() - t_start
+        return latencies, errors, time.perf_counter() - t_start, time.process_time() - cpu_start
 
 
 def _gc_counters(url: str, headers: Mapping[str, str]) -> dict[str, Any]:
@@ -239,10 +246,10 @@ def run_load(
     ).encode()
     asyncio.run(_phase(url, singles, 1, 30, time_limit_s, headers))  # warm-up
     out: dict[str, Any] = {}
-    lat, err, wall = asyncio.run(_phase(url, singles, 1, requests_c1, time_limit_s, headers))
-    out["c1"] = _summary(lat, err, wall, 1)
-    lat, err, wall = asyncio.run(_phase(url, singles, 16, requests_c16, time_limit_s, headers))
-    out["c16"] = _summary(lat, err, wall, 1)
+    lat, err, wall, cpu = asyncio.run(_phase(url, singles, 1, requests_c1, time_limit_s, headers))
+    out["c1"] = _summary(lat, err, wall, 1, cpu)
+    lat, err, wall, cpu = asyncio.run(_phase(url, singles, 16, requests_c16, time_limit_s, headers))
+    out["c16"] = _summary(lat, err, wall, 1, cpu)
     out["server_gc_after_c16"] = _gc_counters(url, headers)
     times, errors = [], 0
     with httpx.Client(
