@@ -117,7 +117,6 @@ def cancel_timeout_timers() -> bool:
     return True
 
 
-cancel_timeout_timers()
 INLINE_RESPONSE_MAX = 64  # customers; larger answers are built in a worker thread
 
 
@@ -245,6 +244,8 @@ class EngageScoring:
     """Scores CRM customers with the champion decision system (features + churn + policy)."""
 
     def __init__(self) -> None:
+        # Patched here, in the worker that serves, not on import (importing a module changes nothing).
+        cancel_timeout_timers()
         env = dict(os.environ)
         if getattr(EngageScoring, "bento", None) is not None and not env.get("ENGAGE_MODEL_PATH"):
             # Served from a built Bento (bentoml serve engage:latest): use the model packed into it.
