@@ -49,11 +49,16 @@ def _tables() -> Tables:
         ("buyer_out", -1, "store", "purchase", "outbound"),
         ("buyer_out", 89.9, "store", "purchase", "outbound"),
     ]
+    return _validated(customers, rows)
+
+
+
+def _validated(customers: pd.DataFrame, rows: list[tuple]) -> Tables:
+    """Contract tables from (customer_id, day offset from CUT, channel, kind, direction) rows."""
     tp = pd.DataFrame(rows, columns=["customer_id", "day", "channel", "kind", "direction"])
     tp["ts"] = [_day(d) for d in tp.pop("day")]
     tables, _ = validate_tables(Tables(customers=customers, touchpoints=tp))
     return tables
-
 
 def test_definition_on_hand_made_histories():
     labels = make_labels(_tables(), [CUT]).set_index("customer_id")["label"].to_dict()
@@ -100,9 +105,7 @@ def test_outreach_reactions_keep_eligibility_but_do_not_retain():
         ("visitor", -10, "web", "visit", "inbound"),
         ("visitor", 20, "web", "visit", "inbound"),
     ]
-    tp = pd.DataFrame(rows, columns=["customer_id", "day", "channel", "kind", "direction"])
-    tp["ts"] = [_day(d) for d in tp.pop("day")]
-    tables, _ = validate_tables(Tables(customers=customers, touchpoints=tp))
+    tables = _validated(customers, rows)
     own = make_labels(tables, [CUT]).set_index("customer_id")["label"].to_dict()
     assert own == {"reader": 1, "clicker": 1, "visitor": 0}
     counted = make_labels(tables, [CUT], outcome_excludes=()).set_index("customer_id")["label"].to_dict()
