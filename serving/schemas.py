@@ -373,7 +373,10 @@ class MetadataResponse(BaseModel):
     attributes: list[str] = Field(description="Customer attributes the model reads (missing = unknown)")
     actions: list[ActionInfo]
     vocabularies: dict[str, list[str]]
-    runtime: dict[str, float] = Field(description="Worker process: garbage-collection counters and pid")
+    runtime: dict[str, float] = Field(
+        description="Worker process: garbage-collection counters, pid, request batching, and whether BentoML's "
+        "per-request timeout timers are cancelled (1) or left to expire (0)"
+    )
 
 
 def error_body(title: str, errors: list[dict[str, Any]]) -> dict[str, Any]:

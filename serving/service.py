@@ -245,7 +245,7 @@ class EngageScoring:
 
     def __init__(self) -> None:
         # Patched here, in the worker that serves, not on import (importing a module changes nothing).
-        cancel_timeout_timers()
+        self.timers_cancelled = cancel_timeout_timers()
         env = dict(os.environ)
         if getattr(EngageScoring, "bento", None) is not None and not env.get("ENGAGE_MODEL_PATH"):
             # Served from a built Bento (bentoml serve engage:latest): use the model packed into it.
@@ -334,6 +334,7 @@ class EngageScoring:
                 "pid": os.getpid(),
                 "score_batches": self.scorer.batches,
                 "score_requests": self.scorer.requests,
+                "timeout_timers_cancelled": float(self.timers_cancelled),
             },
             vocabularies={
                 "channel": list(CHANNELS),

@@ -69,6 +69,7 @@ def test_real_server_answers_equal_batch_scoring(world):
         assert bad.status_code == 400 and "channel" in bad.text
         meta = httpx.post(f"{url}/metadata", json={}, timeout=30).json()
     assert meta["ready"] and meta["features"] and meta["model_version"] == served["model_version"]
+    assert meta["runtime"]["timeout_timers_cancelled"] == 1.0  # the worker patched BentoML's middleware
     results = {x["customer_id"]: x for x in served["results"]}
     assert results["brand-new"]["cold_start"] and results["brand-new"]["churn_probability"] is not None
     for cid in ids:
