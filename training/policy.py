@@ -56,6 +56,7 @@ class PolicyTrainConfig:
     ``dr``, ``plugin``, or ``auto`` = ``reach`` and ``plugin`` both fitted, the better on validation kept.
     ``threshold_z``: the contact threshold maximises ``DR gain - z se`` on validation rows (0 = the point
     estimate; see :func:`select_threshold`). ``refit``: refit the chosen model on fit + validation rows.
+    ``effect_ridge``: ridge penalty of the ``reach`` final stage's shared slopes (per logged row).
     """
 
     horizon_days: int = 90
@@ -69,6 +70,7 @@ class PolicyTrainConfig:
     n_boot: int = 300
     refit: bool = True
     threshold_z: float = 0.0
+    effect_ridge: float = 0.3
 
 
 def _log(progress: Callable[[str], None] | None, msg: str) -> None:
@@ -220,6 +222,7 @@ def fit_policy(
         outcome_estimators=train.outcome_estimators,
         effect_estimators=train.effect_estimators,
         final=train.final,
+        effect_ridge=train.effect_ridge,
         random_state=train.seed,
     )
     uplift.fit(
