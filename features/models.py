@@ -59,6 +59,22 @@ def booster_predict(booster, X: np.ndarray, *, num_iteration: int | None = None,
         return np.concatenate(list(pool.map(run, parts)))
 
 
+def feature_matrix(F: pd.DataFrame, names, *, missing_as_nan: bool = False) -> np.ndarray:
+    """``F[names]`` as a C-contiguous float64 matrix in that column order (no reindex when already aligned).
+
+    A column of ``names`` that ``F`` lacks raises ``KeyError``, or with ``missing_as_nan`` becomes missing
+    values (which LightGBM routes like unseen NaNs).
+    """
+    names = pd.Index(names)
+    if F.columns.equals(names):
+        X = F.to_numpy(dtype=np.float64, na_value=np.nan)
+    elif missing_as_nan:
+        X = F.reindex(columns=names).to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        X = F[names].to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.ascontiguousarray(X)
+
+
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
@@ -127,16 +143,10 @@ class ChurnModel:
     def _matrix(self, F: pd.DataFrame) -> np.ndarray:
         """``F``'s model columns as a C-contiguous float64 matrix in the fitted column order."""
         names = self._feature_index()
-        if F.columns.equals(names):
-            # The common case (the pipeline's own table): no reindex, no per-call column lookups.
-            X = F.to_numpy(dtype=np.float64, na_value=np.nan)
-        else:
-            present = names.isin(F.columns)
-            if not present.any():
-                raise ValueError(f"feature table has none of the model's {len(names)} features")
-            # Columns the scoring data lacks are missing values, which LightGBM routes like unseen NaNs.
-            X = F.reindex(columns=names).to_numpy(dtype=np.float64, na_value=np.nan)
-        return np.ascontiguousarray(X)
+        if not F.columns.equals(names) and not names.isin(F.columns).any():
+            raise ValueError(f"feature table has none of the model's {len(names)} features")
+        # Columns the scoring data lacks are missing values, which LightGBM routes like unseen NaNs.
+        return feature_matrix(F, names, missing_as_nan=True)
 
     def _feature_index(self) -> pd.Index:
         # Cached lazily so that models pickled before this attribute existed still load and score.

@@ -26,6 +26,7 @@ import yaml
 from scipy import optimize, sparse
 
 from features.catalogue import Catalogue
+from features.models import feature_matrix
 from features.schema import CONSENT_COLUMNS, OUTREACH_CHANNELS
 
 # Reason codes for customers who are not contacted (``no_contact_reason``).
@@ -718,11 +719,9 @@ class NextBestAction:
 
     def expected_values(self, F: pd.DataFrame) -> dict[str, np.ndarray]:
         """Per customer: churn without contact ``p0``, with each action ``p``, ``value`` and the EV matrix."""
-        from features.uplift import _feature_matrix
-
         # One float matrix of the features serves both models (each conversion copies every column).
         names = list(self.uplift.feature_names_)
-        matrix = _feature_matrix(F, names) if len(F) else None
+        matrix = feature_matrix(F, names) if len(F) else None
         p0, p = self.uplift.predict_churn(F, matrix=matrix)
         same = list(getattr(self.value_model, "feature_names_", ())) == names
         value = self.value_model.predict(F, matrix=matrix if same else None)

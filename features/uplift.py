@@ -40,7 +40,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from features.models import booster_predict
+from features.models import booster_predict, feature_matrix
 
 NO_CONTACT = "no_contact"
 
@@ -147,7 +147,7 @@ class UpliftModel:
             for j, k in enumerate(acts):
                 out[:, j] = model.predict_proba(self._design(X, np.full(n, k)))[:, 1]
             return out
-        Xf = _feature_matrix(X, self.feature_names_) if matrix is None else matrix
+        Xf = feature_matrix(X, self.feature_names_) if matrix is None else matrix
         if plan["pruned"] is not None and actions is None:
             return _pruned_predict(plan["pruned"], plan["layout"], Xf)
         return _design_predict(booster, plan["layout"], Xf, acts)
@@ -211,7 +211,7 @@ class UpliftModel:
         want = np.column_stack(
             [model.predict_proba(self._design(probe, np.full(len(probe), k)))[:, 1] for k in range(K)]
         )
-        Xf = _feature_matrix(probe, names)
+        Xf = feature_matrix(probe, names)
         if not np.allclose(_design_predict(booster, plan["layout"], Xf, np.arange(K)), want, rtol=0, atol=_PROBE_TOL):
             plan["layout"] = None
             return plan
@@ -389,7 +389,7 @@ class UpliftModel:
         tau = np.zeros((n, K))
         if n == 0:
             return tau, None
-        Xf = _feature_matrix(X, self.feature_names_) if matrix is None else matrix
+        Xf = feature_matrix(X, self.feature_names_) if matrix is None else matrix
         if self.final == "reach":
             return self._reach_effect(Xf), None
         merged = self._effect_plan()["merged"]
@@ -450,7 +450,7 @@ class UpliftModel:
         ``matrix``: ``X``'s ``feature_names_`` columns as a float matrix, when the caller has it already.
         """
         if matrix is None and len(X):
-            matrix = _feature_matrix(X, self.feature_names_)
+            matrix = feature_matrix(X, self.feature_names_)
         effect, p0 = self._effect(X, matrix)
         if p0 is None:
             p0 = self._predict_all(self.outcome_model_, X, np.zeros(1, dtype=int), matrix=matrix)[:, 0]
@@ -517,7 +517,7 @@ class ValueModel:
         """
         if not len(X):
             return np.empty(0)
-        Xf = _feature_matrix(X, self.feature_names_) if matrix is None else matrix
+        Xf = feature_matrix(X, self.feature_names_) if matrix is None else matrix
         rate = booster_predict(_booster(self.model_), Xf, num_threads=_threads())
         return self.margin * np.maximum(rate, 0.0) * self.horizon_days
 
@@ -551,15 +551,6 @@ def _booster(model) -> lgb.Booster:
 def _threads() -> int:
     # As the churn model: large batches use the machine's cores (up to 4); see booster_predict.
     return min(4, os.cpu_count() or 1)
-
-
-def _feature_matrix(X: pd.DataFrame, names: list[str]) -> np.ndarray:
-    """``X[names].astype(float)`` as a C-contiguous float64 matrix (no copy of the frame when aligned)."""
-    if X.columns.tolist() == names:
-        M = X.to_numpy(dtype=np.float64, na_value=np.nan)
-    else:
-        M = X[names].to_numpy(dtype=np.float64, na_value=np.nan)
-    return np.ascontiguousarray(M)
 
 
 def _design_predict(booster, layout: dict, Xf: np.ndarray, actions: np.ndarray) -> np.ndarray:
