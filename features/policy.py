@@ -221,27 +221,57 @@ def eligibility(
     (no contact always eligible); ``consented[i]`` is True if customer i consented to any catalogue channel;
     ``capped[i]`` True if caps/fatigue block every consented channel.
     """
-    n = len(customers)
-    channels = list(catalogue.channels)
-    missing = [CONSENT_COLUMNS[c] for c in channels if CONSENT_COLUMNS[c] not in customers.columns]
-    if missing:
-        raise ValueError(f"customers: missing consent column(s) {missing} ({n} rows)")
-    consent = {c: _bool_column(customers[CONSENT_COLUMNS[c]]) for c in channels}
-    open_ = {c: np.ones(n, dtype=bool) for c in channels}
+    consent = _consent_arrays(customers, catalogue)
+    hist = None
     if history is not None:
-        ids = pd.Index(customers["customer_id"].astype(str))
-        # Aligned already in the common case (history built from the same customers): no reindex.
-        h = history if history.index.equals(ids) and history.index.is_unique else history.reindex(ids)
-        total = _filled(h["contacts_total"], 0)
-        rested = (
-            None
-            if caps.min_days_between_contacts is None
-            else _filled(h["days_since_contact"], np.inf) >= caps.min_days_between_contacts
-        )
+        hist = _history_arrays(history, pd.Index(customers["customer_id"].astype(str)), catalogue, caps)
+    return _eligibility(consent, hist, catalogue, caps, len(customers))
+
+
+def _consent_arrays(customers: pd.DataFrame, catalogue: Catalogue) -> dict[str, np.ndarray]:
+    """Per catalogue channel, the customers' consent as a bool array (missing = no consent)."""
+    missing = [CONSENT_COLUMNS[c] for c in catalogue.channels if CONSENT_COLUMNS[c] not in customers.columns]
+    if missing:
+        raise ValueError(f"customers: missing consent column(s) {missing} ({len(customers)} rows)")
+    return {c: _bool_column(customers[CONSENT_COLUMNS[c]]) for c in catalogue.channels}
+
+
+def _history_arrays(
+    history: pd.DataFrame, ids: pd.Index, catalogue: Catalogue, caps: CapConfig
+) -> dict[str, np.ndarray]:
+    """The contact-history columns the caps read, aligned to ``ids`` (missing counts 0, never contacted)."""
+    # Aligned already in the common case (history built from the same customers): no reindex.
+    h = history if history.index.equals(ids) and history.index.is_unique else history.reindex(ids)
+    out = {"contacts_total": _filled(h["contacts_total"], 0)}
+    if caps.min_days_between_contacts is not None:
+        out["days_since_contact"] = _filled(h["days_since_contact"], np.inf)
+    for c in catalogue.channels:
+        if caps.per_channel.get(c) is not None:
+            out[f"contacts_{c}"] = _filled(h[f"contacts_{c}"], 0)
+    return out
+
+
+def _eligibility(
+    consent: dict[str, np.ndarray],
+    hist: dict[str, np.ndarray] | None,
+    catalogue: Catalogue,
+    caps: CapConfig,
+    n: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`eligibility` on arrays: ``consent`` per channel, ``hist`` from :func:`_history_arrays`."""
+    channels = list(catalogue.channels)
+    open_ = {c: np.ones(n, dtype=bool) for c in channels}
+    if hist is not None:
+        total = hist["contacts_total"]
+        rested = None
+        if caps.min_days_between_contacts is not None:
+            days = hist["days_since_contact"]
+            # never contacted (missing) counts as rested, as an infinite gap
+            rested = np.where(np.isnan(days), np.inf, days) >= caps.min_days_between_contacts
         for c in channels:
             cap = caps.per_channel.get(c)
             if cap is not None:
-                open_[c] &= _filled(h[f"contacts_{c}"], 0) + 1 <= cap
+                open_[c] &= hist[f"contacts_{c}"] + 1 <= cap
             if caps.total is not None:
                 open_[c] &= total + 1 <= caps.total
             if rested is not None:
@@ -497,12 +527,44 @@ def decide(
     them). With ``config.epsilon > 0`` a random generator is required. Returns one row per customer indexed by
     ``customer_id`` with :data:`DECISION_COLUMNS`.
     """
-    n, K = ev.shape
-    if n != len(customers) or len(catalogue.actions) != K:
+    customer_ids = customers["customer_id"].astype(str).to_numpy()
+    if ev.shape[0] != len(customers) or len(catalogue.actions) != ev.shape[1]:
         raise ValueError(f"decide: ev has shape {ev.shape}, expected ({len(customers)}, {len(catalogue.actions)})")
+    consent = _consent_arrays(customers, catalogue)
+    hist = None if history is None else _history_arrays(history, pd.Index(customer_ids), catalogue, config.caps)
+    cols = _decide_columns(
+        ev,
+        consent,
+        catalogue,
+        config,
+        history=hist,
+        churn_probability=churn_probability,
+        value=value,
+        active=active,
+        rng=rng,
+    )
+    return pd.DataFrame(cols, index=pd.Index(customer_ids, name="customer_id"))
+
+
+def _decide_columns(
+    ev: np.ndarray,
+    consent: dict[str, np.ndarray],
+    catalogue: Catalogue,
+    config: PolicyConfig,
+    *,
+    history: dict[str, np.ndarray] | None = None,
+    churn_probability: np.ndarray | None = None,
+    value: np.ndarray | None = None,
+    active: np.ndarray | None = None,
+    rng: np.random.Generator | None = None,
+) -> dict[str, np.ndarray]:
+    """:func:`decide` on arrays (consent per channel, history from :func:`_history_arrays`): the
+    :data:`DECISION_COLUMNS` as arrays, rows in the order of ``ev``. Scoring calls this directly, so a small
+    request pays for no pandas objects."""
+    n, K = ev.shape
     if not np.all(np.isfinite(ev)):
         raise ValueError(f"decide: ev has {int((~np.isfinite(ev)).sum())} non-finite values")
-    eligible, consented, capped = eligibility(customers, history, catalogue, config.caps)
+    eligible, consented, capped = _eligibility(consent, history, catalogue, config.caps, n)
     inactive = np.zeros(n, dtype=bool) if active is None else ~np.asarray(active, dtype=bool)
     eligible[inactive, 1:] = False
     A, b, _ = limit_matrix(catalogue, config.limits)
@@ -561,20 +623,16 @@ def decide(
         for ks, oks, vs in zip(order.tolist(), alt_ok, alt_ev, strict=True)
     ]
 
-    # One constructor call: adding columns one by one costs ~50 µs each per call.
-    out = pd.DataFrame(
-        {
-            "nba_action": np.asarray(ids, dtype=object)[choice],
-            "nba_channel": np.asarray(chans, dtype=object)[choice],
-            "nba_offer": np.asarray(offers, dtype=object)[choice],
-            "nba_expected_incremental_value": ev[np.arange(n), choice],
-            "nba_propensity": propensity,
-            "alternatives": _objects(alternatives),
-            "decision_reason": reason,
-            "no_contact_reason": no_reason,
-        },
-        index=pd.Index(customers["customer_id"].astype(str).to_numpy(), name="customer_id"),
-    )
+    out = {
+        "nba_action": np.asarray(ids, dtype=object)[choice],
+        "nba_channel": np.asarray(chans, dtype=object)[choice],
+        "nba_offer": np.asarray(offers, dtype=object)[choice],
+        "nba_expected_incremental_value": ev[np.arange(n), choice],
+        "nba_propensity": propensity,
+        "alternatives": _objects(alternatives),
+        "decision_reason": reason,
+        "no_contact_reason": no_reason,
+    }
     best_any = np.where(masked.max(axis=1) > -np.inf, masked.max(axis=1), 0.0)
     target, reasons = defense_targets(
         churn_probability,
@@ -588,7 +646,7 @@ def decide(
         ),
     )
     out["defense_target"] = target
-    out["defense_reasons"] = reasons
+    out["defense_reasons"] = _objects(reasons)
     return out
 
 
@@ -751,32 +809,63 @@ class NextBestAction:
         ``churn_probability`` (e.g. the churn model's) drives the defense targets, defaulting to the effect
         model's own estimate.
         """
+        ids = pd.Index(F.index.astype(str), name="customer_id")
+        cols = self.decide_columns(
+            F,
+            churn_probability,
+            customers=customers,
+            outreach=outreach,
+            cutoff=cutoff,
+            config=config,
+            rng=rng,
+            ids=ids,
+        )
+        return pd.DataFrame(cols, index=ids)
+
+    def decide_columns(
+        self,
+        F: pd.DataFrame,
+        churn_probability=None,
+        *,
+        customers: pd.DataFrame | None = None,
+        outreach: pd.DataFrame | None = None,
+        cutoff=None,
+        config: PolicyConfig | None = None,
+        rng: np.random.Generator | None = None,
+        ids: pd.Index | None = None,
+    ) -> dict[str, np.ndarray]:
+        """:meth:`decide` as a dict of :data:`DECISION_COLUMNS` arrays in the row order of ``F`` (no frame:
+        scoring a few customers pays for little but the models). ``ids``: ``F``'s index as strings, if known.
+        """
         cfg = config or self.config
         fixed = getattr(self, "defense_min_value", None)  # absent in systems pickled before it existed
         if cfg.defense.min_value is None and fixed is not None:
             cfg = replace(cfg, defense=replace(cfg.defense, min_value=fixed))
-        if customers is None:
-            customers = consent_from_features(F)
-        else:
+        if ids is None:
             ids = pd.Index(F.index.astype(str), name="customer_id")
-            customers = (
+        if customers is None:
+            consent = _consent_from_features(F, self.catalogue)
+        else:
+            aligned = (
                 customers.assign(customer_id=customers["customer_id"].astype(str))
                 .set_index("customer_id")
                 .reindex(ids)
                 .reset_index()
             )
+            consent = _consent_arrays(aligned, self.catalogue)
         if outreach is not None and cutoff is not None:
-            hist = contact_history(outreach, F.index.astype(str), cutoff, cfg.caps.window_days)
+            hist = contact_history(outreach, ids, cutoff, cfg.caps.window_days)
+            history = _history_arrays(hist, ids, self.catalogue, cfg.caps)
         else:
-            hist = history_from_features(F)
+            history = _history_from_features(F)
         est = self.expected_values(F)
         churn = est["p0"] if churn_probability is None else np.asarray(churn_probability, dtype=float)
-        return decide(
+        return _decide_columns(
             est["ev"],
-            customers,
+            consent,
             self.catalogue,
             cfg,
-            history=hist,
+            history=history,
             churn_probability=churn,
             value=est["value"],
             active=active_customers(F, cfg),
@@ -799,14 +888,30 @@ def consent_from_features(F: pd.DataFrame) -> pd.DataFrame:
     """A customers frame (``customer_id`` + consent columns) from the features ``chan_{c}_consent``."""
     data: dict = {"customer_id": F.index.astype(str)}
     for c, col in CONSENT_COLUMNS.items():
-        if f"chan_{c}_consent" not in F.columns:
-            raise ValueError(f"features: missing column chan_{c}_consent ({len(F)} rows); consent is required")
-        data[col] = _filled(F[f"chan_{c}_consent"], 0) > 0
+        data[col] = _consent_feature(F, c)
     return pd.DataFrame(data)
+
+
+def _consent_feature(F: pd.DataFrame, channel: str) -> np.ndarray:
+    name = f"chan_{channel}_consent"
+    if name not in F.columns:
+        raise ValueError(f"features: missing column {name} ({len(F)} rows); consent is required")
+    return _filled(F[name], 0) > 0
+
+
+def _consent_from_features(F: pd.DataFrame, catalogue: Catalogue) -> dict[str, np.ndarray]:
+    """:func:`consent_from_features` as arrays per catalogue channel."""
+    return {c: _consent_feature(F, c) for c in catalogue.channels}
 
 
 def history_from_features(F: pd.DataFrame) -> pd.DataFrame | None:
     """Contact history for caps from the features (30-day counts); ``None`` when the columns are absent."""
+    data = _history_from_features(F)
+    return None if data is None else pd.DataFrame(data, index=pd.Index(F.index.astype(str), name="customer_id"))
+
+
+def _history_from_features(F: pd.DataFrame) -> dict[str, np.ndarray] | None:
+    """:func:`history_from_features` as arrays (the frame's columns)."""
     need = [f"chan_{c}_contacts_30d" for c in OUTREACH_CHANNELS] + ["contacts_30d"]
     if any(c not in F.columns for c in need):
         return None
@@ -817,6 +922,6 @@ def history_from_features(F: pd.DataFrame) -> pd.DataFrame | None:
     data["days_since_contact"] = (
         np.fmin.reduce(np.column_stack([F[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in since]), axis=1)
         if since
-        else np.inf
+        else np.full(len(F), np.inf)
     )
-    return pd.DataFrame(data, index=pd.Index(F.index.astype(str), name="customer_id"))
+    return data

@@ -38,12 +38,26 @@ POLICY_COLUMNS = (
 def _names(values: pd.Series | None, names: tuple[str, ...], n: int) -> np.ndarray:
     if values is None:
         return np.full(n, None, dtype=object)
-    codes = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    codes = values.to_numpy()
+    if codes.dtype.kind != "f":
+        codes = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     # One lookup table; its last slot (None) serves missing and out-of-range codes.
     table = np.array([*names, None], dtype=object)
     valid = np.isfinite(codes) & (codes >= 0) & (codes < len(names))
     idx = np.where(valid, codes, len(names)).astype(np.int64)
     return table[idx]
+
+
+def _utc(cutoff) -> pd.Timestamp:
+    ts = pd.Timestamp(cutoff)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _floats(F: pd.DataFrame, name: str, n: int) -> np.ndarray:
+    """Column ``name`` of ``F`` as float64 (missing values NaN); all NaN when ``F`` lacks it."""
+    if name not in F.columns:
+        return np.full(n, np.nan)
+    return F[name].to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _float_frame(F: pd.DataFrame) -> pd.DataFrame:
@@ -107,45 +121,67 @@ class DecisionSystem:
         cutoff: pd.Timestamp | None = None,
     ) -> pd.DataFrame:
         """``score_features``, with a ``cutoff`` column after ``customer_id`` when given."""
+        cols = self._score_columns(F, reasons=reasons, reasons_min_probability=reasons_min_probability, cutoff=cutoff)
+        # Built once from all columns: adding columns one by one costs ~50 µs each per call.
+        return pd.DataFrame(cols, index=pd.RangeIndex(len(F)))
+
+    def _score_columns(
+        self,
+        F: pd.DataFrame,
+        *,
+        reasons: int = 3,
+        reasons_min_probability: float | None = None,
+        cutoff: pd.Timestamp | None = None,
+    ) -> dict:
+        """The output columns of :meth:`_score` as arrays (scalars for constant columns), rows as in ``F``."""
         n = len(F)
         F = _float_frame(F)
         # One feature-matrix conversion serves both the probability and the reason codes.
         p, churn_reasons = self.churn_model.predict_with_reasons(
             F, top=reasons, min_probability=reasons_min_probability
         )
-        cols: dict = {"customer_id": F.index.astype(str)}
+        ids = pd.Index(F.index.astype(str), name="customer_id")
+        cols: dict = {"customer_id": ids}
         if cutoff is not None:
             cols["cutoff"] = cutoff
         cols.update(
             {
                 "churn_probability": p,
                 "churn_reasons": churn_reasons,
-                "engagement_index": F["engagement_index"].to_numpy(float) if "engagement_index" in F else np.nan,
+                "engagement_index": _floats(F, "engagement_index", n),
                 "store_ladder": _names(F.get("store_ladder"), STORE_LADDER, n),
                 "social_ladder": _names(F.get("social_ladder"), SOCIAL_LADDER, n),
                 "in_market_stage": _names(F.get("in_market_stage"), IN_MARKET, n),
-                "buy_intent_score": F["buy_intent_score"].to_numpy(float) if "buy_intent_score" in F else np.nan,
-                "high_engagement_potential": (F["high_engagement_potential"].fillna(0).to_numpy() > 0)
+                "buy_intent_score": _floats(F, "buy_intent_score", n),
+                "high_engagement_potential": (np.nan_to_num(_floats(F, "high_engagement_potential", n)) > 0)
                 if "high_engagement_potential" in F
-                else False,
+                else np.zeros(n, dtype=bool),
             }
         )
         if self.policy is not None and n:
-            decided = self.policy.decide(F, p)
+            decide_columns = getattr(self.policy, "decide_columns", None)
+            if callable(decide_columns):
+                decided = decide_columns(F, p, ids=ids)
+            else:  # a policy object with only the frame interface
+                frame = self.policy.decide(F, p)
+                decided = {col: frame[col].to_numpy() for col in POLICY_COLUMNS if col in frame}
             for col in POLICY_COLUMNS:
-                cols[col] = decided[col].to_numpy() if col in decided else None
+                cols[col] = decided[col] if col in decided else np.full(n, None, dtype=object)
         else:
             for col in POLICY_COLUMNS:
-                cols[col] = None
+                cols[col] = np.full(n, None, dtype=object)
         cols["model_version"] = self.model_version
-        # Built once from all columns: adding columns one by one costs ~50 µs each per call.
-        return pd.DataFrame(cols, index=pd.RangeIndex(n))
+        return cols
 
     def score(self, tables: Tables, cutoff) -> pd.DataFrame:
         """Score every customer of ``tables`` from their raw touchpoints strictly before ``cutoff``."""
-        cutoff = pd.Timestamp(cutoff)
-        cutoff = cutoff.tz_localize("UTC") if cutoff.tzinfo is None else cutoff.tz_convert("UTC")
+        cutoff = _utc(cutoff)
         return self._score(self.features(tables, cutoff), cutoff=cutoff)
+
+    def score_columns(self, tables: Tables, cutoff) -> dict:
+        """:meth:`score` as a dict of columns (arrays, or scalars for constant columns) instead of a frame."""
+        cutoff = _utc(cutoff)
+        return self._score_columns(self.features(tables, cutoff), cutoff=cutoff)
 
     def warm_up(self) -> None:
         """Score one all-missing feature row, so that what scoring builds lazily (the policy's

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from serving.decision_log import DecisionLog
-from serving.engine import ScoringEngine, as_cutoff, frame_to_results, results_to_frame
+from serving.engine import ScoringEngine, as_cutoff, columns_to_results, frame_to_results, results_to_frame
 from serving.loading import ModelSource, load_system
 
 logger = logging.getLogger("engage.serving.batch")
@@ -87,7 +87,8 @@ def score_tables_batch(
     parts = []
     for start in range(0, len(ids), chunk_size):
         part = tables if len(ids) <= chunk_size else tables.subset(ids[start : start + chunk_size])
-        parts.append(results_to_frame(frame_to_results(engine.score_tables(part, cutoff)), cutoff))
+        results = columns_to_results(engine.score_columns(part, cutoff), len(part.customers))
+        parts.append(results_to_frame(results, cutoff))
     return pd.concat(parts, ignore_index=True) if parts else results_to_frame([], cutoff)
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from serving.engine import ScoringEngine, as_cutoff, frame_to_results, tables_from_request
+from serving.engine import ScoringEngine, as_cutoff, columns_to_results, tables_from_request
 from serving.schemas import CustomerIn
 
 logger = logging.getLogger("engage.serving")
@@ -92,7 +92,8 @@ class CoalescingScorer:
                 raise RuntimeError("model not loaded")
             merged = [c for job in batch for c in job.customers]
             # One conversion to response rows for the whole batch: per request it costs ~0.2 ms fixed.
-            results = frame_to_results(engine.score_tables(tables_from_request(merged), at))
+            tables = tables_from_request(merged, attributes=engine.attributes)
+            results = columns_to_results(engine.score_columns(tables, at), len(merged))
         except Exception as exc:
             if len(batch) > 1:  # one request's problem must not fail the others: score them alone
                 for job in batch:

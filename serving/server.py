@@ -50,6 +50,9 @@ def server_env(
     env.setdefault("DO_NOT_TRACK", "true")
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     env["BENTOML_CONFIG_OVERRIDES"] = json.dumps({"services": {SERVICE_NAME: {"workers": int(workers)}}})
+    if int(workers) > 1:
+        # each worker listens on its own SO_REUSEPORT socket (serving/reuseport.py): even load
+        env.setdefault("ENGAGE_REUSEPORT", "1")
     for key, value in (settings or {}).items():
         if value is None:
             env.pop(key, None)
@@ -109,19 +112,29 @@ def wait_ready(
     proc: subprocess.Popen | None = None,
     timeout_s: float = 120.0,
     headers: Mapping[str, str] | None = None,
+    workers: int = 1,
 ) -> None:
-    """Poll ``/readyz`` until it answers 200; raise if the process dies or time runs out."""
+    """Poll ``/readyz`` until it answers 200; raise if the process dies or time runs out.
+
+    With several workers each new connection reaches one of them (the kernel's choice), so readiness
+    must hold on ``6 x workers`` fresh connections in a row: then every worker has almost surely loaded
+    (a worker missed by all of them: probability ~2**-12 for two workers).
+    """
     deadline = time.monotonic() + timeout_s
-    with httpx.Client(timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"the server exited with status {proc.returncode} before it was ready")
-            try:
-                if client.get(f"{url}/readyz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
+    needed = 1 if workers <= 1 else 6 * workers
+    streak = 0
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the server exited with status {proc.returncode} before it was ready")
+        try:
+            with httpx.Client(timeout=2.0) as client:
+                ok = client.get(f"{url}/readyz").status_code == 200
+        except httpx.TransportError:
+            ok = False
+        streak = streak + 1 if ok else 0
+        if streak >= needed:
+            return
+        time.sleep(0.02 if ok else 0.2)
     detail = ""
     try:
         meta = httpx.post(f"{url}/metadata", json={}, timeout=2.0, headers=dict(headers or {})).json()
@@ -171,7 +184,7 @@ def running_server(
     url = f"http://{host}:{port}"
     try:
         token = env.get("ENGAGE_API_TOKEN")
-        wait_ready(url, proc, ready_timeout_s, {"Authorization": f"Bearer {token}"} if token else None)
+        wait_ready(url, proc, ready_timeout_s, {"Authorization": f"Bearer {token}"} if token else None, workers)
         yield url
     finally:
         stop(proc)

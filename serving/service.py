@@ -30,6 +30,7 @@ import asyncio
 import gc
 import logging
 import os
+import sys
 import threading
 import time
 import uuid
@@ -53,6 +54,7 @@ from serving.engine import (
     frame_to_results,
 )
 from serving.loading import env_flag, env_path, load_system, source_from_env
+from serving.reuseport import listen_on_own_socket, worker_fd
 from serving.schemas import (
     CustomerIn,
     EmptyRequest,
@@ -247,6 +249,8 @@ class EngageScoring:
         # Patched here, in the worker that serves, not on import (importing a module changes nothing).
         self.timers_cancelled = cancel_timeout_timers()
         env = dict(os.environ)
+        fd = worker_fd(sys.argv) if env_flag(env, "ENGAGE_REUSEPORT", default=False) else None
+        self.own_socket = fd is not None and listen_on_own_socket(fd)
         if getattr(EngageScoring, "bento", None) is not None and not env.get("ENGAGE_MODEL_PATH"):
             # Served from a built Bento (bentoml serve engage:latest): use the model packed into it.
             env.setdefault("ENGAGE_MODEL_SOURCE", "bento")
@@ -267,7 +271,7 @@ class EngageScoring:
         assert engine is not None
         if self.decision_log is not None:
             self.decision_log.write(results, cutoff=cutoff, source=kind, request_id=uuid.uuid4().hex)
-        logger.info(
+        logger.debug(
             "%s: scored %d customers in %.1f ms", kind, len(results), 1000 * (time.perf_counter() - t0)
         )
         return ScoreResponse.model_validate(
@@ -335,6 +339,7 @@ class EngageScoring:
                 "score_batches": self.scorer.batches,
                 "score_requests": self.scorer.requests,
                 "timeout_timers_cancelled": float(self.timers_cancelled),
+                "own_listening_socket": float(self.own_socket),
             },
             vocabularies={
                 "channel": list(CHANNELS),

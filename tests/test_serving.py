@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import warnings
 from pathlib import Path
@@ -601,6 +602,81 @@ def test_engine_reorders_rows_a_system_returns_out_of_order():
     tp = tables.touchpoints
     plain = tables.with_(touchpoints=tp.assign(customer_id=tp["customer_id"].astype(str)))
     pd.testing.assert_frame_equal(ScoringEngine(CountingSystem(), ModelInfo("v9")).score_tables(plain, cut), straight)
+
+
+def test_engine_columns_path_gives_the_frame_path_answers():
+    """What the service converts (score_columns -> columns_to_results) equals the frame path's rows."""
+    from serving.engine import columns_to_results
+
+    body = {"customers": [customer("b", 2), customer("a", 0), customer("c", 1)]}
+    tables = tables_from_request(ScoreRequest.model_validate(body).customers)
+    cut = pd.Timestamp(CUTOFF)
+    engine = ScoringEngine(CountingSystem(), ModelInfo("v9"))
+    cols = engine.score_columns(tables, cut)
+    assert columns_to_results(cols, 3) == frame_to_results(engine.score_tables(tables, cut))
+    assert [r["customer_id"] for r in columns_to_results(cols, 3)] == ["b", "a", "c"]
+
+
+def test_request_tables_carry_the_model_attributes_when_no_customer_sends_them():
+    body = {"customers": [customer("b", 2), {**customer("a", 0), "attributes": {"region": "north"}}]}
+    customers = ScoreRequest.model_validate(body).customers
+    tables = tables_from_request(customers, attributes=["region", "segment"])
+    cust = tables.customers
+    assert list(cust["region"]) [1] == "north" and pd.isna(cust["region"].iloc[0])
+    assert cust["segment"].isna().all()
+    assert list(tables_from_request(customers).customers.columns).count("segment") == 0
+
+
+def test_each_worker_listens_on_its_own_reuseport_socket():
+    """serving.reuseport: the shared socket's descriptor is replaced by this process's own listening socket
+    on the same address; the shared socket stops taking connections; connections reach the new socket."""
+    import socket
+    import sys
+
+    from serving.reuseport import listen_on_own_socket, worker_fd
+
+    assert worker_fd(["x", "--fd", "7", "--worker-id", "1"]) == 7
+    assert worker_fd(["x", "--fd=9"]) == 9
+    assert worker_fd(["x", "--port", "3000"]) is None
+    if not sys.platform.startswith("linux"):
+        pytest.skip("SO_REUSEPORT workers are used on Linux only")
+    shared = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    shared.bind(("127.0.0.1", 0))
+    shared.listen(16)
+    address = shared.getsockname()
+    supervisor = socket.socket(fileno=os.dup(shared.fileno()))  # the copy bentoml's supervisor keeps
+    fd = shared.fileno()
+    try:
+        assert listen_on_own_socket(fd)
+        own = socket.socket(fileno=os.dup(fd))
+        assert own.getsockname() == address
+        assert own.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
+        assert own.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
+        assert supervisor.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 0
+        # a sibling worker (same shared descriptor, already switched) gets its own socket too
+        sibling_fd = os.dup(supervisor.fileno())
+        assert listen_on_own_socket(sibling_fd)
+        sibling = socket.socket(fileno=sibling_fd)
+        for _ in range(8):
+            with socket.create_connection(address, timeout=5):
+                pass
+        own.settimeout(0.2)
+        sibling.settimeout(0.2)
+        accepted = 0
+        for listener in (own, sibling):
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except (TimeoutError, BlockingIOError):
+                    break
+                conn.close()
+                accepted += 1
+        assert accepted == 8  # every connection reached a worker's own socket, none the shared one
+        own.close()
+        sibling.close()
+    finally:
+        shared.close()
+        supervisor.close()
 
 
 # ------------------------------------------------------------------------------------- fuzzing

@@ -130,3 +130,45 @@ def test_champion_from_the_mlflow_registry_and_packed_for_a_bento(world, tmp_pat
     a = ScoringEngine(loaded, minfo).score_tables(tables, cutoff)
     b = ScoringEngine(packed, pinfo).score_tables(tables, cutoff)
     np.testing.assert_allclose(a["churn_probability"], b["churn_probability"])
+
+
+def test_two_workers_share_the_load(world):
+    """With two workers each listens on its own SO_REUSEPORT socket (serving/reuseport.py), so sixteen
+    connections opened at once reach both workers (the shared socket gave nearly all to one), and both
+    give the same answers."""
+    import asyncio
+
+    from features.io import read_tables
+    from serving.bench_serve import _Connection, customers_payload
+    from serving.server import running_server
+
+    tables = read_tables(world["data"])
+    ids = list(tables.customers["customer_id"].astype(str)[:16])
+    bodies = [
+        json.dumps({"customers": customers_payload(tables, [cid]), "cutoff": world["cutoff"]}).encode()
+        for cid in ids
+    ]
+    settings = {"ENGAGE_MODEL_PATH": str(world["model"])}
+    with running_server(workers=2, settings=settings, log_path=world["root"] / "server2.log") as url:
+        host, port = url.removeprefix("http://").split(":")
+
+        async def load() -> list[int]:
+            conns = [_Connection(host, int(port), {}) for _ in range(16)]
+            statuses = await asyncio.gather(*(c.post(b) for c, b in zip(conns, bodies, strict=True)))
+            statuses += await asyncio.gather(*(c.post(b) for c, b in zip(conns, bodies, strict=True)))
+            for c in conns:
+                await c.close()
+            return statuses
+
+        assert set(asyncio.run(load())) == {200}
+        runtime: dict[int, dict] = {}
+        for _ in range(40):  # fresh connections reach either worker
+            meta = httpx.post(f"{url}/metadata", json={}, timeout=30).json()["runtime"]
+            runtime[int(meta["pid"])] = meta
+            if len(runtime) == 2:
+                break
+        first = httpx.post(f"{url}/score", content=bodies[0], timeout=30, headers={"content-type": "application/json"})
+    assert len(runtime) == 2
+    assert all(m["own_listening_socket"] == 1.0 for m in runtime.values())
+    assert all(m["score_requests"] > 0 for m in runtime.values()), runtime
+    assert first.status_code == 200 and first.json()["results"][0]["customer_id"] == ids[0]

@@ -298,6 +298,23 @@ def evaluate_policy_(
     typer.echo(json.dumps(result, indent=2, default=str))
 
 
+@evaluate_app.command("starbucks")
+@user_errors
+def evaluate_starbucks_(
+    data: Annotated[Path, typer.Option(help="Starbucks dataset folder (../shared/datasets/starbucks) or its import.")],
+    report: ReportOption = None,
+    seed: Annotated[int, typer.Option(help="Random seed: person split, folds, models and bootstrap.")] = 0,
+) -> None:
+    """Offer policy on the Starbucks log: learned on train persons, DR-valued on held-out persons vs random and
+    every single offer."""
+    import numpy as np
+
+    from training.starbucks import evaluate_starbucks
+
+    enable_progress()
+    echo_json(evaluate_starbucks(data, rng=np.random.default_rng(seed), progress=typer.echo), report)
+
+
 ModelPathOption = Annotated[
     Path | None, typer.Option(help="Serve/score a saved decision system file instead of the registry champion.")
 ]
