@@ -67,12 +67,20 @@ def feature_matrix(F: pd.DataFrame, names, *, missing_as_nan: bool = False) -> n
     """
     names = pd.Index(names)
     if F.columns.equals(names):
-        X = F.to_numpy(dtype=np.float64, na_value=np.nan)
+        X = float_values(F)
     elif missing_as_nan:
-        X = F.reindex(columns=names).to_numpy(dtype=np.float64, na_value=np.nan)
+        X = float_values(F.reindex(columns=names))
     else:
-        X = F[names].to_numpy(dtype=np.float64, na_value=np.nan)
+        X = float_values(F[names])
     return np.ascontiguousarray(X)
+
+
+def float_values(F: pd.DataFrame) -> np.ndarray:
+    """``F.to_numpy(dtype=float64, na_value=nan)``, without its copy and mask when every column is float64
+    already (NaN is then the missing value): a view of a frame that holds one float block."""
+    if len(F.columns) and all(dt == np.float64 for dt in F.dtypes):
+        return F.to_numpy()
+    return F.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.models import ChurnModel
+from features.models import ChurnModel, float_values
 from features.schema import Tables
 
 STORE_LADDER = ("visitor", "interested", "almost_buyer", "buyer")
@@ -69,7 +69,7 @@ def _float_frame(F: pd.DataFrame) -> pd.DataFrame:
     """
     if F.shape[1] == 0 or not all(dt.kind in "biuf" for dt in F.dtypes):
         return F
-    X = np.ascontiguousarray(F.to_numpy(dtype=np.float64, na_value=np.nan))
+    X = np.ascontiguousarray(float_values(F))
     return pd.DataFrame(X, index=F.index, columns=F.columns, copy=False)
 
 
@@ -111,6 +111,18 @@ class DecisionSystem:
         customers at or above this churn probability (batch scoring: reason codes are most of the cost).
         """
         return self._score(F, reasons=reasons, reasons_min_probability=reasons_min_probability)
+
+    def score_feature_columns(
+        self, F: pd.DataFrame, *, reasons: int = 3, reasons_min_probability: float | None = None
+    ) -> dict:
+        """:meth:`score_features` as a dict of columns (arrays; scalars for constant columns), no frame."""
+        return self._score_columns(F, reasons=reasons, reasons_min_probability=reasons_min_probability)
+
+    @property
+    def at_risk_probability(self) -> float:
+        """The churn probability from which a customer counts as at risk (the policy's defense setting)."""
+        config = getattr(self.policy, "config", None)
+        return float(config.defense.min_churn_probability) if config is not None else 0.5
 
     def _score(
         self,

@@ -414,9 +414,16 @@ class UpliftModel:
 
     def _reach_effect(self, Xf: np.ndarray) -> np.ndarray:
         """``(n, K)`` effects of the "reach" final stage: ``reach_c(x) * (b_o + slopes_o'z(x))``, exact."""
-        Z = np.clip(np.nan_to_num((Xf - self.z_mean_) / self.z_scale_), -4.0, 4.0)
         offers = list(self.offer_effect_)
-        G = Z @ self.offer_slopes_ + np.array([self.offer_effect_[o] for o in offers])  # (n, offers)
+        G = np.empty((len(Xf), len(offers)))
+        base = np.array([self.offer_effect_[o] for o in offers])
+        # Row chunks that stay in the CPU cache: the standardised matrix is as wide as the features.
+        for start in range(0, len(Xf), _REACH_ROWS):
+            part = Xf[start : start + _REACH_ROWS]
+            Z = (part - self.z_mean_) / self.z_scale_
+            np.nan_to_num(Z, copy=False)
+            np.clip(Z, -4.0, 4.0, out=Z)
+            G[start : start + len(part)] = Z @ self.offer_slopes_ + base  # (rows, offers)
         reach = self._reach(Xf)
         tau = np.zeros((len(Xf), len(self.actions)))
         for k in range(1, len(self.actions)):
@@ -528,7 +535,8 @@ class ValueModel:
 # columns encoded exactly as LightGBM encodes a frame, so the numbers are the pandas path's.
 
 _PLAN_VERSION = 1
-_DESIGN_ROWS = 200_000  # design rows per chunk: bounds memory for large batches
+_REACH_ROWS = 2_048  # rows per chunk of the reach stage
+_DESIGN_ROWS = 8_192  # design rows per chunk: ~13 MB, reused from the heap (a larger block is a fresh mmap)
 _PRUNED_CUSTOMERS = 20_000  # customers per chunk of leaf indices
 _PROBE_TOL = 1e-9
 _ZERO = 1.0000000180025095e-35  # LightGBM's kZeroThreshold (a float constant)
@@ -562,11 +570,23 @@ def _design_predict(booster, layout: dict, Xf: np.ndarray, actions: np.ndarray) 
         part = Xf[start : start + step]
         rows = len(part)
         D = np.empty((m * rows, layout["width"]))
-        D[:, layout["feat_pos"]] = np.tile(part[:, layout["feat_src"]], (m, 1))
+        for j in range(m):  # the customers' features once per action (no tiled temporary)
+            _put_features(D[j * rows : (j + 1) * rows], part, layout)
         D[:, layout["act_pos"]] = np.repeat(layout["act_values"][actions], rows, axis=0)
         pred = booster_predict(booster, D, num_threads=_threads())
         out[start : start + rows] = pred.reshape(m, rows).T
     return out
+
+
+def _put_features(D: np.ndarray, part: np.ndarray, layout: dict) -> None:
+    """Write the customers' feature columns into design rows ``D``: one block copy when the design keeps
+    the features in order side by side (the usual layout), else a column gather."""
+    pos, src = layout["feat_pos"], layout["feat_src"]
+    n = len(pos)
+    if n and n == part.shape[1] and np.array_equal(src, np.arange(n)) and np.array_equal(pos, pos[0] + np.arange(n)):
+        D[:, pos[0] : pos[0] + n] = part
+    else:
+        D[:, pos] = part[:, src]
 
 
 def _pruned_predict(pruned: dict, layout: dict, Xf: np.ndarray) -> np.ndarray:
@@ -581,7 +601,7 @@ def _pruned_predict(pruned: dict, layout: dict, Xf: np.ndarray) -> np.ndarray:
             raw[start : start + len(part)] = pruned["bias"]
             continue
         D = np.full((len(part), layout["width"]), np.nan)  # action columns are never read by these trees
-        D[:, layout["feat_pos"]] = part[:, layout["feat_src"]]
+        _put_features(D, part, layout)
         leaf = booster_predict(pruned["booster"], D, num_threads=_threads(), pred_leaf=True)
         leaf = np.asarray(leaf, dtype=np.intp).reshape(len(part), -1)
         values = pruned["leaf_values"][pruned["tree_index"], leaf]

@@ -617,6 +617,49 @@ def test_engine_columns_path_gives_the_frame_path_answers():
     assert [r["customer_id"] for r in columns_to_results(cols, 3)] == ["b", "a", "c"]
 
 
+def test_flat_table_built_by_columns_equals_the_one_built_by_rows():
+    """columns_to_table (batch files) = results_to_frame(columns_to_results(...)): values, types, order."""
+    from serving.engine import columns_to_results, columns_to_table, results_to_frame
+
+    cut = pd.Timestamp(CUTOFF)
+    n = 6
+    alt = {"action": "email:discount_10", "channel": "email", "offer": "discount_10", "expected_incremental_value": 1.5}
+    cols = {
+        "customer_id": np.array(["a", "b", "c", "d", "e", "f"], dtype=object),
+        "churn_probability": np.array([0.1, np.nan, np.inf, 0.5, 1.0, 0.0]),
+        "churn_reasons": [[], [{"feature": "f1", "label": "F one", "contribution": 0.3}], None,
+                          [{"feature": "f2", "contribution": np.nan}], [], []],
+        "engagement_index": np.array([1.0, 2.0, np.nan, 4.0, 5.0, 6.0]),
+        "store_ladder": np.array(["buyer", None, 2.0, np.nan, "visitor", 7], dtype=object),
+        "social_ladder": np.array(["promoter"] * n, dtype=object),
+        "in_market_stage": np.array([None, "evaluating", np.nan, "none", 3, "interested"], dtype=object),
+        "buy_intent_score": np.array([0.1, 0.2, 0.3, np.nan, 0.5, 0.6]),
+        "high_engagement_potential": np.array([True, False, True, False, False, True]),
+        "nba_action": np.array(["email:discount_10", "no_contact", None, "sms:none", None, "push:x"], dtype=object),
+        "nba_channel": np.array(["email", None, None, None, "call", "push"], dtype=object),
+        "nba_offer": np.array(["discount_10", None, None, None, "free", "x"], dtype=object),
+        "nba_expected_incremental_value": np.array([2.0, 0.0, np.nan, np.inf, 1.0, -1.0]),
+        "nba_propensity": np.array([1.0, 1.0, np.nan, 0.5, 1.0, 0.9]),
+        "alternatives": [[alt], [], None, [alt, {**alt, "expected_incremental_value": np.nan}],
+                         [{"action": "sms:none", "channel": None, "offer": None, "expected_incremental_value": 0.5}],
+                         [alt, alt, alt, alt]],
+        "defense_target": np.array([True, False, False, True, False, False]),
+        "defense_reasons": [["valuable", "at risk"], [], None, ["x"], [], []],
+        "no_contact_reason": np.array([None, "negative_uplift", "no_consent", None, None, None], dtype=object),
+        "model_version": "v9",
+        "cutoff": cut,
+        "cold_start": np.array([False, True, False, False, False, True]),
+    }
+    want = results_to_frame(columns_to_results(cols, n), cut)
+    pd.testing.assert_frame_equal(columns_to_table(cols, n, cut), want)
+    # and on the stand-in system's own output
+    body = {"customers": [customer("b", 2), customer("a", 0), customer("c", 1)]}
+    tables = tables_from_request(ScoreRequest.model_validate(body).customers)
+    engine = ScoringEngine(CountingSystem(), ModelInfo("v9"))
+    got = engine.score_columns(tables, cut)
+    pd.testing.assert_frame_equal(columns_to_table(got, 3, cut), results_to_frame(columns_to_results(got, 3), cut))
+
+
 def test_request_tables_carry_the_model_attributes_when_no_customer_sends_them():
     body = {"customers": [customer("b", 2), {**customer("a", 0), "attributes": {"region": "north"}}]}
     customers = ScoreRequest.model_validate(body).customers

@@ -356,3 +356,28 @@ def test_system_with_policy_scores_like_the_pandas_path(system, policy_system):
         assert one["nba_action"].iloc[0] == batch["nba_action"].iloc[i]
         ev = "nba_expected_incremental_value"
         assert abs(one[ev].iloc[0] - batch[ev].iloc[i]) <= 1e-12
+
+
+def test_batch_table_by_columns_equals_rows_with_a_real_policy(system, policy_system):
+    """The batch file's columnar conversion gives the row conversion's table for a real decision system;
+    the feature-table reason modes give every, at-risk or no customer reason codes."""
+    from serving.engine import ModelInfo, ScoringEngine, columns_to_results, columns_to_table, results_to_frame
+
+    ds, _, _, _ = system
+    policies, F = policy_system
+    full = DecisionSystem(ds.pipeline, ds.churn_model, policies["reach"], metadata={"model_version": "t3"})
+    engine = ScoringEngine(full, ModelInfo("t3"))
+    cut = pd.Timestamp("2024-01-01", tz="UTC")
+    cols = engine.score_feature_columns(F, cut, "all")
+    table = columns_to_table(cols, len(F), cut)
+    pd.testing.assert_frame_equal(table, results_to_frame(columns_to_results(cols, len(F)), cut))
+    assert (table["alternatives"] != "[]").any() and (table["churn_reasons"] != "[]").all()
+    none = columns_to_table(engine.score_feature_columns(F, cut, "none"), len(F), cut)
+    assert (none["churn_reasons"] == "[]").all()
+    pd.testing.assert_frame_equal(none.drop(columns="churn_reasons"), table.drop(columns="churn_reasons"))
+    risky = columns_to_table(engine.score_feature_columns(F, cut, "at-risk"), len(F), cut)
+    at_risk = table["churn_probability"] >= full.at_risk_probability
+    assert (risky.loc[at_risk, "churn_reasons"] == table.loc[at_risk, "churn_reasons"]).all()
+    assert (risky.loc[~at_risk, "churn_reasons"] == "[]").all()
+    with pytest.raises(ValueError, match="reasons"):
+        engine.score_feature_columns(F, cut, "some")

@@ -353,19 +353,24 @@ def score(
     model_path: ModelPathOption = None,
     decision_log: Annotated[Path | None, typer.Option(help="Append every decision to this JSON Lines file.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
+    reasons: Annotated[
+        str, typer.Option(help="With --features: churn reason codes for all customers, at-risk ones or none.")
+    ] = "all",
 ) -> None:
     """Batch-score the whole customer base (same code path as the service), model version on every row."""
     from serving.batch import score_data, score_feature_table
 
     if (data is None) == (features is None):
         raise ValueError("give exactly one of --data DIR or --features FILE")
+    if data is not None and reasons != "all":
+        raise ValueError("--reasons applies to --features only (scoring raw data gives every customer's reasons)")
     mlflow_config = config or Path("mlflow.yaml")
     if data is not None:
         result = score_data(data, out, cutoff=parse_cutoff(cutoff), defense_out=defense_out, model_path=model_path,
                             mlflow_config=mlflow_config, decision_log=decision_log, overwrite=overwrite)
     else:
         result = score_feature_table(features, out, cutoff=parse_cutoff(cutoff), model_path=model_path,
-                                     mlflow_config=mlflow_config, overwrite=overwrite)
+                                     mlflow_config=mlflow_config, overwrite=overwrite, reasons=reasons)
     typer.echo(json.dumps(result, indent=2, default=str))
 
 
