@@ -273,6 +273,23 @@ def _gc_counters(url: str, headers: Mapping[str, str]) -> dict[str, Any]:
     return {k: v for k, v in (meta.get("runtime") or {}).items() if k.startswith("gc_")}
 
 
+def worker_runtimes(
+    url: str, workers: int, headers: Mapping[str, str] | None = None, tries: int = 40
+) -> dict[int, dict]:
+    """Each worker's ``/metadata`` runtime counters, by process id: every new connection reaches one worker
+    (the kernel's choice), so ask on fresh connections until all ``workers`` answered (or ``tries`` ran out)."""
+    seen: dict[int, dict] = {}
+    for _ in range(tries):
+        try:
+            runtime = httpx.post(f"{url}/metadata", json={}, headers=dict(headers or {}), timeout=10).json()["runtime"]
+        except (httpx.HTTPError, ValueError, KeyError):
+            continue
+        seen[int(runtime.get("pid", 0))] = runtime
+        if len(seen) >= workers:
+            break
+    return seen
+
+
 def run_load(
     url: str,
     *,
@@ -372,7 +389,8 @@ def bench_serve(
             time_limit_s=time_limit_s,
             seed=seed,
         )
-        runtime = httpx.post(f"{url}/metadata", json={}, timeout=10).json().get("runtime", {})
+        runtimes = worker_runtimes(url, workers)
+        runtime = next(iter(runtimes.values()), {})
     result["server"] = {
         "workers": workers,
         "gc_freeze": gc_freeze,
@@ -380,6 +398,9 @@ def bench_serve(
         "model_version": meta.get("model_version"),
         "start_to_ready_s": round(started_s, 1),
         **{k: v for k, v in runtime.items() if k.startswith("gc_")},
+        # how the kernel spread the load: /score requests (all phases) per worker process
+        "score_requests_per_worker": sorted((int(r.get("score_requests", 0)) for r in runtimes.values()), reverse=True),
+        "own_listening_sockets": int(sum(r.get("own_listening_socket", 0) for r in runtimes.values())),
     }
     return result
 

@@ -11,6 +11,8 @@ Configuration is read from the environment once, when the service starts:
 ``ENGAGE_DECISION_LOG``         append every returned decision to this JSON Lines file
 ``ENGAGE_GC_FREEZE``            ``0`` to skip ``gc.freeze()`` after loading (default on; see below)
 ``ENGAGE_ACTIONS``              action catalogue YAML shown by /metadata (default: the packaged one)
+``ENGAGE_BATCH_LINGER_MS``      wait for concurrent requests before scoring a batch (default 1.5; 0: never)
+``ENGAGE_REUSEPORT``            ``1``: each worker listens on its own SO_REUSEPORT socket (serving/reuseport.py)
 ==============================  ======================================================================
 
 The model is loaded in a background thread: ``/livez`` answers at once, ``/readyz`` and the scoring
@@ -260,7 +262,8 @@ class EngageScoring:
         self.decision_log = DecisionLog(log_path) if log_path else None
         self.catalogue = load_catalogue(env.get("ENGAGE_ACTIONS"))
         gc.callbacks.append(self.gc_monitor)
-        self.scorer = CoalescingScorer(lambda: self.holder.engine)
+        linger_ms = float(env.get("ENGAGE_BATCH_LINGER_MS", "1.5"))
+        self.scorer = CoalescingScorer(lambda: self.holder.engine, linger_s=linger_ms / 1000)
         self.holder.start()
 
     def __is_ready__(self) -> bool:

@@ -836,6 +836,47 @@ def test_concurrent_requests_are_scored_together_with_the_same_answers():
     assert [r["customer_id"] for r in good.future.result()[1]] == ["fine"]
 
 
+def test_scorer_waits_for_concurrent_requests_only_when_they_arrive_together(monkeypatch):
+    """The coalescing worker lingers before a batch only after it merged several requests (concurrency), never
+    for a lone request; what it merges still gets each request its own answers."""
+    import threading
+
+    import serving.coalesce as coalesce
+
+    gate = threading.Event()
+
+    class Slow(CountingSystem):
+        calls = 0
+
+        def score(self, tables, cutoff):
+            Slow.calls += 1
+            if Slow.calls == 1:
+                gate.wait(10)  # hold the first batch until the next requests are queued
+            return super().score(tables, cutoff)
+
+    sleeps: list[float] = []
+    real_sleep = time.sleep
+    monkeypatch.setattr(coalesce.time, "sleep", lambda s: (sleeps.append(s), real_sleep(s)))
+    engine = ScoringEngine(Slow(), ModelInfo("v1"))
+    scorer = coalesce.CoalescingScorer(lambda: engine, linger_s=0.005)
+    cut = pd.Timestamp(CUTOFF)
+
+    def submit(cid: str):
+        return scorer.submit(ScoreRequest.model_validate({"customers": [customer(cid, 3)]}).customers, cut)
+
+    first = submit("a")
+    real_sleep(0.05)  # the worker has taken "a" alone: no wait
+    later = [submit("b"), submit("c")]
+    gate.set()
+    assert [r["customer_id"] for r in first.result(10)[1]] == ["a"]
+    assert [[r["customer_id"] for r in f.result(10)[1]] for f in later] == [["b"], ["c"]]
+    assert sleeps == [] and scorer.batches == 2  # b and c merged into one batch, nobody waited
+    last = submit("d")
+    assert [r["customer_id"] for r in last.result(10)[1]] == ["d"]
+    assert sleeps == [0.005]  # after a merged batch the worker waited once for more
+    assert coalesce.CoalescingScorer(lambda: engine, linger_s=-1).linger_s == 0.0
+
+
 def test_extreme_timestamp_with_offset_is_a_validation_error() -> None:
     """Found by the fuzzer: year 1 with a positive UTC offset overflowed instead of failing validation."""
     from datetime import datetime, timedelta, timezone

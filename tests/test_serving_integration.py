@@ -139,7 +139,7 @@ def test_two_workers_share_the_load(world):
     import asyncio
 
     from features.io import read_tables
-    from serving.bench_serve import _Connection, customers_payload
+    from serving.bench_serve import _Connection, customers_payload, worker_runtimes
     from serving.server import running_server
 
     tables = read_tables(world["data"])
@@ -161,12 +161,7 @@ def test_two_workers_share_the_load(world):
             return statuses
 
         assert set(asyncio.run(load())) == {200}
-        runtime: dict[int, dict] = {}
-        for _ in range(40):  # fresh connections reach either worker
-            meta = httpx.post(f"{url}/metadata", json={}, timeout=30).json()["runtime"]
-            runtime[int(meta["pid"])] = meta
-            if len(runtime) == 2:
-                break
+        runtime = worker_runtimes(url, 2)  # fresh connections reach either worker
         first = httpx.post(f"{url}/score", content=bodies[0], timeout=30, headers={"content-type": "application/json"})
     assert len(runtime) == 2
     assert all(m["own_listening_socket"] == 1.0 for m in runtime.values())
