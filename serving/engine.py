@@ -557,6 +557,9 @@ def columns_to_table(cols: Mapping[str, Any], n: int, cutoff: pd.Timestamp) -> p
         return [_num(v) for v in column(name)]
 
     def flags(name: str) -> list:
+        values = cols.get(name)
+        if isinstance(values, np.ndarray) and values.dtype == bool:
+            return values.tolist()
         return [bool(x or False) for x in numbers(name)]
 
     actions = column("nba_action")
