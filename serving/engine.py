@@ -440,6 +440,26 @@ def _action_parts(action: str | None, channel: Any, offer: Any) -> tuple[str, st
     return action, channel, offer
 
 
+def _alternative(alt: Mapping[str, Any]) -> dict[str, Any]:
+    """A runner-up action in response form."""
+    action, channel, offer = _action_parts(_str(alt.get("action")), alt.get("channel"), alt.get("offer"))
+    return {
+        "action": action,
+        "channel": channel,
+        "offer": offer,
+        "expected_incremental_value": _num(alt.get("expected_incremental_value")),
+    }
+
+
+def _reason(r: Mapping[str, Any]) -> dict[str, Any]:
+    """A churn reason code in response form."""
+    return {
+        "feature": str(r.get("feature")),
+        "label": str(r.get("label", r.get("feature"))),
+        "contribution": _num(r.get("contribution")) or 0.0,
+    }
+
+
 def row_to_result(row: Mapping[str, Any]) -> dict[str, Any]:
     """One scored row (engine output) as a ``CustomerScore`` dict."""
     nba = None
@@ -454,25 +474,8 @@ def row_to_result(row: Mapping[str, Any]) -> dict[str, Any]:
             "expected_incremental_value": _num(row.get("nba_expected_incremental_value")),
             "propensity": _num(row.get("nba_propensity")),
         }
-    alternatives = []
-    for alt in _seq(row.get("alternatives"))[:MAX_ALTERNATIVES]:
-        action, channel, offer = _action_parts(_str(alt.get("action")), alt.get("channel"), alt.get("offer"))
-        alternatives.append(
-            {
-                "action": action,
-                "channel": channel,
-                "offer": offer,
-                "expected_incremental_value": _num(alt.get("expected_incremental_value")),
-            }
-        )
-    reasons = [
-        {
-            "feature": str(r.get("feature")),
-            "label": str(r.get("label", r.get("feature"))),
-            "contribution": _num(r.get("contribution")) or 0.0,
-        }
-        for r in _seq(row.get("churn_reasons"))
-    ]
+    alternatives = [_alternative(alt) for alt in _seq(row.get("alternatives"))[:MAX_ALTERNATIVES]]
+    reasons = [_reason(r) for r in _seq(row.get("churn_reasons"))]
     return {
         "customer_id": str(row["customer_id"]),
         "cold_start": bool(row.get("cold_start", False)),
@@ -614,16 +617,7 @@ def _reasons_json(value: Any) -> str:
     seq = _seq(value)
     if not seq:
         return "[]"
-    return json.dumps(
-        [
-            {
-                "feature": str(r.get("feature")),
-                "label": str(r.get("label", r.get("feature"))),
-                "contribution": _num(r.get("contribution")) or 0.0,
-            }
-            for r in seq
-        ]
-    )
+    return json.dumps([_reason(r) for r in seq])
 
 
 _ALT_ORDER = ("action", "channel", "offer", "expected_incremental_value")
@@ -655,15 +649,4 @@ def _alternatives_json(value: Any) -> str:
             f'"expected_incremental_value": {float.__repr__(a["expected_incremental_value"])}}}'
             for a in seq
         ) + "]"
-    out = []
-    for alt in seq:
-        action, channel, offer = _action_parts(_str(alt.get("action")), alt.get("channel"), alt.get("offer"))
-        out.append(
-            {
-                "action": action,
-                "channel": channel,
-                "offer": offer,
-                "expected_incremental_value": _num(alt.get("expected_incremental_value")),
-            }
-        )
-    return json.dumps(out)
+    return json.dumps([_alternative(alt) for alt in seq])
