@@ -262,7 +262,11 @@ class EngageScoring:
         self.decision_log = DecisionLog(log_path) if log_path else None
         self.catalogue = load_catalogue(env.get("ENGAGE_ACTIONS"))
         gc.callbacks.append(self.gc_monitor)
-        linger_ms = float(env.get("ENGAGE_BATCH_LINGER_MS", "1.5"))
+        raw_linger = env.get("ENGAGE_BATCH_LINGER_MS", "1.5")
+        try:
+            linger_ms = float(raw_linger)
+        except ValueError:
+            raise ValueError(f"ENGAGE_BATCH_LINGER_MS: {raw_linger!r} is not a number of milliseconds") from None
         self.scorer = CoalescingScorer(lambda: self.holder.engine, linger_s=linger_ms / 1000)
         self.holder.start()
 

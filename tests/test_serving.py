@@ -925,3 +925,10 @@ def test_timeout_timers_are_cancelled_and_timeouts_still_answer_504():
     assert sent[0]["status"] == 200 and pending == 0  # no 30-second timer left behind
     sent, _ = asyncio.run(call(0.5, 0.05))
     assert sent[0]["status"] == 504
+
+
+def test_a_malformed_linger_setting_names_itself(monkeypatch, model_file):
+    with pytest.raises(ValueError, match="ENGAGE_BATCH_LINGER_MS"), make_client(
+        monkeypatch, model_file, ENGAGE_BATCH_LINGER_MS="soon"
+    ):
+        pass
