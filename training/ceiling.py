@@ -1,0 +1,133 @@
+"""How much of the oracle's uplift can any policy reach from the features? ``python -m training.ceiling``.
+
+The simulator's oracle assigns actions with each customer's *true* incremental values, which depend on hidden
+traits and on chance the features cannot see. This diagnostic trains, on half of the customers, one LightGBM
+regressor per action on the *true* incremental value itself (the truth as the label: no outcome noise, no
+propensities, no causal estimation), predicts the other half from their features, and assigns actions with the
+same eligibility and limits. The captured uplift ratio of that assignment is what a learner that recovered
+``E[true value | features]`` well would reach: an estimate of the ceiling for the learned policy, measured on
+the same held-out customers as the oracle.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from features.catalogue import Catalogue, load_catalogue
+from features.policy import (
+    PolicyConfig,
+    active_customers,
+    assign,
+    contact_history,
+    eligibility,
+    limit_matrix,
+    load_policy_config,
+    total_value,
+)
+from features.schema import Tables
+from training.policy import _features, truth_ev
+
+
+def observable_ceiling(
+    tables: Tables,
+    cutoff: pd.Timestamp,
+    catalogue: Catalogue,
+    config: PolicyConfig,
+    rng: np.random.Generator,
+    *,
+    train_share: float = 0.5,
+    n_estimators: int = 400,
+) -> dict:
+    """Captured uplift ratio of actions chosen by regressors of the true values on the features (held-out half)."""
+    if tables.truth is None:
+        raise ValueError("observable_ceiling needs a simulated world with its truth table")
+    t0 = time.perf_counter()
+    data = tables.without_truth()
+    customers = data.customers
+    ids = customers["customer_id"].astype(str)
+    F = _features(data, cutoff, None).loc[ids]
+    ev_t = truth_ev(tables.truth, customers, catalogue)
+    hist = contact_history(data.outreach, customers["customer_id"], cutoff, config.caps.window_days)
+    eligible, _, _ = eligibility(customers, hist, catalogue, config.caps)
+    active = active_customers(F, config)
+    train = rng.random(len(ids)) < train_share
+    test = ~train
+    X = F.to_numpy(dtype=np.float64, na_value=np.nan)
+    ev_hat = np.zeros((int(test.sum()), len(catalogue.ids)))
+    r2 = {}
+    for k, action in enumerate(catalogue.ids):
+        if k == 0:
+            continue  # no contact: 0 by definition
+        model = lgb.LGBMRegressor(
+            n_estimators=n_estimators,
+            learning_rate=0.05,
+            num_leaves=31,
+            min_child_samples=40,
+            subsample=0.8,
+            subsample_freq=1,
+            colsample_bytree=0.8,
+            random_state=int(rng.integers(2**31 - 1)),
+            verbose=-1,
+        )
+        model.fit(X[train], ev_t[train, k])
+        ev_hat[:, k] = model.predict(X[test])
+        resid = ev_t[test, k] - ev_hat[:, k]
+        total = ev_t[test, k] - ev_t[test, k].mean()
+        r2[action] = float(1 - (resid @ resid) / max(total @ total, 1e-12))
+    A, b, _ = limit_matrix(catalogue, config.limits)
+    b_test = b * test.mean()  # the round's limits, pro rata for the held-out share of the base
+    elig = eligible[test]
+    truth = ev_t[test]
+    oracle = total_value(truth, assign(truth, elig, A, b_test, min_value=0.0))
+    out: dict = {
+        "customers": len(ids),
+        "held_out": int(test.sum()),
+        "cutoff": str(cutoff),
+        "oracle_value": oracle,
+        "r2_true_value_by_action": r2,
+        "r2_median": float(np.median(list(r2.values()))),
+    }
+    for name, mask in (("all_eligible", None), ("active_only", None if active is None else active[test])):
+        e = elig.copy()
+        if mask is not None:
+            e[~mask, 1:] = False
+        choice = assign(ev_hat, e, A, b_test, min_value=config.min_incremental_value)
+        value = total_value(truth, choice)
+        out[name] = {
+            "policy_value": value,
+            "captured_uplift_ratio": value / oracle if oracle > 0 else None,
+            "contacts": int((choice != 0).sum()),
+        }
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def main() -> None:  # pragma: no cover - manual runs
+    import argparse
+
+    from features.io import read_tables
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, required=True, help="a simulated data folder (with truth)")
+    p.add_argument("--cutoff", help="decision cutoff (default: the manifest's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path)
+    a = p.parse_args()
+    tables = read_tables(a.data)
+    cutoff = pd.Timestamp(a.cutoff or tables.meta["manifest"]["cutoff"])
+    cutoff = cutoff.tz_localize("UTC") if cutoff.tzinfo is None else cutoff
+    res = observable_ceiling(tables, cutoff, load_catalogue(), load_policy_config(), np.random.default_rng(a.seed))
+    text = json.dumps(res, indent=2)
+    print(text)
+    if a.json:
+        a.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
