@@ -11,7 +11,6 @@ the same held-out customers as the oracle.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -112,6 +111,7 @@ def main() -> None:  # pragma: no cover - manual runs
     import argparse
 
     from features.io import read_tables
+    from training.cli import echo_json
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, required=True, help="a simulated data folder (with truth)")
@@ -123,10 +123,7 @@ def main() -> None:  # pragma: no cover - manual runs
     cutoff = pd.Timestamp(a.cutoff or tables.meta["manifest"]["cutoff"])
     cutoff = cutoff.tz_localize("UTC") if cutoff.tzinfo is None else cutoff
     res = observable_ceiling(tables, cutoff, load_catalogue(), load_policy_config(), np.random.default_rng(a.seed))
-    text = json.dumps(res, indent=2)
-    print(text)
-    if a.json:
-        a.json.write_text(text + "\n")
+    echo_json(res, a.json)
 
 
 if __name__ == "__main__":  # pragma: no cover
