@@ -207,6 +207,13 @@ def test_train_and_evaluate_on_a_small_simulated_world() -> None:
         alone = model.decide(F.iloc[[i]])
         assert bool(alone["defense_target"].iloc[0]) == bool(batch["defense_target"].iloc[i])
         assert list(alone["defense_reasons"].iloc[0]) == list(batch["defense_reasons"].iloc[i])
+    # Which estimate limits the policy: the truth swapped in for the value, then for the effect.
+    from training.ceiling import effect_value_decomposition
+
+    dec = effect_value_decomposition(model, tables, pd.Timestamp(tables.meta["manifest"]["cutoff"]), F)
+    for key in ("captured_estimated", "captured_true_value_estimated_effect", "captured_estimated_value_true_effect"):
+        assert dec[key] <= 1 + 1e-9
+    assert set(dec["effect_by_action"]) == set(CAT.ids[1:]) and -1 <= dec["value_correlation"] <= 1
 
 
 def test_inactive_customers_are_not_contacted_and_say_why() -> None:

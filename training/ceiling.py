@@ -25,6 +25,7 @@ from features.policy import (
     assign,
     contact_history,
     eligibility,
+    expected_incremental_value,
     limit_matrix,
     load_policy_config,
     total_value,
@@ -107,6 +108,60 @@ def observable_ceiling(
     return out
 
 
+def effect_value_decomposition(policy, tables: Tables, cutoff: pd.Timestamp, F: pd.DataFrame) -> dict:
+    """Which estimate limits a fitted policy: captured uplift with the truth swapped in for one part at a time.
+
+    ``policy`` is a fitted :class:`features.policy.NextBestAction`, ``F`` the features of ``tables``'
+    customers at ``cutoff``. Returns the captured uplift ratio of the policy's own values, of the true value
+    with the estimated effect, and of the estimated value with the true effect (same eligibility, activity
+    rule and limits), plus how the estimated effects relate to the true ones per action.
+    """
+    if tables.truth is None:
+        raise ValueError("effect_value_decomposition needs a simulated world with its truth table")
+    cat, cfg = policy.catalogue, policy.config
+    data = tables.without_truth()
+    customers = data.customers
+    ids = customers["customer_id"].astype(str)
+    F = F.loc[ids]
+    truth = tables.truth.set_index(tables.truth["customer_id"].astype(str)).loc[ids]
+    est = policy.expected_values(F)
+    ev_t = truth_ev(tables.truth, customers, cat)
+    p_true = np.column_stack([truth[f"p_churn__{a}"].to_numpy(float) for a in cat.ids])
+    v_true = truth["value"].to_numpy(float)
+    hist = contact_history(data.outreach, customers["customer_id"], cutoff, cfg.caps.window_days)
+    eligible, _, _ = eligibility(customers, hist, cat, cfg.caps)
+    active = active_customers(F, cfg)
+    if active is not None:
+        eligible[~active, 1:] = False
+    A, b, _ = limit_matrix(cat, cfg.limits)
+    oracle = total_value(ev_t, assign(ev_t, eligible, A, b))
+
+    def captured(ev: np.ndarray, threshold: float) -> float:
+        return total_value(ev_t, assign(ev, eligible, A, b, min_value=threshold)) / oracle
+
+    eff_est = est["p0"][:, None] - est["p"]
+    eff_true = p_true[:, [0]] - p_true
+    return {
+        "captured_estimated": captured(est["ev"], cfg.min_incremental_value),
+        "captured_true_value_estimated_effect": captured(
+            expected_incremental_value(est["p0"], est["p"], v_true, cat), cfg.min_incremental_value
+        ),
+        "captured_estimated_value_true_effect": captured(
+            expected_incremental_value(p_true[:, 0], p_true, est["value"], cat), 0.0
+        ),
+        "value_correlation": float(np.corrcoef(v_true, est["value"])[0, 1]),
+        "effect_by_action": {
+            a: {
+                "correlation": float(np.corrcoef(eff_true[:, k], eff_est[:, k])[0, 1]),
+                "mean_true": float(eff_true[:, k].mean()),
+                "mean_estimated": float(eff_est[:, k].mean()),
+            }
+            for k, a in enumerate(cat.ids)
+            if k > 0
+        },
+    }
+
+
 def main() -> None:  # pragma: no cover - manual runs
     import argparse
 
@@ -117,12 +172,21 @@ def main() -> None:  # pragma: no cover - manual runs
     p.add_argument("--data", type=Path, required=True, help="a simulated data folder (with truth)")
     p.add_argument("--cutoff", help="decision cutoff (default: the manifest's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--system", type=Path, help="also decompose this fitted decision system's policy (model folder)")
     p.add_argument("--json", type=Path)
     a = p.parse_args()
     tables = read_tables(a.data)
     cutoff = pd.Timestamp(a.cutoff or tables.meta["manifest"]["cutoff"])
     cutoff = cutoff.tz_localize("UTC") if cutoff.tzinfo is None else cutoff
     res = observable_ceiling(tables, cutoff, load_catalogue(), load_policy_config(), np.random.default_rng(a.seed))
+    if a.system is not None:
+        from features.system import load_system_file
+
+        system = load_system_file(a.system)
+        if system.policy is None:
+            raise SystemExit(f"{a.system}: the decision system has no policy to decompose")
+        F = system.features(tables.without_truth(), cutoff)
+        res = {"ceiling": res, "decomposition": effect_value_decomposition(system.policy, tables, cutoff, F)}
     echo_json(res, a.json)
 
 
