@@ -114,7 +114,8 @@ def effect_value_decomposition(policy, tables: Tables, cutoff: pd.Timestamp, F: 
     ``policy`` is a fitted :class:`features.policy.NextBestAction`, ``F`` the features of ``tables``'
     customers at ``cutoff``. Returns the captured uplift ratio of the policy's own values, of the true value
     with the estimated effect, and of the estimated value with the true effect (same eligibility, activity
-    rule and limits), plus how the estimated effects relate to the true ones per action.
+    rule and limits), plus how the estimated effects relate to the true ones per action among the customers
+    the policy may contact (active ones).
     """
     if tables.truth is None:
         raise ValueError("effect_value_decomposition needs a simulated world with its truth table")
@@ -139,8 +140,11 @@ def effect_value_decomposition(policy, tables: Tables, cutoff: pd.Timestamp, F: 
     def captured(ev: np.ndarray, threshold: float) -> float:
         return total_value(ev_t, assign(ev, eligible, A, b, min_value=threshold)) / oracle
 
-    eff_est = est["p0"][:, None] - est["p"]
-    eff_true = p_true[:, [0]] - p_true
+    # Effects compared where the policy acts (active customers): elsewhere nobody is contacted, and the
+    # truth's effect on an already lost customer is 0.
+    domain = np.ones(len(ids), dtype=bool) if active is None else active
+    eff_est = (est["p0"][:, None] - est["p"])[domain]
+    eff_true = (p_true[:, [0]] - p_true)[domain]
     return {
         "captured_estimated": captured(est["ev"], cfg.min_incremental_value),
         "captured_true_value_estimated_effect": captured(
@@ -150,6 +154,7 @@ def effect_value_decomposition(policy, tables: Tables, cutoff: pd.Timestamp, F: 
             expected_incremental_value(p_true[:, 0], p_true, est["value"], cat), 0.0
         ),
         "value_correlation": float(np.corrcoef(v_true, est["value"])[0, 1]),
+        "effect_domain_customers": int(domain.sum()),
         "effect_by_action": {
             a: {
                 "correlation": float(np.corrcoef(eff_true[:, k], eff_est[:, k])[0, 1]),
