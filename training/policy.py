@@ -49,9 +49,11 @@ ORGANIC_ACTIVITY: tuple[str, ...] = tuple(
 class PolicyTrainConfig:
     """How the policy is trained and evaluated (the decision rule's own settings are in PolicyConfig).
 
-    ``max_campaigns``: the latest campaigns used for training (``None`` = every campaign with a complete
-    outcome window). 16 covers a year of campaigns every 2-4 weeks: effects are a few points of churn
-    probability, so more logged decisions help, but older campaigns describe an older customer base.
+    ``max_campaigns``: the latest campaigns used for training (``None``, the default = every campaign with a
+    complete outcome window). Effects are a tenth of a point to a few points of churn probability, so every
+    logged decision helps: on two-year simulated logs all ~32 campaigns instead of the latest 16 raised the
+    captured uplift ratio from 0.22 to 0.38 (20,000 customers) and from 0.31 to 0.35 (50,000), for about
+    twice the training time. A number keeps only the latest campaigns (a base that has changed).
     ``final``: the effect model's final stage (:class:`features.uplift.UpliftModel`): ``reach`` (default),
     ``dr``, ``plugin``, or ``auto`` = ``reach`` and ``plugin`` both fitted, the better on validation kept.
     ``threshold_z``: the contact threshold maximises ``DR gain - z se`` on validation rows (0 = the point
@@ -60,7 +62,7 @@ class PolicyTrainConfig:
     """
 
     horizon_days: int = 90
-    max_campaigns: int | None = 16
+    max_campaigns: int | None = None
     holdout_share: float = 0.3
     validation_share: float = 0.25
     final: str = "reach"
