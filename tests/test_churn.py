@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from features.labels import make_labels
-from features.models import ChurnModel, ScoreCalibrator
+from features.models import BlendedChurnModel, ChurnModel, LinearScore, ScoreCalibrator
 from features.simulate import SimConfig, simulate_world
 from training.churn import ChurnSettings, labelled_features, temporal_split, train_churn, train_given_labels
 from training.metrics import churn_metrics, expected_calibration_error, lift_capture
@@ -137,6 +137,27 @@ def test_given_labels_are_cross_validated(world):
     assert len(res.report["auc_folds"]) == 3
     assert 0.6 < res.report["auc"] < 1.0
     assert "auc" in res.report["baselines"]["logistic_all_features"]
+    assert "auc" in res.report["baselines"]["lightgbm_tuned"]
+    assert all(0.0 <= t["weight"] <= 1.0 for t in res.report["tuned"])
+
+
+def test_blended_model_is_exact_in_log_odds():
+    # the blend's reason codes must still sum to its raw score, and weight 1 must be plain LightGBM
+    rng = np.random.default_rng(3)
+    tenure = rng.integers(1, 72, 800).astype(float)
+    F = pd.DataFrame({"tenure": tenure, "monthly": rng.uniform(20, 110, 800), "constant": 0.0})
+    y = (rng.random(800) < 1 / (1 + np.exp(1.5 * np.log(tenure) - 4))).astype(int)
+    params = {"num_leaves": 4}
+    blend = BlendedChurnModel(params, weight=0.4, num_boost_round=50, calibration="none", class_weight=None)
+    blend.fit(F, y)
+    contrib = blend.contributions(F.head(20))
+    assert np.allclose(contrib.sum(axis=1), blend.raw_score(F.head(20)))
+    assert (contrib["constant"] == 0).all()
+    plain = ChurnModel(params, num_boost_round=50, calibration="none", class_weight=None).fit(F, y)
+    pure = BlendedChurnModel(params, weight=1.0, num_boost_round=50, calibration="none", class_weight=None).fit(F, y)
+    assert np.allclose(pure.predict_proba(F), plain.predict_proba(F))
+    # log terms only for the non-negative, many-valued columns (tenure, monthly), none for the constant
+    assert LinearScore().fit(F.to_numpy(), y).log_columns_.tolist() == [0, 1]
 
 
 def test_churn_model_rejects_one_class():

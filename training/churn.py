@@ -25,7 +25,14 @@ import numpy as np
 import pandas as pd
 
 from features.labels import OUTREACH_REACTIONS, make_labels
-from features.models import ChurnModel, feature_labels_from
+from features.models import (
+    BlendedChurnModel,
+    ChurnModel,
+    LinearScore,
+    booster_predict,
+    feature_labels_from,
+    feature_matrix,
+)
 from features.schema import Tables
 from features.system import DecisionSystem
 from training.metrics import (
@@ -495,27 +502,102 @@ TUNING_GRID: tuple[dict, ...] = tuple(
 )
 
 
-def _cv_rounds(F: pd.DataFrame, y: np.ndarray, params: dict, seed: int, folds: int = 3) -> tuple[float, int]:
-    """Inner cross-validated AUC and mean best iteration of one parameter set."""
+# Inverse regularisation of the linear blend partner, and the blend weights on LightGBM, both chosen by inner CV.
+LINEAR_C_GRID: tuple[float, ...] = (0.01, 0.1, 1.0)
+BLEND_WEIGHTS: tuple[float, ...] = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
+
+
+def _inner_folds(y: np.ndarray, seed: int, folds: int = 3) -> list[tuple[np.ndarray, np.ndarray]]:
     from sklearn.model_selection import StratifiedKFold
 
-    aucs, iters = [], []
-    for tr, va in StratifiedKFold(folds, shuffle=True, random_state=seed).split(F, y):
+    return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+
+
+def _mean_fold_auc(y: np.ndarray, score: np.ndarray, folds) -> float:
+    return float(np.mean([ranking_auc(y[va], score[va]) for _, va in folds]))
+
+
+def _cv_rounds(
+    F: pd.DataFrame, y: np.ndarray, params: dict, seed: int, folds: int = 3
+) -> tuple[float, int, np.ndarray]:
+    """Inner cross-validated AUC, mean best iteration and out-of-fold raw scores of one parameter set."""
+    oof = np.zeros(len(y))
+    iters = []
+    splits = _inner_folds(y, seed, folds)
+    for tr, va in splits:
         m = ChurnModel(params, calibration="none", class_weight=None, seed=seed)
         m.fit(F.iloc[tr], y[tr], F.iloc[va], y[va])
-        aucs.append(ranking_auc(y[va], m.raw_score(F.iloc[va])))
+        oof[va] = m.raw_score(F.iloc[va])
         iters.append(m.best_iteration_)
-    return float(np.mean(aucs)), int(np.mean(iters))
+    return _mean_fold_auc(y, oof, splits), int(np.mean(iters)), oof
 
 
 def tune_params(F: pd.DataFrame, y: np.ndarray, seed: int, grid=TUNING_GRID) -> tuple[dict, int, float]:
     """Best LightGBM parameters from ``grid`` by inner 3-fold CV AUC; returns (params, rounds, auc)."""
-    best = (None, 0, -1.0)
+    choice = tune_blend(F, y, seed, grid, weights=(1.0,))
+    return choice.params, choice.rounds, choice.gbm_auc
+
+
+@dataclass(frozen=True)
+class BlendChoice:
+    """What the inner CV chose: LightGBM parameters and rounds, the linear model's C, the blend weight."""
+
+    params: dict
+    rounds: int
+    linear_c: float
+    weight: float
+    gbm_auc: float
+    linear_auc: float
+    auc: float
+
+    def summary(self) -> dict[str, Any]:
+        return {**self.params, "rounds": self.rounds, "linear_c": self.linear_c, "weight": self.weight,
+                "inner_auc": self.auc, "inner_auc_gbm": self.gbm_auc, "inner_auc_linear": self.linear_auc}
+
+
+def tune_blend(
+    F: pd.DataFrame,
+    y: np.ndarray,
+    seed: int,
+    grid=TUNING_GRID,
+    *,
+    linear_grid: tuple[float, ...] = LINEAR_C_GRID,
+    weights: tuple[float, ...] = BLEND_WEIGHTS,
+) -> BlendChoice:
+    """LightGBM parameters, linear C and blend weight on LightGBM, all by inner 3-fold CV AUC on ``F, y``.
+
+    Both models are scored on the same inner folds and the weight is picked on their out-of-fold log-odds,
+    so every choice uses ``F, y`` only. LightGBM's inner scores come from early stopping on the scored fold
+    (slightly optimistic), which can only tilt the weight towards LightGBM, the status quo.
+    """
+    splits = _inner_folds(y, seed)
+    best_gbm: tuple[dict, int, float, np.ndarray] | None = None
     for params in grid:
-        auc, rounds = _cv_rounds(F, y, params, seed)
-        if auc > best[2]:
-            best = (params, rounds, auc)
-    return best[0], max(best[1], 10), best[2]
+        auc, rounds, oof = _cv_rounds(F, y, params, seed)
+        if best_gbm is None or auc > best_gbm[2]:
+            best_gbm = (params, rounds, auc, oof)
+    assert best_gbm is not None, "empty tuning grid"
+    best_lin: tuple[float, float, np.ndarray] = (linear_grid[0], -1.0, np.zeros(len(y)))
+    if any(w < 1 for w in weights):
+        X = feature_matrix(F, F.columns)
+        for C in linear_grid:
+            oof = np.zeros(len(y))
+            for tr, va in splits:
+                oof[va] = LinearScore(C).fit(X[tr], y[tr]).raw_score(X[va])
+            auc = _mean_fold_auc(y, oof, splits)
+            if auc > best_lin[1]:
+                best_lin = (C, auc, oof)
+    blends = [(_mean_fold_auc(y, w * best_gbm[3] + (1 - w) * best_lin[2], splits), w) for w in weights]
+    auc, weight = max(blends)  # ties go to the larger LightGBM weight
+    return BlendChoice(
+        params=best_gbm[0],
+        rounds=max(best_gbm[1], 10),
+        linear_c=best_lin[0],
+        weight=float(weight),
+        gbm_auc=best_gbm[2],
+        linear_auc=best_lin[1],
+        auc=auc,
+    )
 
 
 def given_labels_cutoff(tables: Tables) -> pd.Timestamp:
@@ -558,8 +640,9 @@ def train_given_labels(
 ) -> ChurnResult:
     """Nested cross-validation on a given ``labels`` table, then a final calibrated model on all rows.
 
-    Each outer fold tunes LightGBM on its training part only (inner 3-fold CV over ``grid``), so the
-    outer AUC is an honest estimate of the tuned procedure.
+    Each outer fold tunes on its training part only (inner 3-fold CV): LightGBM over ``grid``, the C of a
+    logistic model with log terms, and the weight blending the two in log-odds (``weight=1``: LightGBM
+    alone). The outer AUC is thus an honest estimate of the whole tuned procedure.
     """
     from sklearn.model_selection import StratifiedKFold, train_test_split
 
@@ -578,29 +661,37 @@ def train_given_labels(
     )
     oof = np.zeros(len(y))
     oof_lr = np.zeros(len(y))
+    oof_gbm = np.zeros(len(y))
     fold_auc = []
     chosen = []
     for k, (tr, te) in enumerate(
         StratifiedKFold(settings.cv_folds, shuffle=True, random_state=seed).split(F, y)
     ):
-        params, rounds, inner = tune_params(F.iloc[tr], y[tr], seed, grid)
-        m = ChurnModel(params, num_boost_round=rounds, calibration="none", class_weight=None, seed=seed)
-        m.fit(F.iloc[tr], y[tr])
+        choice = tune_blend(F.iloc[tr], y[tr], seed, grid)
+        m = _blend_model(choice, seed).fit(F.iloc[tr], y[tr])
         oof[te] = m.predict_proba(F.iloc[te])
+        # the tuned LightGBM part alone, for the report: what the blend adds on top of it
+        oof_gbm[te] = booster_predict(
+            m.booster_, feature_matrix(F.iloc[te], m.feature_names_), num_iteration=m.best_iteration_
+        )
         oof_lr[te] = _logistic_all(F.iloc[tr], y[tr]).predict_proba(F.iloc[te])
         fold_auc.append(ranking_auc(y[te], oof[te]))
-        chosen.append({**params, "rounds": rounds, "inner_auc": inner})
+        chosen.append(choice.summary())
         log.info(
-            "fold %d: AUC %.4f (num_leaves %d, %d rounds)", k + 1, fold_auc[-1], params["num_leaves"], rounds
+            "fold %d: AUC %.4f (num_leaves %d, %d rounds, linear C %g, weight on LightGBM %.1f)",
+            k + 1,
+            fold_auc[-1],
+            choice.params["num_leaves"],
+            choice.rounds,
+            choice.linear_c,
+            choice.weight,
         )
     metrics = churn_metrics(y, oof)
     # Final model: tuned on all rows, calibrated on a stratified 20 % holdout.
-    params, rounds, _ = tune_params(F, y, seed, grid)
+    choice = tune_blend(F, y, seed, grid)
     tr, cal = train_test_split(np.arange(len(y)), test_size=0.2, stratify=y, random_state=seed)
     names = feature_labels_from(pipeline_dictionary(pipe), list(F.columns))
-    model = ChurnModel(
-        params, num_boost_round=rounds, calibration=settings.calibration, class_weight=None, seed=seed
-    )
+    model = _blend_model(choice, seed, calibration=settings.calibration)
     model.fit(F.iloc[tr], y[tr], F_cal=F.iloc[cal], y_cal=y[cal], feature_labels=names)
     system = DecisionSystem(
         pipe, model, metadata={"cutoff": str(cutoff), "dataset": dataset, "mode": "given_labels"}
@@ -613,7 +704,11 @@ def train_given_labels(
         "auc_fold_std": float(np.std(fold_auc)),
         "tuned": chosen,
         "calibration": model.calibration_method_,
-        "baselines": {"logistic_all_features": churn_metrics(y, oof_lr)},
+        "blend_weight": choice.weight,
+        "baselines": {
+            "logistic_all_features": churn_metrics(y, oof_lr),
+            "lightgbm_tuned": churn_metrics(y, oof_gbm),
+        },
         "cutoffs": {"test": str(cutoff)},
         "rows": {"labelled": len(y)},
         "seconds": round(time.perf_counter() - t0, 1),
@@ -624,9 +719,22 @@ def train_given_labels(
         test_keys=pd.DataFrame({"customer_id": F.index.astype(str), "cutoff": cutoff, "label": y}),
         test_prob=oof,
         test_features=F,
-        baseline_scores={"logistic_all_features": oof_lr},
+        baseline_scores={"logistic_all_features": oof_lr, "lightgbm_tuned": oof_gbm},
         importance=model.importance(),
         segments=segment_metrics(y, oof, _segments(F)),
+    )
+
+
+def _blend_model(choice: BlendChoice, seed: int, *, calibration: str = "none") -> BlendedChurnModel:
+    """The unfitted blended model of an inner-CV choice (fixed rounds, no class weights)."""
+    return BlendedChurnModel(
+        choice.params,
+        weight=choice.weight,
+        linear_c=choice.linear_c,
+        num_boost_round=choice.rounds,
+        calibration=calibration,
+        class_weight=None,
+        seed=seed,
     )
 
 
