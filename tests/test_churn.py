@@ -178,3 +178,14 @@ def test_training_labels_leave_outreach_reactions_out(world):
     assert (default["customer_id"].to_numpy() == counted["customer_id"].to_numpy()).all()
     assert (default["label"].to_numpy() >= counted["label"].to_numpy()).all()
     assert default["label"].sum() > counted["label"].sum()
+
+
+def test_same_cutoff_cv_reference_follows_the_signal():
+    # the in-period reference must see a real signal and must not invent one from noise
+    from training.benchmarks import same_cutoff_cv
+
+    rng = np.random.default_rng(11)
+    F = pd.DataFrame({"recency": rng.exponential(60, 3000), "noise": rng.normal(size=3000)})
+    y = (rng.random(3000) < 1 / (1 + np.exp(-(F["recency"].to_numpy() - 60) / 20))).astype(int)
+    assert same_cutoff_cv(F, y)["auc"] > 0.8
+    assert abs(same_cutoff_cv(F[["noise"]], y)["auc"] - 0.5) < 0.06
