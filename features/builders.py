@@ -1054,6 +1054,12 @@ class ChannelBuilder(FeatureBuilder):
             ("contacts_7d", "outreach contacts on any channel in the last 7 days (fatigue)"),
             ("contacts_30d", "outreach contacts on any channel in the last 30 days (fatigue)"),
             ("contacts_total", "outreach contacts ever"),
+            (
+                "click_to_open_rate",
+                "clicks / opens over every channel (CTOR), smoothed toward the population's: how much an opened "
+                "message moves the customer, which opens alone do not show (a responsiveness signal)",
+            ),
+            ("redeem_to_click_rate", "offer redemptions / clicks over every channel, smoothed"),
         ]
         return out
 
@@ -1092,6 +1098,9 @@ class ChannelBuilder(FeatureBuilder):
         self.open_rate_ = np.minimum(safe_div(r[:, 0], n), 1.0)
         self.click_rate_ = np.minimum(safe_div(r[:, 1], n), 1.0)
         self.response_rate_ = np.minimum(safe_div(r.max(1), n), 1.0)
+        pooled = r.sum(0)
+        self.click_to_open_rate_ = float(min(safe_div(pooled[1], pooled[0]), 1.0))
+        self.redeem_to_click_rate_ = float(min(safe_div(pooled[2], pooled[1]), 1.0))
 
     def _block(self, ev: EventArrays) -> np.ndarray:
         c = self._counts(ev)
@@ -1123,6 +1132,12 @@ class ChannelBuilder(FeatureBuilder):
                 active_ch[:, tj],
             ]
         cols += [contacts[:, :, 0].sum(1), contacts[:, :, 1].sum(1), contacts[:, :, 2].sum(1)]
+        if hasattr(self, "click_to_open_rate_"):  # builders fitted before these columns existed keep their layout
+            pooled = resp.sum(1)
+            cols += [
+                smoothed_rate(pooled[:, 1], pooled[:, 0], self.click_to_open_rate_, a),
+                smoothed_rate(pooled[:, 2], pooled[:, 1], self.redeem_to_click_rate_, a),
+            ]
         return np.column_stack(cols).astype(np.float64, copy=False)
 
 
