@@ -287,3 +287,25 @@ def test_feature_dictionary_matches_the_columns(fitted: FeaturePipeline, feature
 
 def test_build_features_fits_when_no_pipeline(world: Tables, cutoff: str, features: pd.DataFrame) -> None:
     assert_same(build_features(world, cutoff), features)
+
+
+def test_click_to_open_rate_pools_channels_and_old_builders_keep_their_layout(world: Tables, cutoff: str) -> None:
+    b = ChannelBuilder().fit(world, cutoff=cutoff)
+    F = b.transform(world, cutoff=cutoff)
+    before = world.touchpoints[pd.to_datetime(world.touchpoints["ts"], utc=True) < pd.Timestamp(cutoff)]
+    kinds = before.assign(customer_id=before["customer_id"].astype(str)).groupby(["customer_id", "kind"],
+                                                                                 observed=True).size()
+    opens = kinds.xs("message_open", level="kind").reindex(F.index, fill_value=0).to_numpy(float)
+    clicks = kinds.xs("message_click", level="kind").reindex(F.index, fill_value=0).to_numpy(float)
+    a, prior = b.prior_strength, b.click_to_open_rate_
+    assert 0 < prior < 1
+    expected = (np.minimum(clicks, opens) + a * prior) / (opens + a)
+    np.testing.assert_allclose(F["click_to_open_rate"].to_numpy(), expected)
+    # a builder pickled before these columns existed (no fitted CTOR prior) still returns its own columns
+    old = ChannelBuilder().fit(world, cutoff=cutoff)
+    del old.click_to_open_rate_, old.redeem_to_click_rate_
+    old.feature_names_out_ = old.feature_names_out_[:-2]
+    old.n_features_out_ -= 2
+    out = old.transform(world, cutoff=cutoff)
+    assert list(out.columns) == list(F.columns[:-2])
+    assert_same(out, F.iloc[:, :-2])
