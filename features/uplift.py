@@ -19,8 +19,13 @@ with the structure retention outreach has:
   oracle's uplift), and unpenalised offer intercepts ``b_o``.
   It is one ridge least-squares fit on the DR pseudo-outcomes of *all* actions (K x n of them; the
   baseline in the pseudo-outcomes is a ridge fit of the outcome), so every logged decision informs the
-  slopes: in the simulated worlds this finds persuadables and sleeping dogs where per-action regressions
-  and the S-learner find noise. It is served in closed form (a matrix product per batch, exact).
+  slopes. Only the features that matter most for the effect enter ``z``: each standardised feature is scored
+  by its inner product with the reach-weighted pseudo-outcomes (sure independence screening, Fan & Lv 2008),
+  and how many to keep (8 to all) is chosen by held-out pseudo-outcome error (unbiased for the effect's
+  error up to a constant) over two halves of the customers. With ~200 features and effects this small,
+  a dozen slopes estimated well beat two hundred estimated poorly (demo world: captured uplift 0.35 → 0.46 at
+  the same threshold). In the simulated worlds this finds persuadables and sleeping dogs where per-action
+  regressions and the S-learner find noise. It is served in closed form (a matrix product per batch, exact).
 * ``final="dr"``: per action, a small, heavily regularised LightGBM regressor on the DR pseudo-outcomes
   (cross-fitted S-learner outcome model). Flexible but, at these effect sizes, mostly noise.
 * ``final="plugin"``: the S-learner effect ``mu(x,a) - mu(x,0)`` (shrunk towards zero; trees rarely split
@@ -43,6 +48,8 @@ import pandas as pd
 from features.models import booster_predict, feature_matrix
 
 NO_CONTACT = "no_contact"
+# Candidate numbers of features in the reach stage's slopes (``effect_features="auto"``; all features too).
+SCREEN_SIZES: tuple[int, ...] = (8, 16, 32, 64)
 
 
 def _split(action: str) -> tuple[str, str]:
@@ -59,8 +66,11 @@ class UpliftModel:
     for the outcome and effect models, ``n_folds`` for cross-fitting, ``min_propensity`` (clip),
     ``final`` in {"reach", "dr", "plugin"}, ``effect_ridge`` (ridge penalty per logged row of the "reach"
     final stage's shared slopes), ``offer_ridge_ratio`` (``None``: no per-offer slopes; else their penalty
-    is this multiple of ``effect_ridge``: at 20k customers they added more noise than signal), ``random_state``.
-    Fitted attributes end in ``_``.
+    is this multiple of ``effect_ridge``: at 20k customers they added more noise than signal),
+    ``effect_features`` (how many features the ``reach`` stage's slopes use, kept by their pooled score on the
+    pseudo-outcomes: ``"auto"`` = chosen among 8, 16, 32, 64 and all by held-out pseudo-outcome error over two
+    halves of the customers; an integer; ``None`` = every feature), ``random_state``.
+    Fitted attributes end in ``_`` (``effect_features_``, ``effect_feature_names_``, ``screen_loss_``).
     """
 
     def __init__(
@@ -78,10 +88,12 @@ class UpliftModel:
         final: str = "dr",
         effect_ridge: float = 0.3,
         offer_ridge_ratio: float | None = None,
+        effect_features: int | str | None = "auto",
         random_state: int = 0,
         n_jobs: int = 1,
     ) -> None:
         self.actions = actions
+        self.effect_features = effect_features
         self.effect_ridge = effect_ridge
         self.offer_ridge_ratio = offer_ridge_ratio
         self.outcome_estimators = outcome_estimators
@@ -308,34 +320,36 @@ class UpliftModel:
             # Parameters: offer intercepts b_o, shared slopes gamma, per-offer slope deviations delta_o
             # (g_o = b_o + (gamma + delta_o)'z); the deviations are shrunk harder than the shared slopes.
             n_dev = 0 if self.offer_ridge_ratio is None else no  # per-offer slope deviations fitted
-            size = no + d * (1 + n_dev)
-            A = np.zeros((size, size))
-            b = np.zeros(size)
-            w = np.zeros((no, n))
-            for k in range(1, K):
-                j, r = offers.index(self.offer_of_[k]), reach[self.channel_of_[k]]
-                phi = (a_idx == k) * (y - m) / p - ctrl  # E[phi | x] = effect of action k on churn
-                w[j] += r * r
-                b[j] += r @ phi
-                rz = (r * phi) @ Z
-                b[no : no + d] += rz
-                if n_dev:
-                    b[no + d * (1 + j) : no + d * (2 + j)] += rz
-            for j in range(no):
-                dj = slice(no + d * (1 + j), no + d * (2 + j))
-                wz = w[j] @ Z
-                zz = (Z * w[j][:, None]).T @ Z
-                A[j, j] = w[j].sum()
-                A[j, no : no + d] = A[no : no + d, j] = wz
-                A[no : no + d, no : no + d] += zz
-                if n_dev:
-                    A[j, dj] = A[dj, j] = wz
-                    A[no : no + d, dj] = A[dj, no : no + d] = zz
-                    A[dj, dj] = zz
-            pen = np.full(size, (self.offer_ridge_ratio or 1.0) * self.effect_ridge * n)  # offer deviations
-            pen[no : no + d] = self.effect_ridge * n  # shared slopes
-            pen[:no] = 1e-9 * n  # offer intercepts: unpenalised
-            beta = np.linalg.solve(A + np.diag(pen), b)
+            terms = [
+                # (offer index, reach, DR pseudo-outcome with E[phi | x] = effect of action k on churn)
+                (offers.index(self.offer_of_[k]), reach[self.channel_of_[k]], (a_idx == k) * (y - m) / p - ctrl)
+                for k in range(1, K)
+            ]
+            fold = self._folds(n, groups, 2)
+            # Normal equations per half of the customers: their sums are the full problem's, and a half's
+            # (A, b) also scores the other half's fit (held-out squared error = beta'A beta - 2 beta'b + const).
+            halves = [self._reach_equations(Z, terms, no, n_dev, (fold == f).astype(float)) for f in (0, 1)]
+            A, b = halves[0][0] + halves[1][0], halves[0][1] + halves[1][1]
+            n_half = [int((fold == f).sum()) for f in (0, 1)]
+            sizes = self._screen_sizes(d)
+            loss = {}
+            for size in sizes:
+                total = 0.0
+                for f in (0, 1):
+                    (At, bt), (Av, bv) = halves[1 - f], halves[f]
+                    idx = self._kept(bt, no, d, n_dev, size)
+                    pen = self._penalty(no, d, n_dev, n_half[1 - f])[idx]
+                    beta = np.linalg.solve(At[np.ix_(idx, idx)] + np.diag(pen), bt[idx])
+                    total += float(beta @ Av[np.ix_(idx, idx)] @ beta - 2.0 * beta @ bv[idx])
+                loss[size] = total
+            size = min(sizes, key=lambda k: (loss[k], k)) if len(sizes) > 1 else sizes[0]
+            self.screen_loss_ = loss
+            self.effect_features_ = int(size)
+            idx = self._kept(b, no, d, n_dev, size)
+            beta = np.zeros(len(b))
+            beta[idx] = np.linalg.solve(A[np.ix_(idx, idx)] + np.diag(self._penalty(no, d, n_dev, n)[idx]), b[idx])
+            kept = idx[(idx >= no) & (idx < no + d)] - no
+            self.effect_feature_names_ = [self.feature_names_[i] for i in kept]
             self.offer_effect_ = dict(zip(offers, beta[:no].tolist(), strict=True))
             self.effect_coef_ = beta[no:].reshape(1 + n_dev, d)
             slopes = self.effect_coef_[0][:, None] + (self.effect_coef_[1:].T if n_dev else 0.0)
@@ -375,6 +389,72 @@ class UpliftModel:
             )
             self.effect_models_[k] = reg.fit(X[self.feature_names_].astype(float), phi)
         return self
+
+    def _folds(self, n: int, groups: np.ndarray | None, n_folds: int) -> np.ndarray:
+        """Fold of every row; one customer's rows (``groups``) share a fold."""
+        rng = np.random.default_rng(self.random_state)
+        if groups is None:
+            return rng.integers(0, n_folds, n)
+        _, g_inv = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+        return rng.integers(0, n_folds, int(g_inv.max()) + 1 if n else 0)[g_inv]
+
+    @staticmethod
+    def _reach_equations(
+        Z: np.ndarray, terms: list, no: int, n_dev: int, weight: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Normal equations ``(A, b)`` of the pooled reach regression on the rows with ``weight`` 1."""
+        n, d = Z.shape
+        size = no + d * (1 + n_dev)
+        A = np.zeros((size, size))
+        b = np.zeros(size)
+        w = np.zeros((no, n))
+        for j, r, phi in terms:
+            rp = r * phi * weight
+            w[j] += r * r * weight
+            b[j] += rp.sum()
+            rz = rp @ Z
+            b[no : no + d] += rz
+            if n_dev:
+                b[no + d * (1 + j) : no + d * (2 + j)] += rz
+        for j in range(no):
+            dj = slice(no + d * (1 + j), no + d * (2 + j))
+            wz = w[j] @ Z
+            zz = (Z * w[j][:, None]).T @ Z
+            A[j, j] = w[j].sum()
+            A[j, no : no + d] = A[no : no + d, j] = wz
+            A[no : no + d, no : no + d] += zz
+            if n_dev:
+                A[j, dj] = A[dj, j] = wz
+                A[no : no + d, dj] = A[dj, no : no + d] = zz
+                A[dj, dj] = zz
+        return A, b
+
+    def _penalty(self, no: int, d: int, n_dev: int, rows: int) -> np.ndarray:
+        pen = np.full(no + d * (1 + n_dev), (self.offer_ridge_ratio or 1.0) * self.effect_ridge * rows)
+        pen[no : no + d] = self.effect_ridge * rows  # shared slopes
+        pen[:no] = 1e-9 * rows  # offer intercepts: unpenalised
+        return pen
+
+    def _screen_sizes(self, d: int) -> list[int]:
+        if self.effect_features is None:
+            return [d]
+        if self.effect_features == "auto":
+            return sorted({min(k, d) for k in (*SCREEN_SIZES, d)})
+        k = int(self.effect_features)
+        if k < 1:
+            raise ValueError(f"UpliftModel: effect_features must be None, 'auto' or >= 1, got {self.effect_features!r}")
+        return [min(k, d)]
+
+    @staticmethod
+    def _kept(b: np.ndarray, no: int, d: int, n_dev: int, size: int) -> np.ndarray:
+        """Parameter indices kept when the ``size`` features with the largest pooled score are used.
+
+        The score is each standardised feature's inner product with the reach-weighted pseudo-outcomes
+        (the slopes' part of ``b``): sure independence screening on the effect, not on churn.
+        """
+        order = np.sort(np.argsort(-np.abs(b[no : no + d]), kind="stable")[:size])
+        blocks = [np.arange(no), no + order] + [no + d * (1 + j) + order for j in range(no if n_dev else 0)]
+        return np.concatenate(blocks)
 
     def predict_effect(self, X: pd.DataFrame) -> np.ndarray:
         """``(n, K)`` change in churn probability of each action versus no contact (column 0 = 0)."""

@@ -100,3 +100,42 @@ def test_reach_final_stage_recovers_effects_that_act_through_opens() -> None:
     assert np.allclose(est[:, 0], 0.0)
     clone = pickle.loads(pickle.dumps(model))
     assert np.allclose(clone.predict_effect(Xt.head(50)), est[:50])
+
+
+def test_reach_stage_screens_features_down_to_those_that_move_the_effect() -> None:
+    """Two of 60 features drive the effect: screening keeps them, drops most noise, and estimates better."""
+
+    def world(n: int, rng: np.random.Generator):
+        X = pd.DataFrame(rng.normal(size=(n, 60)), columns=[f"x{i}" for i in range(60)])
+        X["chan_email_open_rate"] = rng.beta(3, 3, n)
+        X["chan_push_open_rate"] = rng.beta(3, 3, n)
+        base = 1 / (1 + np.exp(-(-1.0 + 0.6 * X["x0"].to_numpy())))
+        g = -0.04 - 0.12 * X["x1"].to_numpy() + 0.08 * X["x2"].to_numpy()  # one shared shape for every offer
+        tau = np.zeros((n, len(ACTIONS)))
+        for k, act in enumerate(ACTIONS[1:], start=1):
+            tau[:, k] = X[f"chan_{act.split(':')[0]}_open_rate"].to_numpy() * g
+        a = rng.choice(len(ACTIONS), size=n)
+        p_true = np.clip(base[:, None] + tau, 0.01, 0.99)
+        y = (rng.random(n) < p_true[np.arange(n), a]).astype(int)
+        return X, np.asarray(ACTIONS, dtype=object)[a], np.full(n, 1 / len(ACTIONS)), y, p_true - p_true[:, [0]]
+
+    X, a, p, y, _ = world(16_000, np.random.default_rng(5))
+    Xt, _, _, _, true_t = world(2000, np.random.default_rng(6))
+    fits = {
+        k: UpliftModel(ACTIONS, outcome_estimators=40, final="reach", effect_features=k, random_state=0).fit(X, a, p, y)
+        for k in ("auto", None)
+    }
+    auto, every = fits["auto"], fits[None]
+    assert {"x1", "x2"} <= set(auto.effect_feature_names_)
+    assert auto.effect_features_ < X.shape[1] == every.effect_features_
+    assert auto.screen_loss_[auto.effect_features_] == min(auto.screen_loss_.values())
+
+    def corr(model) -> float:
+        est = model.predict_effect(Xt)
+        return float(np.mean([np.corrcoef(est[:, k], true_t[:, k])[0, 1] for k in range(1, len(ACTIONS))]))
+
+    assert corr(auto) > 0.8 and corr(auto) > corr(every)
+    dropped = [i for i, c in enumerate(X.columns) if c not in auto.effect_feature_names_]
+    assert np.allclose(auto.offer_slopes_[dropped], 0.0)  # a dropped feature has no slope anywhere
+    with pytest.raises(ValueError, match="effect_features"):
+        UpliftModel(ACTIONS, final="reach", effect_features=0).fit(X.head(400), a[:400], p[:400], y[:400])

@@ -59,6 +59,8 @@ class PolicyTrainConfig:
     ``threshold_z``: the contact threshold maximises ``DR gain - z se`` on validation rows (0 = the point
     estimate; see :func:`select_threshold`). ``refit``: refit the chosen model on fit + validation rows.
     ``effect_ridge``: ridge penalty of the ``reach`` final stage's shared slopes (per logged row).
+    ``effect_features``: how many features the ``reach`` stage's slopes use (``"auto"``: screened and chosen on
+    held-out pseudo-outcomes; an integer; ``None``: all). See :class:`features.uplift.UpliftModel`.
     """
 
     horizon_days: int = 90
@@ -73,6 +75,7 @@ class PolicyTrainConfig:
     refit: bool = True
     threshold_z: float = 0.0
     effect_ridge: float = 0.3
+    effect_features: int | str | None = "auto"
 
 
 def _log(progress: Callable[[str], None] | None, msg: str) -> None:
@@ -225,6 +228,7 @@ def fit_policy(
         effect_estimators=train.effect_estimators,
         final=train.final,
         effect_ridge=train.effect_ridge,
+        effect_features=train.effect_features,
         random_state=train.seed,
     )
     uplift.fit(
@@ -784,6 +788,8 @@ def train_and_evaluate(
         "fit_seconds": fit_s,
         "model_selection": selection,
         "selected_threshold": model.config.min_incremental_value,
+        "effect_features": getattr(model.uplift, "effect_feature_names_", None),
+        "effect_screen_loss": {str(k): v for k, v in getattr(model.uplift, "screen_loss_", {}).items()},
         "off_policy": offline_estimates(model, Xh, rh, p0_h, rng, train.n_boot),
         "uplift_curve": uplift_curve(model, Xh, rh),
         "scenarios": {},
