@@ -357,12 +357,7 @@ class UpliftModel:
             return self
 
         # Cross-fitted outcome predictions for every action.
-        rng = np.random.default_rng(self.random_state)
-        if groups is None:
-            fold = rng.integers(0, self.n_folds, n)
-        else:
-            g_codes, g_inv = np.unique(np.asarray(groups).astype(str), return_inverse=True)
-            fold = rng.integers(0, self.n_folds, len(g_codes))[g_inv]
+        fold = self._folds(n, groups, self.n_folds)
         mu = np.empty((n, K))
         for f in range(self.n_folds):
             tr, te = fold != f, fold == f
