@@ -435,10 +435,10 @@ class UpliftModel:
             return [d]
         if self.effect_features == "auto":
             return sorted({min(k, d) for k in (*SCREEN_SIZES, d)})
-        k = int(self.effect_features)
-        if k < 1:
-            raise ValueError(f"UpliftModel: effect_features must be None, 'auto' or >= 1, got {self.effect_features!r}")
-        return [min(k, d)]
+        k = self.effect_features
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise ValueError(f"UpliftModel: effect_features must be None, 'auto' or >= 1, got {k!r}")
+        return [min(int(k), d)]
 
     @staticmethod
     def _kept(b: np.ndarray, no: int, d: int, n_dev: int, size: int) -> np.ndarray:

@@ -137,5 +137,6 @@ def test_reach_stage_screens_features_down_to_those_that_move_the_effect() -> No
     assert corr(auto) > 0.8 and corr(auto) > corr(every)
     dropped = [i for i, c in enumerate(X.columns) if c not in auto.effect_feature_names_]
     assert np.allclose(auto.offer_slopes_[dropped], 0.0)  # a dropped feature has no slope anywhere
-    with pytest.raises(ValueError, match="effect_features"):
-        UpliftModel(ACTIONS, final="reach", effect_features=0).fit(X.head(400), a[:400], p[:400], y[:400])
+    for bad in (0, "some"):
+        with pytest.raises(ValueError, match="effect_features"):
+            UpliftModel(ACTIONS, final="reach", effect_features=bad).fit(X.head(400), a[:400], p[:400], y[:400])
