@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.contract.schema import Tables
+from features.contract.validate import validate_tables
 from features.pipeline import FeaturePipeline
-from features.schema import Tables
 from features.simulate import SimConfig, simulate_world
-from features.validate import validate_tables
 
 EVENTS_PER_CUSTOMER = 107.0  # measured on the default simulator over 365 + 90 days
 

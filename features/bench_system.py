@@ -34,13 +34,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.contract.schema import Tables
+from features.contract.validate import validate_tables
 from features.labels import make_labels
 from features.models import ChurnModel
 from features.pipeline import FeaturePipeline
-from features.schema import Tables
 from features.simulate import SimConfig, simulate_world
 from features.system import DecisionSystem, load_system_file
-from features.validate import validate_tables
 
 
 def fit_churn_system(world: Tables, cutoff: pd.Timestamp, seed: int = 1) -> DecisionSystem:

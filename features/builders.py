@@ -18,6 +18,7 @@ from features.builders_base import (
     safe_div,
     smoothed_rate,
 )
+from features.contract.schema import DEVICES, OUTREACH_CHANNELS, OUTREACH_TO_TOUCH_CHANNEL, REFERRERS
 from features.events import (
     ACTIVE_KIND,
     DAY_NS,
@@ -33,7 +34,6 @@ from features.events import (
     cumulate_windows,
     kind_dir_lut,
 )
-from features.schema import DEVICES, OUTREACH_CHANNELS, OUTREACH_TO_TOUCH_CHANNEL, REFERRERS
 
 WINDOWS = {"7d": 0, "30d": 1, "90d": 2}
 ALL = 3

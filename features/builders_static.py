@@ -21,8 +21,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from features.builders_base import to_frame
+from features.contract.schema import CUSTOMER_COLUMNS, Tables
 from features.events import DAY_NS, to_cutoff_ns
-from features.schema import CUSTOMER_COLUMNS, Tables
 
 MISSING = "missing"
 RARE = "rare"

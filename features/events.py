@@ -4,7 +4,7 @@
 rows are already ordered by customer and time) and cuts it into blocks of whole customers.
 An :class:`EventArrays` block exposes the block's events strictly before the cutoff as numpy arrays:
 customer codes local to the block, ``ts``, and the categorical columns as small integer codes over
-the fixed vocabularies of :mod:`features.schema`, derived lazily and once per block.
+the fixed vocabularies of :mod:`features.contract.schema`, derived lazily and once per block.
 
 Why blocks: every family aggregates with ``np.bincount`` on combined (customer x category) keys, and
 on blocks of a few hundred thousand events all temporaries stay in cache and in memory the process
@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.schema import (
+from features.contract.schema import (
     CHANNELS,
     CONSENT_COLUMNS,
     CONTENT_TOPICS,
@@ -69,7 +69,7 @@ def _ts_ns(s: pd.Series, table: str) -> np.ndarray:
     if not (isinstance(s.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(s.dtype)):
         raise ValueError(
             f"{table}.{s.name}: expected timestamps, got dtype {s.dtype} "
-            "(validate the tables with features.validate.validate_tables first)"
+            "(validate the tables with features.contract.validate.validate_tables first)"
         )
     arr = s.array
     if getattr(arr, "unit", "ns") != "ns":
@@ -652,7 +652,7 @@ def _customer_codes(col: pd.Series, ids: pd.Index, table: str) -> np.ndarray:
         bad = int((codes < 0).sum())
         raise ValueError(
             f"{table}.customer_id: {bad} rows name customers missing from the customers table "
-            "(validate the tables with features.validate.validate_tables first)"
+            "(validate the tables with features.contract.validate.validate_tables first)"
         )
     return codes.astype(np.int32, copy=False)
 

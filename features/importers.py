@@ -2,7 +2,7 @@
 
 Each importer reads one dataset folder as published under ``../shared/datasets/<name>`` (see the README
 there), keeps what the dataset really has, documents what it lacks, and returns validated
-:class:`~features.schema.Tables` whose ``meta["manifest"]`` records the dataset, the decisions taken
+:class:`~features.contract.schema.Tables` whose ``meta["manifest"]`` records the dataset, the decisions taken
 (time base, dropped rows, leaks) and the counts. ``import_dataset(name, source)`` is the entry point;
 ``IMPORTERS`` maps each name to its function. Nothing here writes files: the CLI does that.
 
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.schema import (
+from features.contract.schema import (
     CHANNELS,
     CONSENT_COLUMNS,
     DIRECTIONS,
@@ -35,7 +35,7 @@ from features.schema import (
     TOUCHPOINT_REQUIRED,
     Tables,
 )
-from features.validate import DataError, validate_tables
+from features.contract.validate import DataError, validate_tables
 
 UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
 

@@ -26,7 +26,7 @@ from collections.abc import Collection, Iterable
 import numpy as np
 import pandas as pd
 
-from features.schema import EXIT_KINDS, PASSIVE_KINDS, Tables
+from features.contract.schema import EXIT_KINDS, PASSIVE_KINDS, Tables
 
 DAY_NS = 86_400 * 10**9
 # Reactions to outreach: activity for eligibility, not for the label (see the module docstring).

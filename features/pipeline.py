@@ -25,8 +25,8 @@ from features.builders import (
 from features.builders_base import FeatureBuilder, concat_stats, map_blocks, to_frame
 from features.builders_dynamics import DynamicsBuilder
 from features.builders_static import StaticAttributesBuilder
+from features.contract.schema import Tables
 from features.events import DEFAULT_BLOCK_EVENTS, EventSource, to_cutoff_ns
-from features.schema import Tables
 
 FAMILIES: tuple[tuple[str, type], ...] = (
     ("engagement", EngagementBuilder),

@@ -25,9 +25,9 @@ import pandas as pd
 import yaml
 from scipy import optimize, sparse
 
-from features.catalogue import Catalogue
+from features.contract.catalogue import Catalogue
+from features.contract.schema import CONSENT_COLUMNS, OUTREACH_CHANNELS
 from features.models import feature_matrix
-from features.schema import CONSENT_COLUMNS, OUTREACH_CHANNELS
 
 # Reason codes for customers who are not contacted (``no_contact_reason``).
 NO_CONSENT = "no_consent"

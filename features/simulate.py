@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from features.catalogue import Catalogue, load_catalogue
-from features.schema import (
+from features.contract.catalogue import Catalogue, load_catalogue
+from features.contract.schema import (
     CHANNELS,
     CONTENT_TOPICS,
     DEVICES,

@@ -10,8 +10,8 @@ import re
 
 import numpy as np
 
-from features.catalogue import NO_CONTACT, Catalogue
-from features.schema import OUTREACH_CHANNELS
+from features.contract.catalogue import NO_CONTACT, Catalogue
+from features.contract.schema import OUTREACH_CHANNELS
 
 SEGMENTS: tuple[str, ...] = ("persuadable", "sure_thing", "lost_cause", "sleeping_dog")
 TRENDS: tuple[str, ...] = ("stable", "rising", "fading")

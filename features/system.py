@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.contract.schema import Tables
 from features.models import ChurnModel, float_values
-from features.schema import Tables
+from features.renames import load_pickle
 
 STORE_LADDER = ("visitor", "interested", "almost_buyer", "buyer")
 SOCIAL_LADDER = ("visitor", "engaged", "committed", "promoter")
@@ -253,7 +254,7 @@ class DecisionSystem:
                 customers[attr] = None
         tp = frame.drop(columns=cust_cols)
         tp = tp[tp["kind"].notna() & (tp["kind"].astype(str) != "")] if "kind" in tp else tp
-        from features.validate import validate_tables
+        from features.contract.validate import validate_tables
 
         tables, _ = validate_tables(
             Tables(customers=customers, touchpoints=tp.reset_index(drop=True)), source="model input"
@@ -290,7 +291,7 @@ def load_system_file(path: str | Path) -> DecisionSystem:
     path = Path(path)
     target = path / SYSTEM_FILE if path.is_dir() else path
     with open(target, "rb") as fh:
-        system = pickle.load(fh)
+        system = load_pickle(fh)
     if not isinstance(system, DecisionSystem):
         raise TypeError(f"{target}: holds a {type(system).__name__}, not a DecisionSystem")
     return system

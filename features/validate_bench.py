@@ -1,4 +1,4 @@
-"""Validation speed: how long :func:`features.validate.validate_tables` takes on a large touchpoint log.
+"""Validation speed: how long :func:`features.contract.validate.validate_tables` takes on a large touchpoint log.
 
 Builds a synthetic log (``n_events`` touchpoints, about 100 per customer) and times validation in the
 shapes data arrives in: typed and sorted (a folder written by engage), typed but in time order (an
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.schema import CHANNELS, DIRECTIONS, KINDS, OUTREACH_CHANNELS, REFERRERS, Tables
+from features.contract.schema import CHANNELS, DIRECTIONS, KINDS, OUTREACH_CHANNELS, REFERRERS, Tables
 
 
 def synthetic_log(n_events: int, rng: np.random.Generator, *, per_customer: int = 100) -> Tables:
@@ -68,8 +68,8 @@ def _timed(func) -> float:
 
 def bench_validation(n_events: int, rng: np.random.Generator, *, with_io: bool = True) -> dict:
     """Seconds to validate ``n_events`` touchpoints in several input shapes, plus events/s and peak memory."""
+    from features.contract.validate import validate_tables
     from features.io import read_tables, write_tables
-    from features.validate import validate_tables
 
     tables = synthetic_log(n_events, rng)
     cus, tp = tables.customers, tables.touchpoints

@@ -27,7 +27,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from features.schema import OUTREACH_CHANNELS, PASSIVE_KINDS, TOUCHPOINT_OPTIONAL, Tables
+from features.contract.schema import OUTREACH_CHANNELS, PASSIVE_KINDS, TOUCHPOINT_OPTIONAL, Tables
 from serving.engine import CONSENTS
 from serving.server import running_server
 

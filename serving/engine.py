@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from features.schema import (
+from features.contract.schema import (
     CHANNELS,
     DIRECTIONS,
     KINDS,
@@ -121,7 +121,7 @@ def _categorical(
 
 
 def tables_from_request(customers: Sequence[CustomerIn], attributes: Sequence[str] = ()) -> Tables:
-    """Contract tables, normalised as ``features.validate.validate_tables`` leaves them.
+    """Contract tables, normalised as ``features.contract.validate.validate_tables`` leaves them.
 
     ``attributes``: customer attribute columns to have even when no customer sends them (missing values),
     e.g. the ones the model reads, so that scoring need not add them to a copy of the table.

@@ -135,6 +135,12 @@ def load_path(path: str | Path) -> Any:
         return _unwrap(mlflow.pyfunc.load_model(str(path)))
     if not path.exists():
         raise FileNotFoundError(f"{path}: model file not found")
+    if path.suffix == ".pkl":
+        # plain pickles (our own save format) go through the unpickler that follows layout moves
+        from features.renames import load_pickle
+
+        with open(path, "rb") as fh:
+            return _unwrap(load_pickle(fh))
     import joblib
 
     return _unwrap(joblib.load(path))

@@ -1,7 +1,7 @@
 """Request and response models of the scoring service, built from the data contract's vocabularies.
 
 The vocabularies (channels, kinds, directions, referrers, outreach channels) come from
-:mod:`features.schema`, so a request that passes these models is a valid contract table. Touchpoints
+:mod:`features.contract.schema`, so a request that passes these models is a valid contract table. Touchpoints
 may be sent row by row (a list of objects, the natural CRM shape) or column by column (an object of
 equal-length lists, about eight times faster to parse for long histories). Models never echo input
 values in their error messages (``hide_input_in_errors``): errors name the field and the problem only,
@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from features.schema import CHANNELS, DIRECTIONS, KINDS, OUTREACH_CHANNELS, REFERRERS
+from features.contract.schema import CHANNELS, DIRECTIONS, KINDS, OUTREACH_CHANNELS, REFERRERS
 
 # pandas stores timestamps as int64 nanoseconds (years 1677-2262); keep well inside that range.
 MIN_TS = datetime(1900, 1, 1, tzinfo=UTC)

@@ -43,8 +43,8 @@ from typing import Any
 import bentoml
 from starlette.responses import JSONResponse
 
-from features.catalogue import load_catalogue
-from features.schema import CHANNELS, DIRECTIONS, KINDS, OUTREACH_CHANNELS, REFERRERS
+from features.contract.catalogue import load_catalogue
+from features.contract.schema import CHANNELS, DIRECTIONS, KINDS, OUTREACH_CHANNELS, REFERRERS
 from serving.auth import BearerAuthMiddleware
 from serving.coalesce import CoalescingScorer
 from serving.decision_log import DecisionLog
@@ -216,7 +216,7 @@ def _not_ready(holder: ModelHolder) -> JSONResponse:
 def _bad_request(exc: Exception) -> JSONResponse:
     if isinstance(exc, RequestError):
         return JSONResponse(error_body(exc.title, exc.errors), status_code=422)
-    # features.validate.DataError names table, column, problem and count; the client sees it, the
+    # features.contract.validate.DataError names table, column, problem and count; the client sees it, the
     # server log does not (it may quote values).
     fields = {k: getattr(exc, k, None) for k in ("table", "column", "problem", "count")}
     return JSONResponse(

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.catalogue import load_catalogue
+from features.contract.catalogue import load_catalogue
 from features.policy import load_policy_config
 from features.simulate import SimConfig, simulate_world
 from training.ceiling import observable_ceiling

@@ -23,12 +23,12 @@ from features.builders import (
     ValueBuilder,
 )
 from features.builders_static import StaticAttributesBuilder
+from features.contract.schema import OUTREACH_CHANNELS, Tables
+from features.contract.validate import validate_tables
 from features.dictionary import feature_dictionary
 from features.events import EventSource
 from features.pipeline import FeaturePipeline, build_features
-from features.schema import OUTREACH_CHANNELS, Tables
 from features.simulate import SimConfig, simulate_world
-from features.validate import validate_tables
 
 BUILDERS = [
     EngagementBuilder,

@@ -12,11 +12,11 @@ from sklearn.utils.estimator_checks import (
 )
 
 from features.builders_dynamics import DynamicsBuilder, loglinear_rate
+from features.contract.schema import Tables
+from features.contract.validate import validate_tables
 from features.dictionary import feature_dictionary
 from features.pipeline import FeaturePipeline
-from features.schema import Tables
 from features.simulate import SimConfig, simulate_world
-from features.validate import validate_tables
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.contract.schema import CUSTOMER_COLUMNS
+from features.contract.validate import DataError, validate_tables
 from features.importers import IMPORTERS, import_dataset
 from features.io import read_tables, write_tables
-from features.schema import CUSTOMER_COLUMNS
-from features.validate import DataError, validate_tables
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 

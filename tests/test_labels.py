@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.contract.schema import Tables
+from features.contract.validate import validate_tables
 from features.labels import make_labels, monthly_cutoffs
-from features.schema import Tables
 from features.simulate import SimConfig, simulate_world
-from features.validate import validate_tables
 
 CUT = pd.Timestamp("2024-06-01", tz="UTC")
 

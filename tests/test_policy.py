@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from scipy import optimize
 
-from features.catalogue import load_catalogue
+from features.contract.catalogue import load_catalogue
+from features.contract.schema import OUTREACH_CHANNELS
 from features.policy import (
     BUDGET,
     CAP_REACHED,
@@ -27,7 +28,6 @@ from features.policy import (
     policy_config_from_dict,
     total_value,
 )
-from features.schema import OUTREACH_CHANNELS
 
 CAT = load_catalogue()
 K = len(CAT.actions)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.schema import Tables
+from features.contract.schema import Tables
 from serving.auth import BearerAuthMiddleware, token_from_env, token_matches
 from serving.decision_log import read_decision_log
 from serving.engine import ModelInfo, ScoringEngine, frame_to_results, tables_from_request
@@ -200,7 +200,7 @@ def client(monkeypatch: pytest.MonkeyPatch, model_file: Path):
 
 
 def test_request_tables_equal_validated_tables():
-    from features.validate import validate_tables
+    from features.contract.validate import validate_tables
 
     body = {
         "customers": [

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from features.catalogue import NO_CONTACT, load_catalogue
-from features.schema import CHANNELS, KINDS, OUTREACH_CHANNELS, PASSIVE_KINDS, Tables
+from features.contract.catalogue import NO_CONTACT, load_catalogue
+from features.contract.schema import CHANNELS, KINDS, OUTREACH_CHANNELS, PASSIVE_KINDS, Tables
 from features.simulate import SimConfig, simulate_world
 from features.simulate_truth import piecewise_churn_time, piecewise_label_probability
 
@@ -83,7 +83,7 @@ def test_rng_is_required_and_config_checked() -> None:
 
 # ------------------------------------------------------------------------------------------- contract
 def test_already_normalised_and_valid(world: Tables) -> None:
-    validate = pytest.importorskip("features.validate", reason="features.validate not written yet")
+    validate = pytest.importorskip("features.contract.validate", reason="features.contract.validate not written yet")
     v, _report = validate.validate_tables(world, source="simulated")
     for name in ("customers", "touchpoints", "outreach"):
         pd.testing.assert_frame_equal(getattr(v, name), getattr(world, name), check_like=False)

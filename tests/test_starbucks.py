@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.contract.schema import Tables
+from features.contract.validate import validate_tables
 from features.ope import dr_pseudo_outcomes
-from features.schema import Tables
-from features.validate import validate_tables
 from training.starbucks import (
     PolicyTree,
     ShrunkGainPolicy,

@@ -215,7 +215,7 @@ def reference_value(value_model, X: pd.DataFrame) -> np.ndarray:
 @pytest.fixture(scope="module")
 def policy_system(system):
     """The churn system plus a policy fitted on its features, with outcomes that depend on the action."""
-    from features.catalogue import load_catalogue
+    from features.contract.catalogue import load_catalogue
     from features.policy import NextBestAction, load_policy_config
     from features.uplift import UpliftModel, ValueModel
 

@@ -18,7 +18,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from features.catalogue import Catalogue, load_catalogue
+from features.contract.catalogue import Catalogue, load_catalogue
+from features.contract.schema import Tables
 from features.policy import (
     PolicyConfig,
     active_customers,
@@ -30,7 +31,6 @@ from features.policy import (
     load_policy_config,
     total_value,
 )
-from features.schema import Tables
 from training.policy import _features, truth_ev
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.contract.schema import Tables
 from features.labels import OUTREACH_REACTIONS, make_labels
 from features.models import (
     BlendedChurnModel,
@@ -33,7 +34,6 @@ from features.models import (
     feature_labels_from,
     feature_matrix,
 )
-from features.schema import Tables
 from features.system import DecisionSystem
 from training.metrics import (
     churn_metrics,

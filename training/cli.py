@@ -55,7 +55,7 @@ def user_errors(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from features.validate import DataError
+        from features.contract.validate import DataError
 
         try:
             return func(*args, **kwargs)

@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import pandas as pd
 
-from features.catalogue import NO_CONTACT, Catalogue, action_id
+from features.contract.catalogue import NO_CONTACT, Catalogue, action_id
+from features.contract.schema import EXIT_KINDS, KINDS, OUTREACH_CHANNELS, PASSIVE_KINDS, Tables
 from features.ope import by_group, dr_difference, dr_pseudo_outcomes, evaluate, policy_matrix
 from features.policy import (
     NextBestAction,
@@ -34,7 +35,6 @@ from features.policy import (
     limit_violations,
     total_value,
 )
-from features.schema import EXIT_KINDS, KINDS, OUTREACH_CHANNELS, PASSIVE_KINDS, Tables
 from features.uplift import UpliftModel, ValueModel
 
 # The outcome counts only the customer's own activity: a reaction to our outreach (an open, a click, a
@@ -919,7 +919,7 @@ def train_policy_command(
 
     import mlflow
 
-    from features.catalogue import load_catalogue
+    from features.contract.catalogue import load_catalogue
     from features.io import read_tables
     from features.policy import load_policy_config
     from features.system import DecisionSystem
@@ -1028,7 +1028,7 @@ def evaluate_policy_command(
     """
     from pathlib import Path
 
-    from features.catalogue import load_catalogue
+    from features.contract.catalogue import load_catalogue
     from features.io import read_tables
     from features.policy import load_policy_config
 

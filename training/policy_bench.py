@@ -14,7 +14,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from features.catalogue import load_catalogue
+from features.contract.catalogue import load_catalogue
+from features.contract.schema import OUTREACH_CHANNELS
 from features.policy import (
     contact_history,
     decide,
@@ -24,7 +25,6 @@ from features.policy import (
     load_policy_config,
     total_value,
 )
-from features.schema import OUTREACH_CHANNELS
 
 
 def run(n: int, seed: int = 0) -> dict:

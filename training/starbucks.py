@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.contract.schema import Tables
 from features.ope import Estimate, dr_difference, dr_pseudo_outcomes, evaluate, policy_matrix
-from features.schema import Tables
 
 HOUR = pd.Timedelta(hours=1)
 DAY = pd.Timedelta(days=1)

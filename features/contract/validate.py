@@ -1,7 +1,7 @@
 """Validation and normalisation of the touchpoint data contract.
 
 :func:`validate_tables` is the one entry point every loader uses. It turns loosely typed frames (CSV text,
-parquet from another tool, importer output) into the normalised form described in :mod:`features.schema`
+parquet from another tool, importer output) into the normalised form described in :mod:`features.contract.schema`
 and rejects bad input with a :class:`DataError` that names the table, column, problem, a few offending
 values and how many rows are affected.
 
@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from features.schema import (
+from features.contract.schema import (
     CHANNELS,
     CONSENT_COLUMNS,
     CUSTOMER_COLUMNS,

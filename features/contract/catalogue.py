@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from features.schema import CONSENT_COLUMNS
+from features.contract.schema import CONSENT_COLUMNS
 
 NO_CONTACT = "no_contact"
 
@@ -73,6 +73,6 @@ def catalogue_from_dict(spec: dict) -> Catalogue:
 
 def load_catalogue(path: str | Path | None = None) -> Catalogue:
     """Load an action catalogue from YAML; ``None`` loads the packaged default."""
-    source = resources.files("features").joinpath("actions.yaml") if path is None else Path(path)
+    source = resources.files("features.contract").joinpath("actions.yaml") if path is None else Path(path)
     text = source.read_text()
     return catalogue_from_dict(yaml.safe_load(text))

@@ -2,7 +2,7 @@
 
 Three tables describe a customer base (``customers``, ``touchpoints``, ``outreach``); a data folder may
 also hold ``labels`` (given churn labels) and ``truth`` (simulator ground truth). Validation and
-normalisation live in :mod:`features.validate`; this module only declares the contract.
+normalisation live in :mod:`features.contract.validate`; this module only declares the contract.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ LABEL_COLUMNS: tuple[str, ...] = ("customer_id", "label")
 class Tables:
     """A validated customer base: the three contract tables plus optional labels and truth.
 
-    After :func:`features.validate.validate_tables`, ``touchpoints.customer_id`` and
+    After :func:`features.contract.validate.validate_tables`, ``touchpoints.customer_id`` and
     ``outreach.customer_id`` are categoricals whose categories are ``customers.customer_id`` in order,
     ``channel``/``kind``/``direction`` are categoricals over the fixed vocabularies above, and every
     timestamp is timezone-aware UTC. ``truth`` is never read by feature code.
@@ -80,7 +80,7 @@ class Tables:
 
     def subset(self, customer_ids) -> Tables:
         """The tables restricted to some customers (categories of id columns follow the new customer list)."""
-        from features.validate import subset_tables
+        from features.contract.validate import subset_tables
 
         return subset_tables(self, customer_ids)
 
