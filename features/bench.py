@@ -1,6 +1,6 @@
 """Benchmark of the full feature set: events per second, peak memory, single-customer latency.
 
-``bench_features(n_events, rng)`` simulates a world with :func:`features.simulate.simulate_world`
+``bench_features(n_events, rng)`` simulates a world with :func:`features.sources.simulation.world.simulate_world`
 sized to about ``n_events`` touchpoints (about 107 per customer over 365 days plus the 90-day
 horizon, so 10 M events is about 100,000 customers), takes the cutoff after the last event so every
 event is featurised, and measures:
@@ -29,7 +29,7 @@ import pandas as pd
 from features.contract.schema import Tables
 from features.contract.validate import validate_tables
 from features.pipeline import FeaturePipeline
-from features.simulate import SimConfig, simulate_world
+from features.sources.simulation.world import SimConfig, simulate_world
 
 EVENTS_PER_CUSTOMER = 107.0  # measured on the default simulator over 365 + 90 days
 

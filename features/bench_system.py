@@ -39,7 +39,7 @@ from features.contract.validate import validate_tables
 from features.labels import make_labels
 from features.models import ChurnModel
 from features.pipeline import FeaturePipeline
-from features.simulate import SimConfig, simulate_world
+from features.sources.simulation.world import SimConfig, simulate_world
 from features.system import DecisionSystem, load_system_file
 
 

@@ -13,6 +13,10 @@ from typing import IO, Any
 
 # Old module → its new home, for modules that moved whole.
 MOVED_MODULES: dict[str, str] = {
+    "features.io": "features.sources.io",
+    "features.importers": "features.sources.importers.datasets",
+    "features.simulate": "features.sources.simulation.world",
+    "features.simulate_truth": "features.sources.simulation.truth",
     "features.schema": "features.contract.schema",
     "features.validate": "features.contract.validate",
     "features.catalogue": "features.contract.catalogue",

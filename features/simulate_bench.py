@@ -1,7 +1,7 @@
 """Speed benchmark of the simulator: ``python -m features.simulate_bench --customers 100000 [--json FILE]``.
 
-Times :func:`features.simulate.simulate_world` and, with ``--write DIR``, writing the tables with
-:func:`features.io.write_tables`. Prints the figures and optionally writes them as JSON.
+Times :func:`features.sources.simulation.world.simulate_world` and, with ``--write DIR``, writing the tables with
+:func:`features.sources.io.write_tables`. Prints the figures and optionally writes them as JSON.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from features.simulate import SimConfig, simulate_world
+from features.sources.simulation.world import SimConfig, simulate_world
 
 
 def bench_simulate(n_customers: int = 100_000, days: int = 365, seed: int = 0, write: bool = True) -> dict:
@@ -35,7 +35,7 @@ def bench_simulate(n_customers: int = 100_000, days: int = 365, seed: int = 0, w
         "simulate_seconds": round(sim_s, 2),
     }
     if write:
-        from features.io import write_tables
+        from features.sources.io import write_tables
 
         tmp = Path(tempfile.mkdtemp(prefix="engage_simbench_"))
         try:

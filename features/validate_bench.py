@@ -69,7 +69,7 @@ def _timed(func) -> float:
 def bench_validation(n_events: int, rng: np.random.Generator, *, with_io: bool = True) -> dict:
     """Seconds to validate ``n_events`` touchpoints in several input shapes, plus events/s and peak memory."""
     from features.contract.validate import validate_tables
-    from features.io import read_tables, write_tables
+    from features.sources.io import read_tables, write_tables
 
     tables = synthetic_log(n_events, rng)
     cus, tp = tables.customers, tables.touchpoints

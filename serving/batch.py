@@ -129,7 +129,7 @@ def score_data(
     ``cutoff`` defaults to the data's manifest cutoff (simulated data), else now. Nothing is written
     when the data or options are invalid.
     """
-    from features.io import read_tables
+    from features.sources.io import read_tables
 
     out = Path(out)
     _check_out(out, overwrite)

@@ -8,7 +8,7 @@ import pytest
 
 from features.contract.catalogue import load_catalogue
 from features.policy import load_policy_config
-from features.simulate import SimConfig, simulate_world
+from features.sources.simulation.world import SimConfig, simulate_world
 from training.ceiling import observable_ceiling
 
 

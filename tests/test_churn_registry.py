@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from features.models import ChurnModel
-from features.simulate import SimConfig, simulate_world
+from features.sources.simulation.world import SimConfig, simulate_world
 from features.system import DecisionSystem
 from training.churn import ChurnSettings, log_churn_run, score_registered, train_churn
 from training.registry import (

@@ -28,7 +28,7 @@ from features.contract.validate import validate_tables
 from features.dictionary import feature_dictionary
 from features.events import EventSource
 from features.pipeline import FeaturePipeline, build_features
-from features.simulate import SimConfig, simulate_world
+from features.sources.simulation.world import SimConfig, simulate_world
 
 BUILDERS = [
     EngagementBuilder,

@@ -16,7 +16,7 @@ from features.contract.schema import Tables
 from features.contract.validate import validate_tables
 from features.dictionary import feature_dictionary
 from features.pipeline import FeaturePipeline
-from features.simulate import SimConfig, simulate_world
+from features.sources.simulation.world import SimConfig, simulate_world
 
 
 @pytest.fixture(scope="module")

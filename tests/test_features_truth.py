@@ -11,7 +11,7 @@ from scipy.stats import spearmanr
 
 from features.contract.schema import OUTREACH_CHANNELS
 from features.pipeline import FeaturePipeline
-from features.simulate import SimConfig, simulate_world
+from features.sources.simulation.world import SimConfig, simulate_world
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 needs_shared = pytest.mark.skipif(not SHARED.exists(), reason="../shared/datasets not present (real public datasets)")
@@ -56,7 +56,7 @@ def test_price_sensitivity_follows_the_true_trait(sim) -> None:
 
 # ---- real data -------------------------------------------------------------------------------------------
 def _import(name: str):
-    from features.importers import import_dataset
+    from features.sources.importers.datasets import import_dataset
 
     tables = import_dataset(name, SHARED / name)
     cutoff = tables.meta.get("manifest", {}).get("cutoff") or tables.touchpoints["ts"].max() + pd.Timedelta("1s")

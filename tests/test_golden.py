@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from features.pipeline import FeaturePipeline
-from features.simulate import SimConfig, simulate_world
+from features.sources.simulation.world import SimConfig, simulate_world
 from features.system import load_system_file
 
 FIXTURES = Path(__file__).parent / "fixtures"

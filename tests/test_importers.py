@@ -16,8 +16,8 @@ import pytest
 
 from features.contract.schema import CUSTOMER_COLUMNS
 from features.contract.validate import DataError, validate_tables
-from features.importers import IMPORTERS, import_dataset
-from features.io import read_tables, write_tables
+from features.sources.importers.datasets import IMPORTERS, import_dataset
+from features.sources.io import read_tables, write_tables
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 

@@ -9,7 +9,7 @@ import pytest
 from features.contract.schema import Tables
 from features.contract.validate import validate_tables
 from features.labels import make_labels, monthly_cutoffs
-from features.simulate import SimConfig, simulate_world
+from features.sources.simulation.world import SimConfig, simulate_world
 
 CUT = pd.Timestamp("2024-06-01", tz="UTC")
 

@@ -527,7 +527,7 @@ def test_decision_log_records_every_decision_with_propensity(monkeypatch, model_
 
 
 def test_batch_scoring_equals_the_service(client, model_file, tmp_path):
-    from features.io import write_tables
+    from features.sources.io import write_tables
     from serving.batch import score_data, score_feature_table
 
     body = {

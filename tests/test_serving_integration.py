@@ -16,8 +16,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationW
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory):
     """A simulated world, its data folder and a decision system trained on it (no MLflow needed)."""
-    from features.io import write_tables
-    from features.simulate import SimConfig, simulate_world
+    from features.sources.io import write_tables
+    from features.sources.simulation.world import SimConfig, simulate_world
     from features.system import save_system
     from training.churn import ChurnSettings, train_churn
 
@@ -30,7 +30,7 @@ def world(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_real_server_answers_equal_batch_scoring(world):
-    from features.io import read_tables
+    from features.sources.io import read_tables
     from serving.batch import score_data
     from serving.bench_serve import customers_payload
     from serving.decision_log import read_decision_log
@@ -123,7 +123,7 @@ def test_champion_from_the_mlflow_registry_and_packed_for_a_bento(world, tmp_pat
     packed, pinfo = load_system(ModelSource("bento", tag))
     assert pinfo.version == minfo.version
 
-    from features.io import read_tables
+    from features.sources.io import read_tables
 
     tables = read_tables(world["data"]).subset(["C000001", "C000002"])
     cutoff = pd.Timestamp(world["cutoff"])
@@ -138,7 +138,7 @@ def test_two_workers_share_the_load(world):
     give the same answers."""
     import asyncio
 
-    from features.io import read_tables
+    from features.sources.io import read_tables
     from serving.bench_serve import _Connection, customers_payload, worker_runtimes
     from serving.server import running_server
 

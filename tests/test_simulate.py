@@ -11,8 +11,8 @@ from sklearn.metrics import roc_auc_score
 
 from features.contract.catalogue import NO_CONTACT, load_catalogue
 from features.contract.schema import CHANNELS, KINDS, OUTREACH_CHANNELS, PASSIVE_KINDS, Tables
-from features.simulate import SimConfig, simulate_world
-from features.simulate_truth import piecewise_churn_time, piecewise_label_probability
+from features.sources.simulation.truth import piecewise_churn_time, piecewise_label_probability
+from features.sources.simulation.world import SimConfig, simulate_world
 
 N = 2_000
 
@@ -58,7 +58,7 @@ def test_same_seed_same_frames_different_seed_different() -> None:
 
 
 def test_same_seed_same_bytes(tmp_path) -> None:
-    io = pytest.importorskip("features.io", reason="features.io (write_tables) not written yet")
+    io = pytest.importorskip("features.sources.io", reason="features.sources.io (write_tables) not written yet")
     paths = []
     for i, seed in enumerate((5, 5, 6)):
         out = tmp_path / f"w{i}"

@@ -12,7 +12,7 @@ from features import models
 from features.labels import make_labels
 from features.models import ChurnModel, booster_predict
 from features.pipeline import FeaturePipeline
-from features.simulate import SimConfig, simulate_world
+from features.sources.simulation.world import SimConfig, simulate_world
 from features.system import IN_MARKET, SOCIAL_LADDER, STORE_LADDER, DecisionSystem, _names
 
 TOL = 1e-9

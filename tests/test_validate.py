@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from features.contract.schema import CHANNELS, KINDS, OUTREACH_CHANNELS, Tables
 from features.contract.validate import DataError, subset_tables, validate_tables
-from features.io import read_manifest, read_tables, write_frame, write_tables
+from features.sources.io import read_manifest, read_tables, write_frame, write_tables
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -491,7 +491,7 @@ def test_csv_folder_round_trips_through_parquet_unchanged(tmp_path):
 
 
 def test_simulated_world_round_trips(tmp_path):
-    from features import simulate
+    from features.sources.simulation import world as simulate
 
     world = simulate.simulate_world(simulate.SimConfig(n_customers=300, days=120, seed=5),
                                     np.random.default_rng(5))

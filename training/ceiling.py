@@ -170,7 +170,7 @@ def effect_value_decomposition(policy, tables: Tables, cutoff: pd.Timestamp, F: 
 def main() -> None:  # pragma: no cover - manual runs
     import argparse
 
-    from features.io import read_tables
+    from features.sources.io import read_tables
     from training.cli import echo_json
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -931,7 +931,7 @@ def train_churn_command(
     overrides: dict | None = None,
 ) -> dict[str, Any]:
     """``engage train churn``: read a data folder, train, log to MLflow, register, promote; the report."""
-    from features.io import read_tables
+    from features.sources.io import read_tables
     from training.registry import load_config
 
     config = load_config(config_path)
@@ -958,7 +958,7 @@ def evaluate_churn_command(
     """``engage evaluate churn``: score the champion (or ``model_uri``) on a data folder's test cutoff."""
     import mlflow
 
-    from features.io import read_tables
+    from features.sources.io import read_tables
     from training.registry import load_config, load_decision_system
 
     config = load_config(config_path)

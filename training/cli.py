@@ -115,8 +115,8 @@ def simulate(
     """Simulate a customer base with known ground truth (customers, touchpoints, outreach, truth)."""
     import numpy as np
 
-    from features.io import write_tables
-    from features.simulate import SimConfig, simulate_world
+    from features.sources.io import write_tables
+    from features.sources.simulation.world import SimConfig, simulate_world
 
     config = SimConfig(n_customers=customers, days=days, horizon_days=horizon_days, seed=seed)
     tables = simulate_world(config, np.random.default_rng(seed))
@@ -129,7 +129,7 @@ def simulate(
 @user_errors
 def validate(data: Annotated[Path, typer.Argument(help="Data folder with customers/touchpoints/... files.")]) -> None:
     """Validate a data folder against the touchpoint data contract (exit status 2 when invalid)."""
-    from features.io import read_tables
+    from features.sources.io import read_tables
 
     tables = read_tables(data)
     report = tables.meta.get("validation")
@@ -146,8 +146,8 @@ def import_(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing data folder.")] = False,
 ) -> None:
     """Import a real public dataset into the data contract's tables."""
-    from features.importers import import_dataset
-    from features.io import write_tables
+    from features.sources.importers.datasets import import_dataset
+    from features.sources.io import write_tables
 
     tables = import_dataset(name, source)
     write_tables(tables, out, overwrite=overwrite)
@@ -165,8 +165,8 @@ def features_(
 ) -> None:
     """Build the feature table (one row per customer) at a cutoff, with the feature dictionary beside it."""
     from features.dictionary import feature_dictionary
-    from features.io import read_tables, write_frame
     from features.pipeline import FeaturePipeline
+    from features.sources.io import read_tables, write_frame
 
     if not str(out).endswith((".parquet", ".csv", ".csv.gz")):
         raise ValueError(f"--out {out}: use a .parquet, .csv or .csv.gz file name")

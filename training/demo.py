@@ -31,9 +31,9 @@ def run_demo(
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run every stage on a fresh simulated world in ``workdir``; returns the figures of each stage."""
-    from features.io import read_tables, write_tables
     from features.pipeline import build_features
-    from features.simulate import SimConfig, simulate_world
+    from features.sources.io import read_tables, write_tables
+    from features.sources.simulation.world import SimConfig, simulate_world
     from serving.batch import score_data
     from training.churn import train_churn_command
     from training.policy import train_policy_command

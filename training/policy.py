@@ -920,8 +920,8 @@ def train_policy_command(
     import mlflow
 
     from features.contract.catalogue import load_catalogue
-    from features.io import read_tables
     from features.policy import load_policy_config
+    from features.sources.io import read_tables
     from features.system import DecisionSystem
     from training.registry import (
         experiment_id,
@@ -1029,8 +1029,8 @@ def evaluate_policy_command(
     from pathlib import Path
 
     from features.contract.catalogue import load_catalogue
-    from features.io import read_tables
     from features.policy import load_policy_config
+    from features.sources.io import read_tables
 
     tables = read_tables(Path(data))
     catalogue = load_catalogue(catalogue_path)

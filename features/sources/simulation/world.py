@@ -6,7 +6,7 @@ intent stages, promotions, campaigns chosen by a randomised logging policy (prop
 reactions to them, and churn as a daily hazard. At the evaluation cutoff (start + days) the state is
 frozen and ``horizon_days`` more days are simulated in continuous time with NO outreach, so realised
 labels exist and the truth is exact: ``truth`` holds, for every customer and catalogue action, the
-closed-form probability of the churn label (:func:`features.simulate_truth.piecewise_label_probability`)
+closed-form probability of the churn label (:func:`features.sources.simulation.truth.piecewise_label_probability`)
 and the expected value net of cost. Feature code never reads ``truth``.
 """
 
@@ -31,7 +31,7 @@ from features.contract.schema import (
     SERVICE_TOPICS,
     Tables,
 )
-from features.simulate_truth import (
+from features.sources.simulation.truth import (
     LOST_CAUSE,
     PERSUADABLE,
     SEGMENTS,

@@ -1,6 +1,6 @@
 """Closed-form ground truth of the simulated world: outreach effects and exact churn-label probabilities.
 
-The simulator (:mod:`features.simulate`) and its truth table share these functions, so the effect a
+The simulator (:mod:`features.sources.simulation.world`) and its truth table share these functions, so the effect a
 contact has in the simulated history is exactly the effect the truth reports at the evaluation cutoff.
 """
 
