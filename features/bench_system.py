@@ -34,11 +34,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.builders.pipeline import FeaturePipeline
 from features.contract.schema import Tables
 from features.contract.validate import validate_tables
 from features.labels import make_labels
 from features.models import ChurnModel
-from features.pipeline import FeaturePipeline
 from features.sources.simulation.world import SimConfig, simulate_world
 from features.system import DecisionSystem, load_system_file
 
@@ -112,8 +112,8 @@ class _Timer:
 def _instrumented(system: DecisionSystem) -> tuple[DecisionSystem, _Timer]:
     import pickle
 
-    import features.events as events
-    import features.pipeline as pipeline_module
+    import features.builders.events as events
+    import features.builders.pipeline as pipeline_module
 
     copy = pickle.loads(pickle.dumps(system))
     timer = _Timer()
@@ -131,8 +131,8 @@ def _instrumented(system: DecisionSystem) -> tuple[DecisionSystem, _Timer]:
 
 
 def _restore(timer: _Timer) -> None:
-    import features.events as events
-    import features.pipeline as pipeline_module
+    import features.builders.events as events
+    import features.builders.pipeline as pipeline_module
 
     events.EventSource.__init__, pipeline_module.to_frame = timer.saved
 

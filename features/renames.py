@@ -13,6 +13,13 @@ from typing import IO, Any
 
 # Old module → its new home, for modules that moved whole.
 MOVED_MODULES: dict[str, str] = {
+    "features.events": "features.builders.events",
+    "features.builders_base": "features.builders.base",
+    "features.builders": "features.builders.families",
+    "features.builders_dynamics": "features.builders.dynamics",
+    "features.builders_static": "features.builders.static",
+    "features.pipeline": "features.builders.pipeline",
+    "features.dictionary": "features.builders.dictionary",
     "features.io": "features.sources.io",
     "features.importers": "features.sources.importers.datasets",
     "features.simulate": "features.sources.simulation.world",

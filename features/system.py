@@ -1,6 +1,6 @@
 """The decision system: what is registered, loaded and served — raw touchpoints in, decisions out.
 
-``DecisionSystem`` bundles the fitted :class:`~features.pipeline.FeaturePipeline`, the calibrated
+``DecisionSystem`` bundles the fitted :class:`~features.builders.pipeline.FeaturePipeline`, the calibrated
 :class:`~features.models.ChurnModel` and (optionally) the next-best-action policy. It is pickled into
 the registered MLflow model; :func:`_load_pyfunc` is the MLflow ``loader_module`` hook (this module
 never imports MLflow: MLflow calls it with the model's data path and gets a predict-able object).

@@ -41,7 +41,7 @@ def test_no_training_label_from_after_the_training_period(world, result):
 
 
 def test_training_rows_span_many_cutoffs(world):
-    from features.pipeline import FeaturePipeline
+    from features.builders.pipeline import FeaturePipeline
 
     split = temporal_split(world, SETTINGS)
     pipe = FeaturePipeline().fit(world.without_truth(), cutoff=split.train[-1])

@@ -14,7 +14,9 @@ from sklearn.utils.estimator_checks import (
     check_parameters_default_constructible,
 )
 
-from features.builders import (
+from features.builders.dictionary import feature_dictionary
+from features.builders.events import EventSource
+from features.builders.families import (
     ChannelBuilder,
     EngagementBuilder,
     IntentBuilder,
@@ -22,12 +24,10 @@ from features.builders import (
     ServiceSocialBuilder,
     ValueBuilder,
 )
-from features.builders_static import StaticAttributesBuilder
+from features.builders.pipeline import FeaturePipeline, build_features
+from features.builders.static import StaticAttributesBuilder
 from features.contract.schema import OUTREACH_CHANNELS, Tables
 from features.contract.validate import validate_tables
-from features.dictionary import feature_dictionary
-from features.events import EventSource
-from features.pipeline import FeaturePipeline, build_features
 from features.sources.simulation.world import SimConfig, simulate_world
 
 BUILDERS = [
@@ -279,7 +279,7 @@ def test_feature_dictionary_matches_the_columns(fitted: FeaturePipeline, feature
     assert list(d.columns) == ["name", "family", "meaning", "seed_idea"]
     assert list(d["name"]) == list(features.columns)
     assert d.notna().all().all() and (d["meaning"].str.len() > 5).all()
-    assert d["family"].nunique() == 8  # seven issue families + dynamics (features/builders_dynamics.py)
+    assert d["family"].nunique() == 8  # seven issue families + dynamics (features/builders/dynamics.py)
     generic = feature_dictionary()
     assert "attr_*" in set(generic["name"])
     assert set(generic["name"]) - {"attr_*"} <= set(d["name"])

@@ -11,11 +11,11 @@ from sklearn.utils.estimator_checks import (
     check_parameters_default_constructible,
 )
 
-from features.builders_dynamics import DynamicsBuilder, loglinear_rate
+from features.builders.dictionary import feature_dictionary
+from features.builders.dynamics import DynamicsBuilder, loglinear_rate
+from features.builders.pipeline import FeaturePipeline
 from features.contract.schema import Tables
 from features.contract.validate import validate_tables
-from features.dictionary import feature_dictionary
-from features.pipeline import FeaturePipeline
 from features.sources.simulation.world import SimConfig, simulate_world
 
 
@@ -119,7 +119,7 @@ def test_loglinear_rate_recovers_a_known_slope() -> None:
 
 def test_loglinear_rate_grid_shortcut_equals_plain_bisection(monkeypatch: pytest.MonkeyPatch) -> None:
     """The dyadic-grid start must end in exactly the same float as halving from [-15, 15] every time."""
-    import features.builders_dynamics as dyn
+    import features.builders.dynamics as dyn
 
     rng = np.random.default_rng(5)
     n = rng.integers(0, 400, 3000).astype(np.float64)
@@ -140,7 +140,7 @@ def test_loglinear_rate_grid_shortcut_equals_plain_bisection(monkeypatch: pytest
 @pytest.mark.parametrize("edges", [[7.0, 30.0, 90.0, 365.0], [7.5, 30.0, 90.25, 400.0]])
 def test_window_counts_match_a_direct_count(edges: list[float]) -> None:
     """Whole-day edges take a lookup by day, others a binary search: both count ``age < edge`` exactly."""
-    from features.builders_dynamics import _window_counts
+    from features.builders.dynamics import _window_counts
 
     rng = np.random.default_rng(8)
     n = 50

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
+from features.builders.pipeline import FeaturePipeline
 from features.contract.schema import OUTREACH_CHANNELS
-from features.pipeline import FeaturePipeline
 from features.sources.simulation.world import SimConfig, simulate_world
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"

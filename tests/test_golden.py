@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.pipeline import FeaturePipeline
+from features.builders.pipeline import FeaturePipeline
 from features.sources.simulation.world import SimConfig, simulate_world
 from features.system import load_system_file
 

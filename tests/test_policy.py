@@ -191,7 +191,7 @@ def test_train_and_evaluate_on_a_small_simulated_world() -> None:
     off = report["off_policy"]["policies"]
     assert {"ips", "snips", "dr", "dr_incremental"} <= set(off["learned"])
     # The fitted policy decides from a feature frame alone (how DecisionSystem.score_features calls it).
-    from features.pipeline import build_features
+    from features.builders.pipeline import build_features
 
     F = build_features(tables, pd.Timestamp(tables.meta["manifest"]["cutoff"]))
     out = model.decide(F.head(50), None)

@@ -365,7 +365,7 @@ class _Poison:
 def test_feature_code_never_reads_truth(world: Tables) -> None:
     """Features are identical without truth, with shuffled truth, and with a truth that fails on any access
     (through ``build_features`` and through the pipeline's own fit/transform, which does not strip it)."""
-    pipeline = pytest.importorskip("features.pipeline", reason="features.pipeline not written yet")
+    pipeline = pytest.importorskip("features.builders.pipeline", reason="features.builders.pipeline not written yet")
     cut = _cutoff(world)
     base = pipeline.build_features(world.without_truth(), cut)
     rng = np.random.default_rng(0)

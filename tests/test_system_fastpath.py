@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from features import models
+from features.builders.pipeline import FeaturePipeline
 from features.labels import make_labels
 from features.models import ChurnModel, booster_predict
-from features.pipeline import FeaturePipeline
 from features.sources.simulation.world import SimConfig, simulate_world
 from features.system import IN_MARKET, SOCIAL_LADDER, STORE_LADDER, DecisionSystem, _names
 

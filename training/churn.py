@@ -365,7 +365,7 @@ def train_churn(
     ``pipeline``: an unfitted ``FeaturePipeline`` (default one when ``None``); it is fitted on the
     training data at the last training cutoff.
     """
-    from features.pipeline import FeaturePipeline
+    from features.builders.pipeline import FeaturePipeline
 
     t0 = time.perf_counter()
     split = temporal_split(tables, settings)
@@ -646,7 +646,7 @@ def train_given_labels(
     """
     from sklearn.model_selection import StratifiedKFold, train_test_split
 
-    from features.pipeline import FeaturePipeline
+    from features.builders.pipeline import FeaturePipeline
 
     t0 = time.perf_counter()
     pipe = pipeline if pipeline is not None else FeaturePipeline()

@@ -164,8 +164,8 @@ def features_(
     out: Annotated[Path, typer.Option(help="Feature table to write: .parquet, .csv or .csv.gz.")],
 ) -> None:
     """Build the feature table (one row per customer) at a cutoff, with the feature dictionary beside it."""
-    from features.dictionary import feature_dictionary
-    from features.pipeline import FeaturePipeline
+    from features.builders.dictionary import feature_dictionary
+    from features.builders.pipeline import FeaturePipeline
     from features.sources.io import read_tables, write_frame
 
     if not str(out).endswith((".parquet", ".csv", ".csv.gz")):

@@ -31,7 +31,7 @@ def run_demo(
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run every stage on a fresh simulated world in ``workdir``; returns the figures of each stage."""
-    from features.pipeline import build_features
+    from features.builders.pipeline import build_features
     from features.sources.io import read_tables, write_tables
     from features.sources.simulation.world import SimConfig, simulate_world
     from serving.batch import score_data

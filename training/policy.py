@@ -2,7 +2,7 @@
 
 Training rows: for every logged campaign date ``s`` (the day of a campaign's first send) whose outcome window
 ``[s, s + horizon)`` ends by the evaluation cutoff, the features of each logged customer at cutoff ``s``
-(:func:`features.pipeline.build_features` semantics: only events before ``s``), the logged action (a
+(:func:`features.builders.pipeline.build_features` semantics: only events before ``s``), the logged action (a
 holdout row is ``no_contact``), its propensity, and the churn label within the horizon after ``s``
 (:func:`features.labels.make_labels`). Customers are split once: a held-out share never used for fitting
 is where the off-policy estimates are computed.
@@ -198,7 +198,7 @@ def training_rows(
 
 
 def _features(tables: Tables, cutoff: pd.Timestamp, pipeline) -> pd.DataFrame:
-    from features.pipeline import build_features
+    from features.builders.pipeline import build_features
 
     F = build_features(tables, cutoff, pipeline)
     F.index = F.index.astype(str)
@@ -708,7 +708,7 @@ def train_and_evaluate(
     cutoff = pd.Timestamp(cutoff)
     t0 = time.time()
     if pipeline is None:
-        from features.pipeline import FeaturePipeline
+        from features.builders.pipeline import FeaturePipeline
 
         pipeline = FeaturePipeline().fit(tables.without_truth(), cutoff=cutoff)
     cutoffs = campaign_cutoffs(

@@ -14,7 +14,7 @@ fault or complaint. The other families describe levels in fixed windows; this on
   (silence measured in the customer's own expected gaps), purchase cycles, and recent trouble
   (fault/dissatisfaction contacts, complaints, negative sentiment, returns).
 
-All computed with ``np.bincount`` on one :class:`~features.events.EventArrays` block (only events
+All computed with ``np.bincount`` on one :class:`~features.builders.events.EventArrays` block (only events
 strictly before the cutoff), no per-customer loops, no fitted population statistics.
 """
 
@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.builders_base import INT_MIN, FeatureBuilder, days_since, safe_div
+from features.builders.base import INT_MIN, FeatureBuilder, days_since, safe_div
+from features.builders.events import DAY_NS, KINDS, EventArrays, K, T, kind_dir_lut
 from features.contract.schema import PASSIVE_KINDS
-from features.events import DAY_NS, KINDS, EventArrays, K, T, kind_dir_lut
 
 # Reactions to our outreach and exit signals are not the customer's own rhythm.
 NOT_OWN_KINDS: tuple[str, ...] = ("message_open", "message_click", "offer_redeemed", "unsubscribe", "cancel")

@@ -20,9 +20,9 @@ from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from features.builders_base import to_frame
+from features.builders.base import to_frame
+from features.builders.events import DAY_NS, to_cutoff_ns
 from features.contract.schema import CUSTOMER_COLUMNS, Tables
-from features.events import DAY_NS, to_cutoff_ns
 
 MISSING = "missing"
 RARE = "rare"

@@ -1,9 +1,9 @@
-"""Common machinery of the feature builders: the estimator contract on top of :mod:`features.events`.
+"""Common machinery of the feature builders: the estimator contract on top of :mod:`features.builders.events`.
 
 A builder is a scikit-learn estimator whose input is a :class:`~features.contract.schema.Tables` bundle and an
 explicit ``cutoff``. It declares its columns up front (``describe``), so the output columns never
 depend on which categories happen to occur, and it computes them from one :class:`EventArrays`
-block with numpy only. :class:`~features.pipeline.FeaturePipeline` calls the same block-level methods
+block with numpy only. :class:`~features.builders.pipeline.FeaturePipeline` calls the same block-level methods
 on contiguous customer partitions in threads; ``transform`` on a single builder does the same on the
 whole block.
 """
@@ -18,8 +18,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from features.builders.events import DAY_NS, DEFAULT_BLOCK_EVENTS, EventArrays, EventSource
 from features.contract.schema import Tables
-from features.events import DAY_NS, DEFAULT_BLOCK_EVENTS, EventArrays, EventSource
 
 INT_MIN = np.iinfo(np.int64).min
 INT_MAX = np.iinfo(np.int64).max

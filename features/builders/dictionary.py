@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.pipeline import FeaturePipeline
+from features.builders.pipeline import FeaturePipeline
 
 COLUMNS: tuple[str, ...] = ("name", "family", "meaning", "seed_idea")
 

@@ -1,7 +1,7 @@
 """All feature families composed: one event pass, customer partitions in threads, one table.
 
 ``FeaturePipeline`` is the single entry point used for training (many cutoffs), batch scoring and the
-live service. It extracts the shared :class:`~features.events.EventArrays` once, splits it into
+live service. It extracts the shared :class:`~features.builders.events.EventArrays` once, splits it into
 blocks of whole customers and lets threads compute every family on each block (numpy releases the
 GIL inside its kernels, so two threads use both cores); aggregates families share are computed once
 per block. Small inputs (the service's one customer) take the same code path without threads.
@@ -14,7 +14,10 @@ import pandas as pd
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
-from features.builders import (
+from features.builders.base import FeatureBuilder, concat_stats, map_blocks, to_frame
+from features.builders.dynamics import DynamicsBuilder
+from features.builders.events import DEFAULT_BLOCK_EVENTS, EventSource, to_cutoff_ns
+from features.builders.families import (
     ChannelBuilder,
     EngagementBuilder,
     IntentBuilder,
@@ -22,11 +25,8 @@ from features.builders import (
     ServiceSocialBuilder,
     ValueBuilder,
 )
-from features.builders_base import FeatureBuilder, concat_stats, map_blocks, to_frame
-from features.builders_dynamics import DynamicsBuilder
-from features.builders_static import StaticAttributesBuilder
+from features.builders.static import StaticAttributesBuilder
 from features.contract.schema import Tables
-from features.events import DEFAULT_BLOCK_EVENTS, EventSource, to_cutoff_ns
 
 FAMILIES: tuple[tuple[str, type], ...] = (
     ("engagement", EngagementBuilder),

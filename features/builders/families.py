@@ -1,25 +1,24 @@
 """The behavioural feature families: engagement, service/social, intent, ladders, value, channels.
 
-Each family is a :class:`~features.builders_base.FeatureBuilder` (scikit-learn estimator contract)
-computing its columns from the shared :class:`~features.events.EventArrays` with ``np.bincount`` on
+Each family is a :class:`~features.builders.base.FeatureBuilder` (scikit-learn estimator contract)
+computing its columns from the shared :class:`~features.builders.events.EventArrays` with ``np.bincount`` on
 combined (customer x category) keys. Aggregates several families share (counts by kind and window,
 micro-moment counts, purchase times) are memoised on the block, so a pipeline computes them once.
-Static customer attributes live in :mod:`features.builders_static`.
+Static customer attributes live in :mod:`features.builders.static`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from features.builders_base import (
+from features.builders.base import (
     INT_MIN,
     FeatureBuilder,
     days_since,
     safe_div,
     smoothed_rate,
 )
-from features.contract.schema import DEVICES, OUTREACH_CHANNELS, OUTREACH_TO_TOUCH_CHANNEL, REFERRERS
-from features.events import (
+from features.builders.events import (
     ACTIVE_KIND,
     DAY_NS,
     KINDS,
@@ -34,6 +33,7 @@ from features.events import (
     cumulate_windows,
     kind_dir_lut,
 )
+from features.contract.schema import DEVICES, OUTREACH_CHANNELS, OUTREACH_TO_TOUCH_CHANNEL, REFERRERS
 
 WINDOWS = {"7d": 0, "30d": 1, "90d": 2}
 ALL = 3
