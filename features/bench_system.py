@@ -38,7 +38,7 @@ from features.builders.pipeline import FeaturePipeline
 from features.contract.schema import Tables
 from features.contract.validate import validate_tables
 from features.labels import make_labels
-from features.models import ChurnModel
+from features.models.churn import ChurnModel
 from features.sources.simulation.world import SimConfig, simulate_world
 from features.system import DecisionSystem, load_system_file
 

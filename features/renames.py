@@ -13,6 +13,8 @@ from typing import IO, Any
 
 # Old module → its new home, for modules that moved whole.
 MOVED_MODULES: dict[str, str] = {
+    "features.models": "features.models.churn",
+    "features.uplift": "features.models.uplift",
     "features.events": "features.builders.events",
     "features.builders_base": "features.builders.base",
     "features.builders": "features.builders.families",

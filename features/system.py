@@ -1,7 +1,7 @@
 """The decision system: what is registered, loaded and served — raw touchpoints in, decisions out.
 
 ``DecisionSystem`` bundles the fitted :class:`~features.builders.pipeline.FeaturePipeline`, the calibrated
-:class:`~features.models.ChurnModel` and (optionally) the next-best-action policy. It is pickled into
+:class:`~features.models.churn.ChurnModel` and (optionally) the next-best-action policy. It is pickled into
 the registered MLflow model; :func:`_load_pyfunc` is the MLflow ``loader_module`` hook (this module
 never imports MLflow: MLflow calls it with the model's data path and gets a predict-able object).
 """
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract.schema import Tables
-from features.models import ChurnModel, float_values
+from features.models.churn import ChurnModel, float_values
 from features.renames import load_pickle
 
 STORE_LADDER = ("visitor", "interested", "almost_buyer", "buyer")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.models import ChurnModel
+from features.models.churn import ChurnModel
 from features.sources.simulation.world import SimConfig, simulate_world
 from features.system import DecisionSystem
 from training.churn import ChurnSettings, log_churn_run, score_registered, train_churn

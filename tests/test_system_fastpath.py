@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features import models
 from features.builders.pipeline import FeaturePipeline
 from features.labels import make_labels
-from features.models import ChurnModel, booster_predict
+from features.models import churn as models
+from features.models.churn import ChurnModel, booster_predict
 from features.sources.simulation.world import SimConfig, simulate_world
 from features.system import IN_MARKET, SOCIAL_LADDER, STORE_LADDER, DecisionSystem, _names
 
@@ -216,8 +216,8 @@ def reference_value(value_model, X: pd.DataFrame) -> np.ndarray:
 def policy_system(system):
     """The churn system plus a policy fitted on its features, with outcomes that depend on the action."""
     from features.contract.catalogue import load_catalogue
+    from features.models.uplift import UpliftModel, ValueModel
     from features.policy import NextBestAction, load_policy_config
-    from features.uplift import UpliftModel, ValueModel
 
     F_va = system[1]
     catalogue = load_catalogue()

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.uplift import UpliftModel
+from features.models.uplift import UpliftModel
 
 ACTIONS = ["no_contact", "email:none", "email:discount_10", "push:content"]
 

@@ -129,7 +129,7 @@ def same_cutoff_cv(F, y: np.ndarray, *, seed: int = 7, folds: int = 5) -> dict[s
     """
     from sklearn.model_selection import StratifiedKFold, train_test_split
 
-    from features.models import ChurnModel
+    from features.models.churn import ChurnModel
 
     oof = np.zeros(len(y))
     for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(F, y):

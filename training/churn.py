@@ -26,7 +26,7 @@ import pandas as pd
 
 from features.contract.schema import Tables
 from features.labels import OUTREACH_REACTIONS, make_labels
-from features.models import (
+from features.models.churn import (
     BlendedChurnModel,
     ChurnModel,
     LinearScore,

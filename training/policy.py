@@ -24,6 +24,7 @@ import pandas as pd
 
 from features.contract.catalogue import NO_CONTACT, Catalogue, action_id
 from features.contract.schema import EXIT_KINDS, KINDS, OUTREACH_CHANNELS, PASSIVE_KINDS, Tables
+from features.models.uplift import UpliftModel, ValueModel
 from features.ope import by_group, dr_difference, dr_pseudo_outcomes, evaluate, policy_matrix
 from features.policy import (
     NextBestAction,
@@ -35,7 +36,6 @@ from features.policy import (
     limit_violations,
     total_value,
 )
-from features.uplift import UpliftModel, ValueModel
 
 # The outcome counts only the customer's own activity: a reaction to our outreach (an open, a click, a
 # redemption) is not retention, or every opened message would "retain" its reader by construction.
@@ -54,13 +54,13 @@ class PolicyTrainConfig:
     logged decision helps: on two-year simulated logs all ~32 campaigns instead of the latest 16 raised the
     captured uplift ratio from 0.22 to 0.38 (20,000 customers) and from 0.31 to 0.35 (50,000), for about
     twice the training time. A number keeps only the latest campaigns (a base that has changed).
-    ``final``: the effect model's final stage (:class:`features.uplift.UpliftModel`): ``reach`` (default),
+    ``final``: the effect model's final stage (:class:`features.models.uplift.UpliftModel`): ``reach`` (default),
     ``dr``, ``plugin``, or ``auto`` = ``reach`` and ``plugin`` both fitted, the better on validation kept.
     ``threshold_z``: the contact threshold maximises ``DR gain - z se`` on validation rows (0 = the point
     estimate; see :func:`select_threshold`). ``refit``: refit the chosen model on fit + validation rows.
     ``effect_ridge``: ridge penalty of the ``reach`` final stage's shared slopes (per logged row).
     ``effect_features``: how many features the ``reach`` stage's slopes use (``"auto"``: screened and chosen on
-    held-out pseudo-outcomes; an integer; ``None``: all). See :class:`features.uplift.UpliftModel`.
+    held-out pseudo-outcomes; an integer; ``None``: all). See :class:`features.models.uplift.UpliftModel`.
     """
 
     horizon_days: int = 90

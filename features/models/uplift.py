@@ -45,7 +45,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from features.models import booster_predict, feature_matrix
+from features.models.churn import booster_predict, feature_matrix
 
 NO_CONTACT = "no_contact"
 # Candidate numbers of features in the reach stage's slopes (``effect_features="auto"``; all features too).
@@ -606,7 +606,7 @@ class ValueModel:
 
 # ----------------------------------------------------------------------------- numpy prediction path
 # Scoring never builds a frame per action: the pandas path costs 1-5 ms per LightGBM call in dtype checks
-# (``features.models.booster_predict``). A design row is the customer's features plus the action's
+# (``features.models.churn.booster_predict``). A design row is the customer's features plus the action's
 # columns encoded exactly as LightGBM encodes a frame, so the numbers are the pandas path's.
 
 _PLAN_VERSION = 1
