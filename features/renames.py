@@ -13,6 +13,8 @@ from typing import IO, Any
 
 # Old module → its new home, for modules that moved whole.
 MOVED_MODULES: dict[str, str] = {
+    "features.policy": "features.decision.nba",
+    "features.ope": "features.decision.ope",
     "features.models": "features.models.churn",
     "features.uplift": "features.models.uplift",
     "features.events": "features.builders.events",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from features.ope import by_group, dr_pseudo_outcomes, evaluate, policy_matrix, qini_coefficient, qini_curve
+from features.decision.ope import by_group, dr_pseudo_outcomes, evaluate, policy_matrix, qini_coefficient, qini_curve
 
 K = 4
 

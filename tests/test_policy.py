@@ -9,7 +9,7 @@ from scipy import optimize
 
 from features.contract.catalogue import load_catalogue
 from features.contract.schema import OUTREACH_CHANNELS
-from features.policy import (
+from features.decision.nba import (
     BUDGET,
     CAP_REACHED,
     NEGATIVE_UPLIFT,

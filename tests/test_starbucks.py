@@ -15,7 +15,7 @@ import pytest
 
 from features.contract.schema import Tables
 from features.contract.validate import validate_tables
-from features.ope import dr_pseudo_outcomes
+from features.decision.ope import dr_pseudo_outcomes
 from training.starbucks import (
     PolicyTree,
     ShrunkGainPolicy,

@@ -216,8 +216,8 @@ def reference_value(value_model, X: pd.DataFrame) -> np.ndarray:
 def policy_system(system):
     """The churn system plus a policy fitted on its features, with outcomes that depend on the action."""
     from features.contract.catalogue import load_catalogue
+    from features.decision.nba import NextBestAction, load_policy_config
     from features.models.uplift import UpliftModel, ValueModel
-    from features.policy import NextBestAction, load_policy_config
 
     F_va = system[1]
     catalogue = load_catalogue()
@@ -308,7 +308,7 @@ def test_pickled_policy_loads_with_or_without_its_cached_plan(policy_system):
 
 
 def test_system_with_policy_scores_like_the_pandas_path(system, policy_system):
-    from features.policy import (
+    from features.decision.nba import (
         active_customers,
         consent_from_features,
         decide,

@@ -20,7 +20,7 @@ import pandas as pd
 
 from features.contract.catalogue import Catalogue, load_catalogue
 from features.contract.schema import Tables
-from features.policy import (
+from features.decision.nba import (
     PolicyConfig,
     active_customers,
     assign,
@@ -111,7 +111,7 @@ def observable_ceiling(
 def effect_value_decomposition(policy, tables: Tables, cutoff: pd.Timestamp, F: pd.DataFrame) -> dict:
     """Which estimate limits a fitted policy: captured uplift with the truth swapped in for one part at a time.
 
-    ``policy`` is a fitted :class:`features.policy.NextBestAction`, ``F`` the features of ``tables``'
+    ``policy`` is a fitted :class:`features.decision.nba.NextBestAction`, ``F`` the features of ``tables``'
     customers at ``cutoff``. Returns the captured uplift ratio of the policy's own values, of the true value
     with the estimated effect, and of the estimated value with the true effect (same eligibility, activity
     rule and limits), plus how the estimated effects relate to the true ones per action among the customers

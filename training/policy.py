@@ -24,9 +24,7 @@ import pandas as pd
 
 from features.contract.catalogue import NO_CONTACT, Catalogue, action_id
 from features.contract.schema import EXIT_KINDS, KINDS, OUTREACH_CHANNELS, PASSIVE_KINDS, Tables
-from features.models.uplift import UpliftModel, ValueModel
-from features.ope import by_group, dr_difference, dr_pseudo_outcomes, evaluate, policy_matrix
-from features.policy import (
+from features.decision.nba import (
     NextBestAction,
     PolicyConfig,
     assign,
@@ -36,6 +34,8 @@ from features.policy import (
     limit_violations,
     total_value,
 )
+from features.decision.ope import by_group, dr_difference, dr_pseudo_outcomes, evaluate, policy_matrix
+from features.models.uplift import UpliftModel, ValueModel
 
 # The outcome counts only the customer's own activity: a reaction to our outreach (an open, a click, a
 # redemption) is not retention, or every opened message would "retain" its reader by construction.
@@ -920,7 +920,7 @@ def train_policy_command(
     import mlflow
 
     from features.contract.catalogue import load_catalogue
-    from features.policy import load_policy_config
+    from features.decision.nba import load_policy_config
     from features.sources.io import read_tables
     from features.system import DecisionSystem
     from training.registry import (
@@ -1029,7 +1029,7 @@ def evaluate_policy_command(
     from pathlib import Path
 
     from features.contract.catalogue import load_catalogue
-    from features.policy import load_policy_config
+    from features.decision.nba import load_policy_config
     from features.sources.io import read_tables
 
     tables = read_tables(Path(data))

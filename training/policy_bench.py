@@ -16,7 +16,7 @@ import pandas as pd
 
 from features.contract.catalogue import load_catalogue
 from features.contract.schema import OUTREACH_CHANNELS
-from features.policy import (
+from features.decision.nba import (
     contact_history,
     decide,
     expected_incremental_value,
@@ -66,7 +66,7 @@ def run(n: int, seed: int = 0) -> dict:
     choice = out["nba_action"].map({a: k for k, a in enumerate(cat.ids)}).to_numpy()
     A, b, names = limit_matrix(cat, cfg.limits)
     used = A @ np.bincount(choice, minlength=K)
-    from features.policy import eligibility
+    from features.decision.nba import eligibility
 
     elig, _, _ = eligibility(customers, hist, cat, cfg.caps)
     greedy = greedy_assign(ev, elig, A, b)

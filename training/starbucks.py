@@ -15,7 +15,7 @@ repeats the held-out figures uncapped. :data:`IDENTIFICATION` says what the log 
 Method (everything chosen on train persons; held-out persons only estimate values):
 
 1. Outcome model ``q(x, offer)``: one LightGBM regressor on covariates + offer attributes (an S-learner),
-   cross-fitted over person folds; DR pseudo-outcomes ``G`` (:func:`features.ope.dr_pseudo_outcomes`).
+   cross-fitted over person folds; DR pseudo-outcomes ``G`` (:func:`features.decision.ope.dr_pseudo_outcomes`).
 2. Candidate policies, all anchored on the best single offer (highest mean ``G``): depth-1/2 policy trees
    on ``G`` (Athey & Wager's policy learning, exhaustive over quantile splits) and ridge-shrunk per-offer
    gain regressions that deviate only above a threshold. A plain argmax of ``q`` did not beat the best
@@ -25,7 +25,7 @@ Method (everything chosen on train persons; held-out persons only estimate value
    policy is the best single offer for everyone.
 4. Held-out persons: IPS / SNIPS / DR values (``q`` refitted on all train persons) of the learned policy,
    uniform random assignment, every single offer and the plain LightGBM argmax; DR differences with row
-   bootstrap (:func:`features.ope.dr_difference`) and person bootstrap intervals.
+   bootstrap (:func:`features.decision.ope.dr_difference`) and person bootstrap intervals.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract.schema import Tables
-from features.ope import Estimate, dr_difference, dr_pseudo_outcomes, evaluate, policy_matrix
+from features.decision.ope import Estimate, dr_difference, dr_pseudo_outcomes, evaluate, policy_matrix
 
 HOUR = pd.Timedelta(hours=1)
 DAY = pd.Timedelta(days=1)

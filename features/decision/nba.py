@@ -177,7 +177,7 @@ def policy_config_from_dict(spec: dict | None) -> PolicyConfig:
 
 def load_policy_config(path: str | Path | None = None) -> PolicyConfig:
     """Load policy settings from YAML; ``None`` loads the packaged default ``features/policy.yaml``."""
-    pkg = resources.files("features").joinpath("policy.yaml")
+    pkg = resources.files("features.decision").joinpath("policy.yaml")
     text = pkg.read_text() if path is None else Path(path).read_text()
     return policy_config_from_dict(yaml.safe_load(text))
 
