@@ -182,7 +182,7 @@ def test_training_labels_leave_outreach_reactions_out(world):
 
 def test_same_cutoff_cv_reference_follows_the_signal():
     # the in-period reference must see a real signal and must not invent one from noise
-    from training.benchmarks import same_cutoff_cv
+    from training.bench.churn_data import same_cutoff_cv
 
     rng = np.random.default_rng(11)
     F = pd.DataFrame({"recency": rng.exponential(60, 3000), "noise": rng.normal(size=3000)})

@@ -32,9 +32,9 @@ def world(tmp_path_factory: pytest.TempPathFactory):
 def test_real_server_answers_equal_batch_scoring(world):
     from features.sources.io import read_tables
     from serving.batch import score_data
-    from serving.bench_serve import customers_payload
     from serving.decision_log import read_decision_log
     from serving.server import running_server
+    from training.bench.serve import customers_payload
 
     root = world["root"]
     out = root / "batch.parquet"
@@ -139,8 +139,8 @@ def test_two_workers_share_the_load(world):
     import asyncio
 
     from features.sources.io import read_tables
-    from serving.bench_serve import _Connection, customers_payload, worker_runtimes
     from serving.server import running_server
+    from training.bench.serve import _Connection, customers_payload, worker_runtimes
 
     tables = read_tables(world["data"])
     ids = list(tables.customers["customer_id"].astype(str)[:16])

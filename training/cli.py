@@ -191,7 +191,7 @@ def bench_features_(
     """Feature-building speed (events/s), peak memory and single-customer latency."""
     import numpy as np
 
-    from features.bench import bench_features
+    from training.bench.features import bench_features
 
     echo_json(bench_features(events, np.random.default_rng(seed), n_jobs=jobs, verbose=False), json_out)
 
@@ -252,7 +252,7 @@ def bench_churn_data(
     mlflow: Annotated[bool, typer.Option(help="Log the run to MLflow.")] = True,
 ) -> None:
     """Churn quality on a public dataset (telco CV; online_retail/cdnow temporal validation vs BG/NBD)."""
-    from training.benchmarks import run_benchmark
+    from training.bench.churn_data import run_benchmark
 
     enable_progress()
     echo_json(run_benchmark(name, source, config_path=config, log_to_mlflow=mlflow), json_out)
@@ -383,8 +383,8 @@ def bench_serve_(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")] = None,
 ) -> None:
     """Load-test the real service on loopback: p50/p90/p99, requests/s and errors at concurrency 1 and 16."""
-    from serving.bench_serve import bench_serve
     from serving.server import default_workers
+    from training.bench.serve import bench_serve
 
     workers = workers or default_workers()
 

@@ -6,7 +6,7 @@
   BG/NBD baseline ranked by expected purchases in the horizon; for online_retail also the subset of
   customers active in the last 180 days.
 
-Run: ``python -m training.benchmarks NAME --source ../shared/datasets/NAME [--json FILE] [--no-mlflow]``.
+Run: ``python -m training.bench.churn_data NAME --source ../shared/datasets/NAME [--json FILE] [--no-mlflow]``.
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line: ``python -m training.benchmarks NAME --source DIR [--json FILE] [--no-mlflow]``."""
+    """Command line: ``python -m training.bench.churn_data NAME --source DIR [--json FILE] [--no-mlflow]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", choices=["telco", *sorted(TRANSACTION_SETTINGS)])
     parser.add_argument("--source", type=Path, required=True)

@@ -405,7 +405,7 @@ def bench_serve(
     return result
 
 
-def main() -> None:  # pragma: no cover - manual runs: python -m serving.bench_serve
+def main() -> None:  # pragma: no cover - manual runs: python -m training.bench.serve
     import argparse
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -1,4 +1,4 @@
-"""Speed benchmark of the simulator: ``python -m features.simulate_bench --customers 100000 [--json FILE]``.
+"""Speed benchmark of the simulator: ``python -m training.bench.simulate --customers 100000 [--json FILE]``.
 
 Times :func:`features.sources.simulation.world.simulate_world` and, with ``--write DIR``, writing the tables with
 :func:`features.sources.io.write_tables`. Prints the figures and optionally writes them as JSON.

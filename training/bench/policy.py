@@ -1,6 +1,6 @@
 """Benchmark: decide the next best action for N customers with binding budget and channel limits.
 
-``python -m training.policy_bench --customers 100000 [--json FILE]`` prints seconds and the limits' use.
+``python -m training.bench.policy --customers 100000 [--json FILE]`` prints seconds and the limits' use.
 The expected values are synthetic (heterogeneous, partly negative); the work timed is the decision rule
 itself: eligibility, the constrained assignment across all customers, reasons, runner-ups, defense flags.
 """

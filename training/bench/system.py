@@ -1,4 +1,4 @@
-"""Benchmark of the decision system's scoring path: ``python -m features.bench_system [--json FILE]``.
+"""Benchmark of the decision system's scoring path: ``python -m training.bench.system [--json FILE]``.
 
 Scores customers with 500 raw touchpoints each through :meth:`DecisionSystem.score` (features +
 churn + policy, in process, no HTTP) and a feature table through :meth:`DecisionSystem.score_features`,
