@@ -1,4 +1,4 @@
-"""The observable ceiling diagnostic (training/ceiling.py) on a small simulated world."""
+"""The observable ceiling diagnostic (training/policy/ceiling.py) on a small simulated world."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from features.contract.catalogue import load_catalogue
 from features.decision.nba import load_policy_config
 from features.sources.simulation.world import SimConfig, simulate_world
-from training.ceiling import observable_ceiling
+from training.policy.ceiling import observable_ceiling
 
 
 def test_truth_supervised_assignment_is_valued_against_the_oracle():

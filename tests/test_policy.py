@@ -173,7 +173,7 @@ def test_epsilon_exploration_returns_propensities_and_keeps_limits() -> None:
 
 def test_train_and_evaluate_on_a_small_simulated_world() -> None:
     from features.sources.simulation.world import SimConfig, simulate_world
-    from training.policy import PolicyTrainConfig, train_and_evaluate
+    from training.policy.train import PolicyTrainConfig, train_and_evaluate
 
     tables = simulate_world(SimConfig(n_customers=800, days=200, seed=3), np.random.default_rng(3))
     cfg = load_policy_config()
@@ -208,7 +208,7 @@ def test_train_and_evaluate_on_a_small_simulated_world() -> None:
         assert bool(alone["defense_target"].iloc[0]) == bool(batch["defense_target"].iloc[i])
         assert list(alone["defense_reasons"].iloc[0]) == list(batch["defense_reasons"].iloc[i])
     # Which estimate limits the policy: the truth swapped in for the value, then for the effect.
-    from training.ceiling import effect_value_decomposition
+    from training.policy.ceiling import effect_value_decomposition
 
     dec = effect_value_decomposition(model, tables, pd.Timestamp(tables.meta["manifest"]["cutoff"]), F)
     for key in ("captured_estimated", "captured_true_value_estimated_effect", "captured_estimated_value_true_effect"):
@@ -235,8 +235,8 @@ def test_policy_training_registers_a_challenger_version_with_its_uplift_curve(tm
 
     from features.sources.io import write_tables
     from features.sources.simulation.world import SimConfig, simulate_world
-    from training.churn import ChurnSettings, log_churn_run, train_churn
-    from training.policy import PolicyTrainConfig, train_policy_command
+    from training.churn.train import ChurnSettings, log_churn_run, train_churn
+    from training.policy.train import PolicyTrainConfig, train_policy_command
     from training.registry import load_config
 
     monkeypatch.chdir(tmp_path)  # nothing may land in the working directory

@@ -16,7 +16,7 @@ import pytest
 from features.contract.schema import Tables
 from features.contract.validate import validate_tables
 from features.decision.ope import dr_pseudo_outcomes
-from training.starbucks import (
+from training.starbucks.evaluate import (
     PolicyTree,
     ShrunkGainPolicy,
     cross_fit_q,
@@ -251,7 +251,7 @@ def test_policy_tree_is_the_best_tree_over_its_thresholds() -> None:
 
 
 def _single():
-    from training.starbucks import BestSingleOffer
+    from training.starbucks.evaluate import BestSingleOffer
 
     return BestSingleOffer()
 

@@ -35,8 +35,8 @@ def run_demo(
     from features.sources.io import read_tables, write_tables
     from features.sources.simulation.world import SimConfig, simulate_world
     from serving.batch import score_data
-    from training.churn import train_churn_command
-    from training.policy import train_policy_command
+    from training.churn.train import train_churn_command
+    from training.policy.train import train_policy_command
 
     workdir = Path(workdir)
     data = workdir / "data"

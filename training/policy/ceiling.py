@@ -1,4 +1,4 @@
-"""How much of the oracle's uplift can any policy reach from the features? ``python -m training.ceiling``.
+"""How much of the oracle's uplift can any policy reach from the features? ``python -m training.policy.ceiling``.
 
 The simulator's oracle assigns actions with each customer's *true* incremental values, which depend on hidden
 traits and on chance the features cannot see. This diagnostic trains, on half of the customers, one LightGBM
@@ -31,7 +31,7 @@ from features.decision.nba import (
     load_policy_config,
     total_value,
 )
-from training.policy import _features, truth_ev
+from training.policy.train import _features, truth_ev
 
 
 def observable_ceiling(
