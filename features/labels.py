@@ -26,16 +26,12 @@ from collections.abc import Collection, Iterable
 import numpy as np
 import pandas as pd
 
-from features.contract.schema import EXIT_KINDS, PASSIVE_KINDS, Tables
+from features.contract.cutoffs import utc_timestamp
+from features.contract.schema import DAY_NS, EXIT_KINDS, PASSIVE_KINDS, Tables
 
-DAY_NS = 86_400 * 10**9
 # Reactions to outreach: activity for eligibility, not for the label (see the module docstring).
 OUTREACH_REACTIONS: frozenset[str] = frozenset({"message_open", "message_click", "offer_redeemed"})
 
-
-def _utc(value) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def _ns(s: pd.Series) -> np.ndarray:
@@ -86,11 +82,11 @@ def make_labels(
     """
     if horizon_days <= 0 or inactivity_days <= 0:
         raise ValueError(f"horizon_days ({horizon_days}) and inactivity_days ({inactivity_days}) must be > 0")
-    cut_list = [_utc(c) for c in cutoffs]
+    cut_list = [utc_timestamp(c) for c in cutoffs]
     if not cut_list:
         raise ValueError("make_labels: no cutoffs given")
     if observed_until is not None:
-        end = _utc(observed_until)
+        end = utc_timestamp(observed_until)
         late = [c for c in cut_list if c + pd.Timedelta(days=horizon_days) > end]
         if late:
             raise ValueError(
@@ -142,10 +138,10 @@ def make_labels(
 
 def monthly_cutoffs(first, last) -> list[pd.Timestamp]:
     """Month starts from ``first`` to ``last`` inclusive (UTC), the usual training-set grid."""
-    start, end = _utc(first), _utc(last)
+    start, end = utc_timestamp(first), utc_timestamp(last)
     return (
         [
-            _utc(t)
+            utc_timestamp(t)
             for t in pd.date_range(start.tz_localize(None).normalize(), end.tz_localize(None), freq="MS")
         ]
         if start <= end

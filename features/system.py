@@ -14,13 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.contract.schema import Tables
+from features.contract.cutoffs import utc_timestamp
+from features.contract.schema import IN_MARKET, SOCIAL_LADDER, STORE_LADDER, Tables
 from features.models.churn import ChurnModel, float_values
 from features.renames import load_pickle
 
-STORE_LADDER = ("visitor", "interested", "almost_buyer", "buyer")
-SOCIAL_LADDER = ("visitor", "engaged", "committed", "promoter")
-IN_MARKET = ("none", "interested", "deliberating", "evaluating")
 SYSTEM_FILE = "decision_system.pkl"
 
 POLICY_COLUMNS = (
@@ -48,10 +46,6 @@ def _names(values: pd.Series | None, names: tuple[str, ...], n: int) -> np.ndarr
     idx = np.where(valid, codes, len(names)).astype(np.int64)
     return table[idx]
 
-
-def _utc(cutoff) -> pd.Timestamp:
-    ts = pd.Timestamp(cutoff)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def _floats(F: pd.DataFrame, name: str, n: int) -> np.ndarray:
@@ -188,12 +182,12 @@ class DecisionSystem:
 
     def score(self, tables: Tables, cutoff) -> pd.DataFrame:
         """Score every customer of ``tables`` from their raw touchpoints strictly before ``cutoff``."""
-        cutoff = _utc(cutoff)
+        cutoff = utc_timestamp(cutoff)
         return self._score(self.features(tables, cutoff), cutoff=cutoff)
 
     def score_columns(self, tables: Tables, cutoff) -> dict:
         """:meth:`score` as a dict of columns (arrays, or scalars for constant columns) instead of a frame."""
-        cutoff = _utc(cutoff)
+        cutoff = utc_timestamp(cutoff)
         return self._score_columns(self.features(tables, cutoff), cutoff=cutoff)
 
     def warm_up(self) -> None:

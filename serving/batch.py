@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.contract.cutoffs import evaluation_cutoff
 from serving.decision_log import DecisionLog
 from serving.engine import REASON_MODES, ScoringEngine, as_cutoff, columns_to_table, results_to_frame
 from serving.loading import ModelSource, load_system
@@ -137,9 +138,7 @@ def score_data(
         _check_out(Path(defense_out), overwrite)
     t0 = time.perf_counter()
     tables = read_tables(Path(data))
-    if cutoff is None:
-        cutoff = (tables.meta.get("manifest") or {}).get("cutoff")
-    at = as_cutoff(cutoff)
+    at = evaluation_cutoff(tables, cutoff, fallback="now")
     engine = engine or load_engine(model_path=model_path, mlflow_config=mlflow_config)
     with _no_gc_pauses():
         table = score_tables_batch(engine, tables, at)

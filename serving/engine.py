@@ -21,12 +21,15 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from features.contract.cutoffs import utc_timestamp
 from features.contract.schema import (
     CHANNELS,
     DIRECTIONS,
     KINDS,
     OUTREACH_CHANNELS,
     REFERRERS,
+    SOCIAL_LADDER,
+    STORE_LADDER,
     TOUCHPOINT_OPTIONAL,
     Tables,
 )
@@ -53,8 +56,8 @@ DTYPES: dict[str, pd.CategoricalDtype] = {
     for name, values in {**CATEGORIES, "outreach_channel": OUTREACH_CHANNELS}.items()
 }
 LADDER_NAMES: dict[str, tuple[str, ...]] = {
-    "store_ladder": ("visitor", "interested", "almost_buyer", "buyer"),
-    "social_ladder": ("visitor", "engaged", "committed", "promoter"),
+    "store_ladder": STORE_LADDER,
+    "social_ladder": SOCIAL_LADDER,
 }
 LIST_COLUMNS: tuple[str, ...] = ("churn_reasons", "alternatives", "defense_reasons")
 logger = logging.getLogger("engage.serving")
@@ -90,8 +93,7 @@ class ModelInfo:
 
 def as_cutoff(value: Any | None) -> pd.Timestamp:
     """A UTC timestamp cutoff; ``None`` means now."""
-    ts = pd.Timestamp.now(tz="UTC") if value is None else pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return pd.Timestamp.now(tz="UTC") if value is None else utc_timestamp(value)
 
 
 # ----------------------------------------------------------------------------- request → tables

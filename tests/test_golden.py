@@ -44,7 +44,8 @@ def column_digest(s: pd.Series) -> str:
 
 def frame_digest(df: pd.DataFrame) -> dict:
     """Column names plus one digest per column and one for the index."""
-    out: dict = {"__index__": column_digest(pd.Series(df.index.astype(str))), "__columns__": [str(c) for c in df.columns]}
+    out: dict = {"__index__": column_digest(pd.Series(df.index.astype(str)))}
+    out["__columns__"] = [str(c) for c in df.columns]
     out.update({str(c): column_digest(df[c]) for c in df.columns})
     return out
 

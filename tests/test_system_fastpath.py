@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 
 from features.builders.pipeline import FeaturePipeline
+from features.contract.schema import IN_MARKET, SOCIAL_LADDER, STORE_LADDER
 from features.labels import make_labels
 from features.models import churn as models
 from features.models.churn import ChurnModel, booster_predict
 from features.sources.simulation.world import SimConfig, simulate_world
-from features.system import IN_MARKET, SOCIAL_LADDER, STORE_LADDER, DecisionSystem, _names
+from features.system import DecisionSystem, _names
 
 TOL = 1e-9
 

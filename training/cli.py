@@ -16,6 +16,8 @@ from typing import Annotated
 
 import typer
 
+from training.report import report_text, write_text_atomic
+
 app = typer.Typer(
     help="engage: engagement & intent features, churn prediction and next-best-action outreach for CRMs.",
     no_args_is_help=True,
@@ -84,19 +86,10 @@ def parse_cutoff(text: str | None) -> datetime | None:
 
 def echo_json(payload: dict, path: Path | None) -> None:
     """Print a JSON payload and, when asked, write it atomically to a file."""
-    text = json.dumps(payload, indent=2, default=str)
-    typer.echo(text)
+    text = report_text(payload)
+    typer.echo(text.rstrip("\n"))
     if path is not None:
-        write_text_atomic(path, text + "\n")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a text file via a temporary file and rename, so a failure never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+        write_text_atomic(path, text)
 
 
 # --------------------------------------------------------------------------------------------- data

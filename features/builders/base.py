@@ -18,8 +18,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from features.builders.events import DAY_NS, DEFAULT_BLOCK_EVENTS, EventArrays, EventSource
-from features.contract.schema import Tables
+from features.builders.events import DEFAULT_BLOCK_EVENTS, EventArrays, EventSource
+from features.contract.schema import DAY_NS, Tables
 
 INT_MIN = np.iinfo(np.int64).min
 INT_MAX = np.iinfo(np.int64).max

@@ -22,10 +22,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from features.contract.cutoffs import utc_timestamp
 from features.contract.schema import (
     CHANNELS,
     CONSENT_COLUMNS,
     CONTENT_TOPICS,
+    DAY_NS,
     DEVICES,
     DIRECTIONS,
     KINDS,
@@ -36,7 +38,6 @@ from features.contract.schema import (
     Tables,
 )
 
-DAY_NS: int = 86_400 * 1_000_000_000
 TOPICS: tuple[str, ...] = SERVICE_TOPICS + CONTENT_TOPICS
 K: dict[str, int] = {k: i for i, k in enumerate(KINDS)}
 C: dict[str, int] = {c: i for i, c in enumerate(CHANNELS)}
@@ -57,11 +58,9 @@ SESSION_KINDS: tuple[str, ...] = ("visit",)
 
 def to_cutoff_ns(cutoff) -> int:
     """A cutoff (str, datetime, Timestamp) as int64 nanoseconds since the epoch, UTC."""
-    ts = pd.Timestamp(cutoff)
-    if ts is pd.NaT:
+    if pd.Timestamp(cutoff) is pd.NaT:
         raise ValueError("cutoff is missing (NaT); pass an explicit date such as '2024-06-30'")
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return int(ts.as_unit("ns").value)
+    return int(utc_timestamp(cutoff).as_unit("ns").value)
 
 
 def _ts_ns(s: pd.Series, table: str) -> np.ndarray:

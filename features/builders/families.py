@@ -33,7 +33,12 @@ from features.builders.events import (
     cumulate_windows,
     kind_dir_lut,
 )
-from features.contract.schema import DEVICES, OUTREACH_CHANNELS, OUTREACH_TO_TOUCH_CHANNEL, REFERRERS
+from features.contract.schema import (
+    DEVICES,
+    OUTREACH_CHANNELS,
+    OUTREACH_TO_TOUCH_CHANNEL,
+    REFERRERS,
+)
 
 WINDOWS = {"7d": 0, "30d": 1, "90d": 2}
 ALL = 3
@@ -714,9 +719,6 @@ class IntentBuilder(FeatureBuilder):
 
 
 # ---- 4. ladders and segments ------------------------------------------------------------------------
-STORE_LADDER = ("visitor", "interested", "almost_buyer", "buyer")
-SOCIAL_LADDER = ("visitor", "engaged", "committed", "promoter")
-IN_MARKET = ("none", "interested", "deliberating", "evaluating")
 
 
 class LadderBuilder(FeatureBuilder):

@@ -52,6 +52,15 @@ OUTREACH_REQUIRED: tuple[str, ...] = ("customer_id", "ts", "channel", "offer")
 OUTREACH_OPTIONAL: tuple[str, ...] = ("campaign_id", "propensity", "holdout")
 LABEL_COLUMNS: tuple[str, ...] = ("customer_id", "label")
 
+# Timestamps are UTC nanoseconds everywhere; a day in those units.
+UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
+DAY_NS: int = 86_400 * 1_000_000_000
+
+# Output vocabularies of the ladder features (ordered from first contact to the top rung).
+STORE_LADDER: tuple[str, ...] = ("visitor", "interested", "almost_buyer", "buyer")
+SOCIAL_LADDER: tuple[str, ...] = ("visitor", "engaged", "committed", "promoter")
+IN_MARKET: tuple[str, ...] = ("none", "interested", "deliberating", "evaluating")
+
 
 @dataclass(frozen=True)
 class Tables:

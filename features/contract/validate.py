@@ -45,10 +45,10 @@ from features.contract.schema import (
     REFERRERS,
     REQUIRED_TABLES,
     TOUCHPOINT_REQUIRED,
+    UTC_NS,
     Tables,
 )
 
-UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
 TOUCH_NUMERIC: tuple[str, ...] = ("duration_s", "pages", "amount", "discount", "sentiment")
 TOUCH_TEXT: tuple[str, ...] = ("topic", "device", "offer_id", "campaign_id", "product_id")
 TOUCH_CATEGORIES: dict[str, tuple[str, ...]] = {

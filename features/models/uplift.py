@@ -45,9 +45,9 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.contract.catalogue import NO_CONTACT
 from features.models.churn import booster_predict, feature_matrix
 
-NO_CONTACT = "no_contact"
 # Candidate numbers of features in the reach stage's slopes (``effect_features="auto"``; all features too).
 SCREEN_SIZES: tuple[int, ...] = (8, 16, 32, 64)
 

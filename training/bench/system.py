@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from features.builders.pipeline import FeaturePipeline
+from features.contract.cutoffs import evaluation_cutoff
 from features.contract.schema import Tables
 from features.contract.validate import validate_tables
 from features.labels import make_labels
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     rng = np.random.default_rng(args.seed)
     world = simulate_world(SimConfig(n_customers=2000, days=400, seed=args.seed), rng)
-    cutoff = pd.Timestamp(world.meta["manifest"]["cutoff"])
+    cutoff = evaluation_cutoff(world)
     system = load_system_file(args.system) if args.system else fit_churn_system(world, cutoff, args.seed)
     customers = spliced_customers(world, cutoff, args.customers, args.touchpoints, rng)
     result = bench_system(system, customers, cutoff, table_rows=args.table_rows, breakdown=not args.no_breakdown)

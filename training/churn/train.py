@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.contract.cutoffs import evaluation_cutoff, utc_timestamp
 from features.contract.schema import Tables
 from features.labels import OUTREACH_REACTIONS, make_labels
 from features.models.churn import (
@@ -42,6 +43,7 @@ from training.metrics import (
     ranking_auc,
     segment_metrics,
 )
+from training.report import write_json
 
 log = logging.getLogger("engage.churn")
 
@@ -104,10 +106,6 @@ class TemporalSplit:
         }
 
 
-def _utc(value) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
 
 def data_span(tables: Tables) -> tuple[pd.Timestamp, pd.Timestamp]:
     """First touchpoint and end of the observed log (manifest ``end`` when simulated, else last ts)."""
@@ -115,7 +113,7 @@ def data_span(tables: Tables) -> tuple[pd.Timestamp, pd.Timestamp]:
     if len(ts) == 0:
         raise ValueError("touchpoints: no rows, cannot derive churn labels")
     manifest = tables.meta.get("manifest") or {}
-    end = _utc(manifest["end"]) if manifest.get("end") else ts.max() + pd.Timedelta(seconds=1)
+    end = utc_timestamp(manifest["end"]) if manifest.get("end") else ts.max() + pd.Timedelta(seconds=1)
     return ts.min(), end
 
 
@@ -124,9 +122,8 @@ def temporal_split(tables: Tables, settings: ChurnSettings, *, test_cutoff=None)
     start, end = data_span(tables)
     H = pd.Timedelta(days=settings.horizon_days)
     step = pd.Timedelta(days=settings.cutoff_step_days)
-    manifest = tables.meta.get("manifest") or {}
-    given = test_cutoff or settings.test_cutoff or manifest.get("cutoff")
-    test = _utc(given) if given else (end - H).floor("D")
+    given = evaluation_cutoff(tables, test_cutoff or settings.test_cutoff, fallback="none")
+    test = given if given is not None else (end - H).floor("D")
     if test + H > end:
         raise ValueError(
             f"test cutoff {test}: its {settings.horizon_days}-day horizon ends after the log ({end})"
@@ -231,7 +228,7 @@ def purchase_summary(tables: Tables, cutoff) -> pd.DataFrame:
     tp = tables.touchpoints
     m = (tp["kind"].astype(str) == "purchase").to_numpy()
     ts = pd.to_datetime(tp.loc[m, "ts"], utc=True)
-    before = (ts < _utc(cutoff)).to_numpy()
+    before = (ts < utc_timestamp(cutoff)).to_numpy()
     frame = pd.DataFrame(
         {
             "customer_id": tp.loc[m, "customer_id"].astype(str).to_numpy()[before],
@@ -241,7 +238,7 @@ def purchase_summary(tables: Tables, cutoff) -> pd.DataFrame:
     frame = frame.drop_duplicates()
     g = frame.groupby("customer_id")["day"]
     first, last, count = g.min(), g.max(), g.size()
-    cut = _utc(cutoff).tz_localize(None)
+    cut = utc_timestamp(cutoff).tz_localize(None)
     first_n = pd.to_datetime(first).dt.tz_localize(None)
     last_n = pd.to_datetime(last).dt.tz_localize(None)
     return pd.DataFrame(
@@ -318,7 +315,7 @@ def feature_dictionary_frame(pipeline) -> pd.DataFrame:
 def _segments(F: pd.DataFrame) -> dict[str, np.ndarray]:
     seg: dict[str, np.ndarray] = {}
     if "store_ladder" in F:
-        from features.system import STORE_LADDER
+        from features.contract.schema import STORE_LADDER
 
         seg["store_ladder"] = np.array([STORE_LADDER[int(v)] if v == v else "na" for v in F["store_ladder"]])
     if "tenure_days" in F:
@@ -349,7 +346,7 @@ def _oracle(tables: Tables, keys: pd.DataFrame, test: pd.Timestamp) -> dict[str,
     manifest = tables.meta.get("manifest") or {}
     if truth is None or "p_churn_no_contact" not in truth or not manifest.get("cutoff"):
         return {}
-    if _utc(manifest["cutoff"]) != test:
+    if utc_timestamp(manifest["cutoff"]) != test:
         return {}
     p = truth.set_index(truth["customer_id"].astype(str))["p_churn_no_contact"].reindex(keys["customer_id"])
     ok = p.notna().to_numpy()
@@ -608,17 +605,7 @@ def given_labels_cutoff(tables: Tables) -> pd.Timestamp:
     labels = tables.labels
     if labels is None or labels.empty:
         raise ValueError("labels: table missing or empty")
-    if "cutoff" in labels and labels["cutoff"].notna().any():
-        cutoffs = pd.to_datetime(labels["cutoff"], utc=True).dropna().unique()
-        if len(cutoffs) > 1:
-            raise ValueError(f"labels.cutoff: {len(cutoffs)} different cutoffs; one per folder is supported")
-        return _utc(cutoffs[0])
-    manifest = tables.meta.get("manifest") or {}
-    if manifest.get("cutoff"):
-        return _utc(manifest["cutoff"])
-    if len(tables.touchpoints):
-        return pd.to_datetime(tables.touchpoints["ts"], utc=True).max() + pd.Timedelta(seconds=1)
-    return _utc("2000-01-01")
+    return evaluation_cutoff(tables) or utc_timestamp("2000-01-01")
 
 
 def given_labels_frame(tables: Tables, pipeline) -> tuple[pd.DataFrame, np.ndarray, pd.Timestamp]:
@@ -884,7 +871,7 @@ def log_churn_run(
                 result.segments.to_csv(tmp / "metrics_by_segment.csv", index=False)
             (tmp / "report.json").write_text(json.dumps(report, indent=2, default=str))
             mlflow.log_artifacts(str(tmp), artifact_path="evaluation")
-        test_cutoff = _utc(report["cutoffs"]["test"])
+        test_cutoff = utc_timestamp(report["cutoffs"]["test"])
         system = result.system
         system.metadata["run_id"] = run.info.run_id
         info = log_decision_system(
@@ -943,7 +930,7 @@ def train_churn_command(
     registry = log_churn_run(result, tables, config, settings, dataset=data.name, register=register)
     report = {**result.report, "mlflow": registry}
     if report_path is not None:
-        _write_json(report_path, report)
+        write_json(report_path, report)
     return report
 
 
@@ -993,16 +980,8 @@ def evaluate_churn_command(
         **_oracle(tables, keys, test),
     }
     if report_path is not None:
-        _write_json(report_path, report)
+        write_json(report_path, report)
     return report
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    tmp.replace(path)
 
 
 __all__ = [

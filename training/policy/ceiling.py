@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract.catalogue import Catalogue, load_catalogue
+from features.contract.cutoffs import evaluation_cutoff
 from features.contract.schema import Tables
 from features.decision.nba import (
     PolicyConfig,
@@ -181,8 +182,7 @@ def main() -> None:  # pragma: no cover - manual runs
     p.add_argument("--json", type=Path)
     a = p.parse_args()
     tables = read_tables(a.data)
-    cutoff = pd.Timestamp(a.cutoff or tables.meta["manifest"]["cutoff"])
-    cutoff = cutoff.tz_localize("UTC") if cutoff.tzinfo is None else cutoff
+    cutoff = evaluation_cutoff(tables, a.cutoff)
     res = observable_ceiling(tables, cutoff, load_catalogue(), load_policy_config(), np.random.default_rng(a.seed))
     if a.system is not None:
         from features.system import load_system_file

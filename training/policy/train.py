@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract.catalogue import NO_CONTACT, Catalogue, action_id
+from features.contract.cutoffs import evaluation_cutoff
 from features.contract.schema import EXIT_KINDS, KINDS, OUTREACH_CHANNELS, PASSIVE_KINDS, Tables
 from features.decision.nba import (
     NextBestAction,
@@ -36,6 +37,7 @@ from features.decision.nba import (
 )
 from features.decision.ope import by_group, dr_difference, dr_pseudo_outcomes, evaluate, policy_matrix
 from features.models.uplift import UpliftModel, ValueModel
+from training.report import write_json
 
 # The outcome counts only the customer's own activity: a reaction to our outreach (an open, a click, a
 # redemption) is not retention, or every opened message would "retain" its reader by construction.
@@ -702,10 +704,9 @@ def train_and_evaluate(
     as given under the name ``"configured"``).
     """
     rng = np.random.default_rng(train.seed)
+    cutoff = evaluation_cutoff(tables, cutoff)
     if cutoff is None:
-        man = tables.meta.get("manifest", {})
-        cutoff = pd.Timestamp(man["cutoff"]) if "cutoff" in man else tables.touchpoints["ts"].max().floor("D")
-    cutoff = pd.Timestamp(cutoff)
+        raise ValueError("touchpoints: the log is empty, so there is no cutoff to train the policy at")
     t0 = time.time()
     if pipeline is None:
         from features.builders.pipeline import FeaturePipeline
@@ -993,7 +994,7 @@ def train_policy_command(
             )
     report["mlflow"] = registry
     if report_path is not None:
-        _write_report(Path(report_path), report)
+        write_json(report_path, report)
     return report
 
 
@@ -1046,7 +1047,7 @@ def evaluate_policy_command(
     summary = summarise(report)
     report = {**summary, **report}
     if report_path is not None:
-        _write_report(Path(report_path), report)
+        write_json(report_path, report)
     return report
 
 
@@ -1075,12 +1076,3 @@ def summarise(report: dict) -> dict:
         )
     return out
 
-
-def _write_report(path, report: dict) -> None:
-    import json
-    import os
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=str))
-    os.replace(tmp, path)

@@ -33,11 +33,10 @@ from features.contract.schema import (
     KINDS,
     OUTREACH_CHANNELS,
     TOUCHPOINT_REQUIRED,
+    UTC_NS,
     Tables,
 )
 from features.contract.validate import DataError, validate_tables
-
-UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
 
 # starbucks: the transcript counts hours from the start of a 30-day test and has no calendar date. Every
 # membership date (last 2018-07-26) lies before this base, so sign-up always precedes activity.
