@@ -55,3 +55,86 @@ def test_importing_packages_has_no_side_effects(tmp_path: Path) -> None:
     before = set(tmp_path.iterdir())
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, timeout=300)
     assert set(tmp_path.iterdir()) == before, "importing the packages created files in the working folder"
+
+
+PACKAGES = ("features", "training", "serving")
+MAX_LINES = 500
+
+
+def source_files() -> list[Path]:
+    return [p for pkg in PACKAGES for p in sorted((ROOT / pkg).rglob("*.py"))]
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_no_source_file_is_over_the_size_cap() -> None:
+    long = {str(p.relative_to(ROOT)): n for p in source_files() if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"files over {MAX_LINES} lines (split them by idea): {long}"
+
+
+def project_imports(path: Path, known: set[str]) -> set[str]:
+    """Project modules a file imports, anywhere in it (function bodies included), resolved to known modules."""
+    found: set[str] = set()
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*anchor, base] if base else anchor)
+            targets = [f"{base}.{a.name}" for a in node.names] + [base]
+        for name in targets:
+            # the longest known module that the imported name starts with
+            while name and name not in known:
+                name = name.rpartition(".")[0]
+            if name and name.split(".")[0] in PACKAGES:
+                found.add(name)
+    found.discard(module_name(path))
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    files = source_files()
+    known = {module_name(p) for p in files}
+    # a package's __init__ is not an edge worth following when it is empty
+    empty = {module_name(p) for p in files if p.name == "__init__.py" and not p.read_text().strip()}
+    return {module_name(p): project_imports(p, known) - empty for p in files}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle (as a path that returns to its start), or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt):], nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (cycle := visit(start)):
+            return cycle
+    return None
+
+
+def test_find_cycle_finds_a_cycle_and_accepts_a_tree() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_no_import_cycles_counting_imports_inside_functions() -> None:
+    cycle = find_cycle(import_graph())
+    assert cycle is None, f"import cycle: {' -> '.join(cycle)}"
