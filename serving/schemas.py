@@ -262,6 +262,15 @@ class CustomerIn(BaseModel):
         return self
 
 
+def _check_unique_ids(field: str, ids: list[str]) -> None:
+    """Reject a request naming one customer twice (the answer would be ambiguous), naming both places."""
+    seen: dict[str, int] = {}
+    for i, cid in enumerate(ids):
+        if cid in seen:
+            raise ValueError(f"{field}[{i}].customer_id duplicates {field}[{seen[cid]}]")
+        seen[cid] = i
+
+
 class ScoreRequest(BaseModel):
     """Score customers from their raw histories at a cutoff (default: now)."""
 
@@ -271,11 +280,7 @@ class ScoreRequest(BaseModel):
 
     @model_validator(mode="after")
     def _unique_ids(self) -> ScoreRequest:
-        seen: dict[str, int] = {}
-        for i, c in enumerate(self.customers):
-            if c.customer_id in seen:
-                raise ValueError(f"customers[{i}].customer_id duplicates customers[{seen[c.customer_id]}]")
-            seen[c.customer_id] = i
+        _check_unique_ids("customers", [c.customer_id for c in self.customers])
         return self
 
 
@@ -296,11 +301,7 @@ class FeatureScoreRequest(BaseModel):
 
     @model_validator(mode="after")
     def _unique_ids(self) -> FeatureScoreRequest:
-        seen: dict[str, int] = {}
-        for i, r in enumerate(self.rows):
-            if r.customer_id in seen:
-                raise ValueError(f"rows[{i}].customer_id duplicates rows[{seen[r.customer_id]}]")
-            seen[r.customer_id] = i
+        _check_unique_ids("rows", [r.customer_id for r in self.rows])
         return self
 
 

@@ -103,48 +103,47 @@ def calibration_table(y, p, *, bins: int = 10) -> pd.DataFrame:
     ).reset_index()
 
 
-def plot_calibration(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Path) -> Path:
-    """Reliability diagram (one line per model) written as PNG."""
+def _save_chart(path: str | Path, draw, *, diagonal: str, xlabel: str, ylabel: str, title: str, legend: str) -> Path:
+    """A square chart with a grey diagonal reference line, drawn by ``draw(ax)`` and written as PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfect")
-    for name, (y, p) in curves.items():
-        t = calibration_table(y, p)
-        ax.plot(t["mean_prediction"], t["observed_rate"], marker="o", label=name)
-    ax.set_xlabel("mean predicted churn probability")
-    ax.set_ylabel("observed churn rate")
-    ax.set_title("Calibration")
-    ax.legend(loc="upper left")
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label=diagonal)
+    draw(ax)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(loc=legend)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return Path(path)
+
+
+def plot_calibration(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Path) -> Path:
+    """Reliability diagram (one line per model) written as PNG."""
+
+    def draw(ax) -> None:
+        for name, (y, p) in curves.items():
+            t = calibration_table(y, p)
+            ax.plot(t["mean_prediction"], t["observed_rate"], marker="o", label=name)
+
+    return _save_chart(path, draw, diagonal="perfect", xlabel="mean predicted churn probability",
+                       ylabel="observed churn rate", title="Calibration", legend="upper left")
 
 
 def plot_gains(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Path) -> Path:
     """Cumulative gains chart (share of churners caught vs share of customers contacted) as PNG."""
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def draw(ax) -> None:
+        for name, (y, score) in curves.items():
+            y = np.asarray(y, float)
+            order = np.argsort(-np.asarray(score, float), kind="stable")
+            caught = np.concatenate([[0.0], np.cumsum(y[order]) / max(y.sum(), 1)])
+            ax.plot(np.linspace(0, 1, len(caught)), caught, label=name)
 
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="random")
-    for name, (y, score) in curves.items():
-        y = np.asarray(y, float)
-        order = np.argsort(-np.asarray(score, float), kind="stable")
-        caught = np.concatenate([[0.0], np.cumsum(y[order]) / max(y.sum(), 1)])
-        share = np.linspace(0, 1, len(caught))
-        ax.plot(share, caught, label=name)
-    ax.set_xlabel("share of customers (highest score first)")
-    ax.set_ylabel("share of churners captured")
-    ax.set_title("Gains")
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return _save_chart(path, draw, diagonal="random", xlabel="share of customers (highest score first)",
+                       ylabel="share of churners captured", title="Gains", legend="lower right")
