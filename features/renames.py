@@ -19,7 +19,6 @@ MOVED_MODULES: dict[str, str] = {
     "features.uplift": "features.models.uplift",
     "features.events": "features.builders.events",
     "features.builders_base": "features.builders.base",
-    "features.builders": "features.builders.families",
     "features.builders_dynamics": "features.builders.dynamics",
     "features.builders_static": "features.builders.static",
     "features.pipeline": "features.builders.pipeline",
@@ -34,7 +33,27 @@ MOVED_MODULES: dict[str, str] = {
 }
 
 # (old module, name) → new module, for names that left a module that was split.
-MOVED_NAMES: dict[tuple[str, str], str] = {}
+MOVED_NAMES: dict[tuple[str, str], str] = {
+    # features/builders.py held six feature families and their shared aggregates: one module per family now.
+    ("features.builders", "EngagementBuilder"): "features.builders.engagement",
+    ("features.builders", "_channel_lut"): "features.builders.engagement",
+    ("features.builders", "_web_rows"): "features.builders.engagement",
+    ("features.builders", "ServiceSocialBuilder"): "features.builders.service_social",
+    ("features.builders", "IntentBuilder"): "features.builders.intent",
+    ("features.builders", "LadderBuilder"): "features.builders.ladders",
+    ("features.builders", "ValueBuilder"): "features.builders.value",
+    ("features.builders", "ChannelBuilder"): "features.builders.channels",
+    ("features.builders", "active_counts"): "features.builders.activity",
+    ("features.builders", "purchase_times"): "features.builders.activity",
+    ("features.builders", "active_non_purchase_idx"): "features.builders.activity",
+    ("features.builders", "exit_counts"): "features.builders.activity",
+    ("features.builders", "_moment_lut"): "features.builders.moments",
+    ("features.builders", "moment_codes"): "features.builders.moments",
+    ("features.builders", "moment_idx"): "features.builders.moments",
+    ("features.builders", "moment_counts"): "features.builders.moments",
+    ("features.builders", "product_revisits"): "features.builders.moments",
+    ("features.builders", "cart_since_purchase"): "features.builders.moments",
+}
 
 
 def current_location(module: str, name: str) -> tuple[str, str]:
