@@ -53,6 +53,18 @@ MOVED_NAMES: dict[tuple[str, str], str] = {
     ("features.builders", "moment_counts"): "features.builders.moments",
     ("features.builders", "product_revisits"): "features.builders.moments",
     ("features.builders", "cart_since_purchase"): "features.builders.moments",
+    # features/events.py: EventArrays stayed in features.builders.events; the block source, the vocabulary
+    # codes and the column coding left it (its _Column is CodedColumn now; never pickled: only EventSource holds one).
+    ("features.events", "EventSource"): "features.builders.event_source",
+    ("features.events", "event_arrays"): "features.builders.event_source",
+    ("features.events", "to_cutoff_ns"): "features.builders.event_source",
+    ("features.events", "_ts_ns"): "features.builders.event_source",
+    ("features.events", "_is_ordered"): "features.builders.event_source",
+    ("features.events", "_bool_values"): "features.builders.event_source",
+    ("features.events", "_customer_codes"): "features.builders.event_source",
+    ("features.events", "kind_dir_lut"): "features.builders.vocab_codes",
+    ("features.events", "is_price_offer"): "features.builders.vocab_codes",
+    ("features.events", "_index_in"): "features.builders.column_coding",
 }
 
 

@@ -17,7 +17,7 @@ from sklearn.utils.estimator_checks import (
 from features.builders.channels import ChannelBuilder
 from features.builders.dictionary import feature_dictionary
 from features.builders.engagement import EngagementBuilder
-from features.builders.events import EventSource
+from features.builders.event_source import EventSource
 from features.builders.intent import IntentBuilder
 from features.builders.ladders import LadderBuilder
 from features.builders.pipeline import FeaturePipeline, build_features

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.builders.events import ACTIVE_KIND, EventArrays, K
+from features.builders.events import EventArrays
+from features.builders.vocab_codes import ACTIVE_KIND, K
 
 
 def active_counts(ev: EventArrays) -> np.ndarray:

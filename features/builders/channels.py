@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from features.builders.base import INT_MIN, FeatureBuilder, days_since, safe_div, smoothed_rate
-from features.builders.events import DAY_NS, N_CHANNELS, N_OUT, C, EventArrays, K, kind_dir_lut
-from features.contract.schema import OUTREACH_CHANNELS, OUTREACH_TO_TOUCH_CHANNEL
+from features.builders.events import EventArrays
+from features.builders.vocab_codes import N_CHANNELS, N_OUT, C, K, kind_dir_lut
+from features.contract.schema import DAY_NS, OUTREACH_CHANNELS, OUTREACH_TO_TOUCH_CHANNEL
 
 TOUCH_TO_OUT = np.full(N_CHANNELS, -1, dtype=np.int8)
 for _j, _c in enumerate(OUTREACH_CHANNELS):

@@ -23,8 +23,9 @@ from __future__ import annotations
 import numpy as np
 
 from features.builders.base import INT_MIN, FeatureBuilder, days_since, safe_div
-from features.builders.events import KINDS, EventArrays, K, T, kind_dir_lut
-from features.contract.schema import DAY_NS, PASSIVE_KINDS
+from features.builders.events import EventArrays
+from features.builders.vocab_codes import K, T, kind_dir_lut
+from features.contract.schema import DAY_NS, KINDS, PASSIVE_KINDS
 
 # Reactions to our outreach and exit signals are not the customer's own rhythm.
 NOT_OWN_KINDS: tuple[str, ...] = ("message_open", "message_click", "offer_redeemed", "unsubscribe", "cancel")

@@ -11,7 +11,9 @@ import numpy as np
 
 from features.builders.activity import active_counts, active_non_purchase_idx, exit_counts, purchase_times
 from features.builders.base import FeatureBuilder, days_since
-from features.builders.events import ACTIVE_KIND, DAY_NS, KINDS, N_CHANNELS, N_KINDS, C, EventArrays, K
+from features.builders.events import EventArrays
+from features.builders.vocab_codes import ACTIVE_KIND, N_CHANNELS, N_KINDS, C, K
+from features.contract.schema import DAY_NS, KINDS
 
 # Default weight of one active touch of each kind in the engagement index (passive kinds and exit
 # signals weigh nothing). Deeper commitments (events, reviews, purchases) outweigh light browsing.

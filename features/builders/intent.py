@@ -10,7 +10,7 @@ import numpy as np
 
 from features.builders.activity import active_non_purchase_idx, purchase_times
 from features.builders.base import INT_MIN, FeatureBuilder, days_since, safe_div
-from features.builders.events import DAY_NS, N_CHANNELS, C, EventArrays, K
+from features.builders.events import EventArrays
 from features.builders.moments import (
     MOMENTS,
     cart_since_purchase,
@@ -19,7 +19,8 @@ from features.builders.moments import (
     moment_idx,
     product_revisits,
 )
-from features.contract.schema import DEVICES, REFERRERS
+from features.builders.vocab_codes import N_CHANNELS, C, K
+from features.contract.schema import DAY_NS, DEVICES, REFERRERS
 
 
 class IntentBuilder(FeatureBuilder):

@@ -10,8 +10,9 @@ import numpy as np
 
 from features.builders.activity import active_counts, exit_counts
 from features.builders.base import FeatureBuilder
-from features.builders.events import C, EventArrays, K, T
+from features.builders.events import EventArrays
 from features.builders.moments import cart_since_purchase, moment_counts, product_revisits
+from features.builders.vocab_codes import C, K, T
 
 # Window index of "all time" in the cumulative window counts (7d, 30d, 90d, all).
 ALL = 3

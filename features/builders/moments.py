@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from features.builders.activity import purchase_times
-from features.builders.events import N_KINDS, TOPICS, C, EventArrays, K, T, cumulate_windows
+from features.builders.events import EventArrays, cumulate_windows
+from features.builders.vocab_codes import N_KINDS, TOPICS, C, K, T
 
 MOMENTS: tuple[str, ...] = ("know", "go", "do", "buy")
 

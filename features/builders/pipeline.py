@@ -18,7 +18,7 @@ from features.builders.base import FeatureBuilder, concat_stats, map_blocks, to_
 from features.builders.channels import ChannelBuilder
 from features.builders.dynamics import DynamicsBuilder
 from features.builders.engagement import EngagementBuilder
-from features.builders.events import DEFAULT_BLOCK_EVENTS, EventSource, to_cutoff_ns
+from features.builders.event_source import DEFAULT_BLOCK_EVENTS, EventSource, to_cutoff_ns
 from features.builders.intent import IntentBuilder
 from features.builders.ladders import LadderBuilder
 from features.builders.service_social import ServiceSocialBuilder

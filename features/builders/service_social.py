@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from features.builders.base import FeatureBuilder, safe_div, smoothed_rate
-from features.builders.events import EventArrays, K, T
+from features.builders.events import EventArrays
+from features.builders.vocab_codes import K, T
 
 
 class ServiceSocialBuilder(FeatureBuilder):

@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from features.builders.base import to_frame
-from features.builders.events import to_cutoff_ns
+from features.builders.event_source import to_cutoff_ns
 from features.contract.schema import CUSTOMER_COLUMNS, DAY_NS, Tables
 
 MISSING = "missing"

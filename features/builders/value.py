@@ -10,7 +10,9 @@ import numpy as np
 
 from features.builders.activity import purchase_times
 from features.builders.base import INT_MIN, FeatureBuilder, days_since, safe_div, smoothed_rate
-from features.builders.events import DAY_NS, EventArrays, K
+from features.builders.events import EventArrays
+from features.builders.vocab_codes import K
+from features.contract.schema import DAY_NS
 
 
 class ValueBuilder(FeatureBuilder):
