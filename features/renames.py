@@ -65,6 +65,10 @@ MOVED_NAMES: dict[tuple[str, str], str] = {
     ("features.events", "kind_dir_lut"): "features.builders.vocab_codes",
     ("features.events", "is_price_offer"): "features.builders.vocab_codes",
     ("features.events", "_index_in"): "features.builders.column_coding",
+    # The per-customer log-linear rate fit left the dynamics family for its own module.
+    ("features.builders_dynamics", "loglinear_rate"): "features.builders.loglinear",
+    ("features.builders_dynamics", "_dyadic_grid"): "features.builders.loglinear",
+    ("features.builders_dynamics", "_mean_position"): "features.builders.loglinear",
 }
 
 

@@ -5,7 +5,7 @@
 encoded (OneHotEncoder); numeric attributes get a missing indicator (AddMissingIndicator) and median
 imputation (MeanMedianImputer). ``transform`` applies the dictionaries those transformers learned
 with plain numpy, because the live service encodes one customer per request and feature-engine's
-per-call checks cost several milliseconds; a test checks both give the same table.
+per-call checks would dominate that request; a test checks both give the same table.
 """
 
 from __future__ import annotations
