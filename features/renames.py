@@ -19,7 +19,6 @@ MOVED_MODULES: dict[str, str] = {
     "features.uplift": "features.models.uplift",
     "features.events": "features.builders.events",
     "features.builders_base": "features.builders.base",
-    "features.builders": "features.builders.families",
     "features.builders_dynamics": "features.builders.dynamics",
     "features.builders_static": "features.builders.static",
     "features.pipeline": "features.builders.pipeline",
@@ -34,7 +33,43 @@ MOVED_MODULES: dict[str, str] = {
 }
 
 # (old module, name) → new module, for names that left a module that was split.
-MOVED_NAMES: dict[tuple[str, str], str] = {}
+MOVED_NAMES: dict[tuple[str, str], str] = {
+    # features/builders.py held six feature families and their shared aggregates: one module per family now.
+    ("features.builders", "EngagementBuilder"): "features.builders.engagement",
+    ("features.builders", "_channel_lut"): "features.builders.engagement",
+    ("features.builders", "_web_rows"): "features.builders.engagement",
+    ("features.builders", "ServiceSocialBuilder"): "features.builders.service_social",
+    ("features.builders", "IntentBuilder"): "features.builders.intent",
+    ("features.builders", "LadderBuilder"): "features.builders.ladders",
+    ("features.builders", "ValueBuilder"): "features.builders.value",
+    ("features.builders", "ChannelBuilder"): "features.builders.channels",
+    ("features.builders", "active_counts"): "features.builders.activity",
+    ("features.builders", "purchase_times"): "features.builders.activity",
+    ("features.builders", "active_non_purchase_idx"): "features.builders.activity",
+    ("features.builders", "exit_counts"): "features.builders.activity",
+    ("features.builders", "_moment_lut"): "features.builders.moments",
+    ("features.builders", "moment_codes"): "features.builders.moments",
+    ("features.builders", "moment_idx"): "features.builders.moments",
+    ("features.builders", "moment_counts"): "features.builders.moments",
+    ("features.builders", "product_revisits"): "features.builders.moments",
+    ("features.builders", "cart_since_purchase"): "features.builders.moments",
+    # features/events.py: EventArrays stayed in features.builders.events; the block source, the vocabulary
+    # codes and the column coding left it (its _Column is CodedColumn now; never pickled: only EventSource holds one).
+    ("features.events", "EventSource"): "features.builders.event_source",
+    ("features.events", "event_arrays"): "features.builders.event_source",
+    ("features.events", "to_cutoff_ns"): "features.builders.event_source",
+    ("features.events", "_ts_ns"): "features.builders.event_source",
+    ("features.events", "_is_ordered"): "features.builders.event_source",
+    ("features.events", "_bool_values"): "features.builders.event_source",
+    ("features.events", "_customer_codes"): "features.builders.event_source",
+    ("features.events", "kind_dir_lut"): "features.builders.vocab_codes",
+    ("features.events", "is_price_offer"): "features.builders.vocab_codes",
+    ("features.events", "_index_in"): "features.builders.column_coding",
+    # The per-customer log-linear rate fit left the dynamics family for its own module.
+    ("features.builders_dynamics", "loglinear_rate"): "features.builders.loglinear",
+    ("features.builders_dynamics", "_dyadic_grid"): "features.builders.loglinear",
+    ("features.builders_dynamics", "_mean_position"): "features.builders.loglinear",
+}
 
 
 def current_location(module: str, name: str) -> tuple[str, str]:

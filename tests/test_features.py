@@ -14,18 +14,16 @@ from sklearn.utils.estimator_checks import (
     check_parameters_default_constructible,
 )
 
+from features.builders.channels import ChannelBuilder
 from features.builders.dictionary import feature_dictionary
-from features.builders.events import EventSource
-from features.builders.families import (
-    ChannelBuilder,
-    EngagementBuilder,
-    IntentBuilder,
-    LadderBuilder,
-    ServiceSocialBuilder,
-    ValueBuilder,
-)
+from features.builders.engagement import EngagementBuilder
+from features.builders.event_source import EventSource
+from features.builders.intent import IntentBuilder
+from features.builders.ladders import LadderBuilder
 from features.builders.pipeline import FeaturePipeline, build_features
+from features.builders.service_social import ServiceSocialBuilder
 from features.builders.static import StaticAttributesBuilder
+from features.builders.value import ValueBuilder
 from features.contract.schema import OUTREACH_CHANNELS, Tables
 from features.contract.validate import validate_tables
 from features.sources.simulation.world import SimConfig, simulate_world

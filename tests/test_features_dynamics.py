@@ -12,7 +12,8 @@ from sklearn.utils.estimator_checks import (
 )
 
 from features.builders.dictionary import feature_dictionary
-from features.builders.dynamics import DynamicsBuilder, loglinear_rate
+from features.builders.dynamics import DynamicsBuilder
+from features.builders.loglinear import loglinear_rate
 from features.builders.pipeline import FeaturePipeline
 from features.contract.schema import Tables
 from features.contract.validate import validate_tables
@@ -119,7 +120,7 @@ def test_loglinear_rate_recovers_a_known_slope() -> None:
 
 def test_loglinear_rate_grid_shortcut_equals_plain_bisection(monkeypatch: pytest.MonkeyPatch) -> None:
     """The dyadic-grid start must end in exactly the same float as halving from [-15, 15] every time."""
-    import features.builders.dynamics as dyn
+    import features.builders.loglinear as dyn
 
     rng = np.random.default_rng(5)
     n = rng.integers(0, 400, 3000).astype(np.float64)

@@ -18,7 +18,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from features.builders.events import DEFAULT_BLOCK_EVENTS, EventArrays, EventSource
+from features.builders.event_source import DEFAULT_BLOCK_EVENTS, EventSource
+from features.builders.events import EventArrays
 from features.contract.schema import DAY_NS, Tables
 
 INT_MIN = np.iinfo(np.int64).min

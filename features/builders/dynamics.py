@@ -20,11 +20,15 @@ strictly before the cutoff), no per-customer loops, no fitted population statist
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from features.builders.base import INT_MIN, FeatureBuilder, days_since, safe_div
-from features.builders.events import KINDS, EventArrays, K, T, kind_dir_lut
-from features.contract.schema import DAY_NS, PASSIVE_KINDS
+from features.builders.events import EventArrays
+from features.builders.loglinear import end_factor, loglinear_rate
+from features.builders.vocab_codes import K, T, kind_dir_lut
+from features.contract.schema import DAY_NS, KINDS, PASSIVE_KINDS
 
 # Reactions to our outreach and exit signals are not the customer's own rhythm.
 NOT_OWN_KINDS: tuple[str, ...] = ("message_open", "message_click", "offer_redeemed", "unsubscribe", "cancel")
@@ -81,62 +85,50 @@ def _window_counts(cust: np.ndarray, age: np.ndarray, n: int, edges: np.ndarray)
     return c
 
 
-def _mean_position(beta: np.ndarray) -> np.ndarray:
-    """Mean of x on [0, 1] under the density proportional to exp(beta x) (increasing in beta)."""
-    small = np.abs(beta) < 1e-4
-    if not small.any():  # the usual case inside the bisection: one branch, same arithmetic
-        return 1.0 / -np.expm1(-beta) - 1.0 / beta
-    b = np.where(small, 1.0, beta)
-    return np.where(small, 0.5 + beta / 12.0, 1.0 / -np.expm1(-b) - 1.0 / b)
+@dataclass(frozen=True)
+class _OwnDays:
+    """A block's own-activity days: customer code and age of each, and per customer the count younger than
+    every window edge (``counts`` row ``column[edge]``)."""
+
+    n: int
+    cust: np.ndarray
+    age: np.ndarray
+    tenure: np.ndarray
+    counts: np.ndarray
+    column: dict[float, int]
+
+    def within(self, days: float | tuple[float, ...]) -> np.ndarray:
+        """Own-activity days younger than ``days`` (a number, or a tuple giving one column each)."""
+        if isinstance(days, tuple):
+            return self.counts[[self.column[float(d)] for d in days]].T.astype(np.float64)
+        return self.counts[self.column[float(days)]].astype(np.float64)
 
 
-GRID_LEVELS = 16
-_GRIDS: dict[int, tuple[np.ndarray, np.ndarray] | None] = {}
-
-
-def _dyadic_grid(levels: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """Points -15 + 30 j / 2^levels (j = 0 .. 2^levels) and ``_mean_position`` at the interior ones, or ``None``
-    when the computed values are not monotone there (then the bisection runs every halving itself).
-
-    The points are exact in float64, the same numbers the bisection's midpoints take. Computed once.
-    """
-    if levels not in _GRIDS:
-        points = np.arange(2**levels + 1, dtype=np.float64) * (30.0 / 2**levels) - 15.0
-        values = _mean_position(points[1:-1])
-        _GRIDS[levels] = (points, values) if bool(np.all(values[1:] >= values[:-1])) else None
-    return _GRIDS[levels]
-
-
-def loglinear_rate(n: np.ndarray, mean_x: np.ndarray, prior: float = 2.0, iters: int = 48) -> np.ndarray:
-    """Slope ``beta`` of a Poisson rate ``A exp(beta x)`` on [0, 1] fitted to ``n`` events at mean position
-    ``mean_x`` (maximum likelihood after ``prior`` pseudo-events at the middle, which pulls customers
-    with few events toward a flat rate). Vectorised bisection: the likelihood equation is monotone."""
-    target = (n * mean_x + 0.5 * prior) / (n + prior)
-    levels = min(GRID_LEVELS, iters)
-    grid = _dyadic_grid(levels) if levels > 0 and not np.isnan(target).any() else None
-    if grid is None:
-        lo = np.full(n.shape, -15.0)
-        hi = np.full(n.shape, 15.0)
-    else:
-        # The first ``levels`` halvings only ever compare against points of a fixed dyadic grid, so with a
-        # monotone function they end in the grid cell a binary search finds: same lo/hi, far fewer passes.
-        points, values = grid
-        k = np.searchsorted(values, target, side="left")
-        lo, hi = points[k], points[k + 1]
-        iters -= levels
-    for _ in range(iters):
-        mid = 0.5 * (lo + hi)
-        up = _mean_position(mid) < target
-        lo = np.where(up, mid, lo)
-        hi = np.where(up, hi, mid)
-    return 0.5 * (lo + hi)
-
-
-def _end_factor(beta: np.ndarray) -> np.ndarray:
-    """Rate at x = 1 relative to the mean rate on [0, 1] for a rate proportional to exp(beta x)."""
-    small = np.abs(beta) < 1e-6
-    b = np.where(small, 1.0, beta)
-    return np.where(small, 1.0 + 0.5 * beta, b / -np.expm1(-b))
+def _change_point(own: _OwnDays, span: float) -> list[np.ndarray]:
+    """The strongest change of the own-activity rate over the change points: Poisson LLR of a two-rate
+    model (before / after) against one rate, the change point's age, and the log rate ratio there."""
+    tenure = own.tenure
+    cp = np.asarray(CHANGE_POINTS, dtype=np.float64)
+    n1, t1 = own.within(CHANGE_POINTS), np.minimum(tenure[:, None], cp)
+    n0, t0 = own.within(span)[:, None] - n1, np.clip(np.minimum(tenure, span)[:, None] - cp, 0.0, None)
+    ok = (t0 >= 30.0) & (t1 > 0)
+    r1, r0 = safe_div(n1, t1), safe_div(n0, t0)
+    r = safe_div(n0 + n1, t0 + t1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ll = _xlogy_ratio(n1, r1, r) + _xlogy_ratio(n0, r0, r)
+    sign = np.where(r1 < r0, 1.0, -1.0)
+    llr = np.where(ok, sign * ll, 0.0)
+    with np.errstate(divide="ignore"):
+        lr = np.log(safe_div(n1 + 0.5, t1) / safe_div(n0 + 0.5, np.maximum(t0, 1.0)))
+    ratio = np.where(ok, lr, 0.0)
+    best = np.argmax(np.abs(llr), axis=1)
+    rows = np.arange(own.n)
+    has = np.abs(llr[rows, best]) > 0
+    return [
+        llr[rows, best],
+        np.where(has, np.asarray(CHANGE_POINTS, dtype=np.float64)[best], 0.0),
+        np.where(has, ratio[rows, best], 0.0),
+    ]
 
 
 class DynamicsBuilder(FeatureBuilder):
@@ -290,60 +282,43 @@ class DynamicsBuilder(FeatureBuilder):
         start = np.minimum(start, first)
         return np.where(start < ev.cutoff_ns, (ev.cutoff_ns - start) / DAY_NS, 0.0)
 
-    def _activity(self, ev: EventArrays, tenure: np.ndarray) -> list[np.ndarray]:
+    def _own_day_counts(self, ev: EventArrays, tenure: np.ndarray) -> _OwnDays:
         c, age = _own_days(ev)
-        n = ev.n
         base, span = float(self.baseline_days), float(self.change_point_span_days)
         edges = np.unique(
             np.r_[COUNT_WINDOWS, [w + base for w in DROP_WINDOWS], CHANGE_POINTS, span, self.trend_days]
         ).astype(np.float64, copy=False)
-        cnt = _window_counts(c, age, n, edges)
-        col = {float(e): j for j, e in enumerate(edges)}
+        column = {float(e): j for j, e in enumerate(edges)}
+        return _OwnDays(ev.n, c, age, tenure, _window_counts(c, age, ev.n, edges), column)
 
-        def within(days) -> np.ndarray:
-            """Own-activity days younger than ``days`` (a number, or a tuple giving one column each)."""
-            if isinstance(days, tuple):
-                return cnt[[col[float(d)] for d in days]].T.astype(np.float64)
-            return cnt[col[float(days)]].astype(np.float64)
-
-        def expo(days: float) -> np.ndarray:
-            return np.minimum(tenure, days)
-
+    def _activity(self, ev: EventArrays, tenure: np.ndarray) -> list[np.ndarray]:
+        own = self._own_day_counts(ev, tenure)
+        rate_year = safe_div(own.within(365), np.maximum(np.minimum(tenure, 365), 1.0))
         # Windows side by side as (n, windows) arrays: the same arithmetic per element in far fewer passes.
-        out = list(within(COUNT_WINDOWS).T)
-        # drop ratios: the recent window against the customer's rate over the baseline period before it
-        dw = np.asarray(DROP_WINDOWS, dtype=np.float64)
-        t_pre = np.clip(tenure[:, None] - dw, 0.0, base)
-        recent = within(DROP_WINDOWS)
-        r_pre = safe_div(within(tuple(w + base for w in DROP_WINDOWS)) - recent, t_pre)
-        exp_w = r_pre * np.minimum(tenure[:, None], dw)
-        out += list(np.where(t_pre >= 30.0, np.log((recent + 0.5) / (exp_w + 0.5)), 0.0).T)
-        rate_year = safe_div(within(365), np.maximum(expo(365), 1.0))
-        out.append(rate_year)
-        # change point: Poisson LLR of a two-rate model (before / after) against one rate
-        cp = np.asarray(CHANGE_POINTS, dtype=np.float64)
-        n1, t1 = within(CHANGE_POINTS), np.minimum(tenure[:, None], cp)
-        n0, t0 = within(span)[:, None] - n1, np.clip(np.minimum(tenure, span)[:, None] - cp, 0.0, None)
-        ok = (t0 >= 30.0) & (t1 > 0)
-        r1, r0 = safe_div(n1, t1), safe_div(n0, t0)
-        r = safe_div(n0 + n1, t0 + t1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ll = _xlogy_ratio(n1, r1, r) + _xlogy_ratio(n0, r0, r)
-        sign = np.where(r1 < r0, 1.0, -1.0)
-        llr = np.where(ok, sign * ll, 0.0)
-        with np.errstate(divide="ignore"):
-            lr = np.log(safe_div(n1 + 0.5, t1) / safe_div(n0 + 0.5, np.maximum(t0, 1.0)))
-        ratio = np.where(ok, lr, 0.0)
-        best = np.argmax(np.abs(llr), axis=1)
-        rows = np.arange(n)
-        has = np.abs(llr[rows, best]) > 0
-        out += [
-            llr[rows, best],
-            np.where(has, np.asarray(CHANGE_POINTS, dtype=np.float64)[best], 0.0),
-            np.where(has, ratio[rows, best], 0.0),
+        return [
+            *own.within(COUNT_WINDOWS).T,
+            *self._drops(own),
+            rate_year,
+            *_change_point(own, float(self.change_point_span_days)),
+            *self._trend(own),
+            *self._decayed_rates(own),
+            *self._silence(ev, rate_year),
         ]
-        # log-linear trend over the trend window (clipped to tenure); positions x = 1 - age / window
-        win = np.minimum(tenure, float(self.trend_days))
+
+    def _drops(self, own: _OwnDays) -> list[np.ndarray]:
+        """Drop ratios: each recent window against the customer's rate over the baseline period before it."""
+        base = float(self.baseline_days)
+        dw = np.asarray(DROP_WINDOWS, dtype=np.float64)
+        t_pre = np.clip(own.tenure[:, None] - dw, 0.0, base)
+        recent = own.within(DROP_WINDOWS)
+        r_pre = safe_div(own.within(tuple(w + base for w in DROP_WINDOWS)) - recent, t_pre)
+        exp_w = r_pre * np.minimum(own.tenure[:, None], dw)
+        return list(np.where(t_pre >= 30.0, np.log((recent + 0.5) / (exp_w + 0.5)), 0.0).T)
+
+    def _trend(self, own: _OwnDays) -> list[np.ndarray]:
+        """Log-linear trend over the trend window (clipped to tenure); positions x = 1 - age / window."""
+        n, c, age = own.n, own.cust, own.age
+        win = np.minimum(own.tenure, float(self.trend_days))
         inside = np.flatnonzero(age < win.take(c))
         c_in = c[inside]
         n_t = np.bincount(c_in, minlength=n).astype(np.float64)
@@ -351,21 +326,27 @@ class DynamicsBuilder(FeatureBuilder):
         mean_x = safe_div(np.bincount(c_in, weights=x, minlength=n), n_t, 0.5)
         fit = win >= 30.0
         beta = np.where(fit, loglinear_rate(n_t, mean_x), 0.0)
-        rate_now = safe_div(n_t, np.maximum(win, 1.0)) * _end_factor(beta)
-        out += [
+        rate_now = safe_div(n_t, np.maximum(win, 1.0)) * end_factor(beta)
+        return [
             np.where(fit, beta * 365.0 / np.maximum(win, 1.0), 0.0),
             rate_now,
             np.exp(-90.0 * rate_now),
         ]
+
+    def _decayed_rates(self, own: _OwnDays) -> list[np.ndarray]:
+        out = []
         for d in self.decay_days:
-            wsum = np.bincount(c, weights=np.exp(-age / d), minlength=n)
+            wsum = np.bincount(own.cust, weights=np.exp(-own.age / d), minlength=own.n)
             # exposure under the same weights: integral of exp(-a/d) over the customer's observed ages
-            out.append(safe_div(wsum, d * -np.expm1(-tenure / d)))
+            out.append(safe_div(wsum, d * -np.expm1(-own.tenure / d)))
+        return out
+
+    def _silence(self, ev: EventArrays, rate_year: np.ndarray) -> list[np.ndarray]:
+        """Days since the last own activity, and that silence in the customer's own expected active days."""
         last = ev.last_ts_at(_own_idx(ev))
         since = days_since(ev, last, self.recency_cap_days)
         overdue = np.where(last != INT_MIN, since * rate_year, 0.0)
-        out += [since, overdue, np.exp(-overdue)]
-        return out
+        return [since, overdue, np.exp(-overdue)]
 
     def _purchases(self, ev: EventArrays, tenure: np.ndarray) -> list[np.ndarray]:
         idx = ev.purchase_idx()

@@ -15,17 +15,15 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
 from features.builders.base import FeatureBuilder, concat_stats, map_blocks, to_frame
+from features.builders.channels import ChannelBuilder
 from features.builders.dynamics import DynamicsBuilder
-from features.builders.events import DEFAULT_BLOCK_EVENTS, EventSource, to_cutoff_ns
-from features.builders.families import (
-    ChannelBuilder,
-    EngagementBuilder,
-    IntentBuilder,
-    LadderBuilder,
-    ServiceSocialBuilder,
-    ValueBuilder,
-)
+from features.builders.engagement import EngagementBuilder
+from features.builders.event_source import DEFAULT_BLOCK_EVENTS, EventSource, to_cutoff_ns
+from features.builders.intent import IntentBuilder
+from features.builders.ladders import LadderBuilder
+from features.builders.service_social import ServiceSocialBuilder
 from features.builders.static import StaticAttributesBuilder
+from features.builders.value import ValueBuilder
 from features.contract.schema import Tables
 
 FAMILIES: tuple[tuple[str, type], ...] = (

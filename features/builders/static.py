@@ -5,7 +5,7 @@
 encoded (OneHotEncoder); numeric attributes get a missing indicator (AddMissingIndicator) and median
 imputation (MeanMedianImputer). ``transform`` applies the dictionaries those transformers learned
 with plain numpy, because the live service encodes one customer per request and feature-engine's
-per-call checks cost several milliseconds; a test checks both give the same table.
+per-call checks would dominate that request; a test checks both give the same table.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from features.builders.base import to_frame
-from features.builders.events import to_cutoff_ns
+from features.builders.event_source import to_cutoff_ns
 from features.contract.schema import CUSTOMER_COLUMNS, DAY_NS, Tables
 
 MISSING = "missing"

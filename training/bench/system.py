@@ -113,7 +113,7 @@ class _Timer:
 def _instrumented(system: DecisionSystem) -> tuple[DecisionSystem, _Timer]:
     import pickle
 
-    import features.builders.events as events
+    import features.builders.event_source as events
     import features.builders.pipeline as pipeline_module
 
     copy = pickle.loads(pickle.dumps(system))
@@ -132,7 +132,7 @@ def _instrumented(system: DecisionSystem) -> tuple[DecisionSystem, _Timer]:
 
 
 def _restore(timer: _Timer) -> None:
-    import features.builders.events as events
+    import features.builders.event_source as events
     import features.builders.pipeline as pipeline_module
 
     events.EventSource.__init__, pipeline_module.to_frame = timer.saved
