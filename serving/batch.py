@@ -174,7 +174,7 @@ def score_feature_table(
     """Score a precomputed feature table (``customer_id`` + feature columns) as ``/score_features`` does.
 
     ``reasons``: churn reason codes for ``all`` customers (as the service), the ``at-risk`` ones only, or
-    ``none`` (reason codes cost ~0.25 ms per customer, the rest of scoring ~0.02 ms).
+    ``none`` (reason codes cost far more per customer than the rest of scoring).
     """
     if reasons not in REASON_MODES:
         raise ValueError(f"reasons: {reasons!r} is not one of {', '.join(REASON_MODES)}")

@@ -6,7 +6,7 @@ A single worker thread takes every request queued while it was busy, merges thos
 and disjoint customer ids into one contract table, scores it once, converts it to response rows once
 and hands each request its own rows.
 At concurrency 1 nothing waits, so latency is unchanged. Under concurrency (the previous batch merged
-several requests) the worker waits ``linger_s`` (1.5 ms) before taking a batch, for the requests the event
+several requests) the worker waits ``linger_s`` before taking a batch, for the requests the event
 loop is still reading: larger batches, fewer fixed costs. Answers do not depend on which requests were
 merged: a fitted pipeline transforms each customer from that customer's rows only (the integration
 test checks service answers against batch scoring).
@@ -68,8 +68,8 @@ class CoalescingScorer:
             jobs = [self._queue.get()]
             if merged_last and self.linger_s:
                 # Requests are arriving concurrently: the event loop is still reading and validating some.
-                # Waiting for them (the GIL is free meanwhile) makes the batch larger and each customer cheaper:
-                # +15-25 % requests/s at concurrency 16. A lone request (concurrency 1) never waits.
+                # Waiting for them (the GIL is free meanwhile) makes the batch larger and each customer cheaper.
+                # A lone request (concurrency 1) never waits.
                 time.sleep(self.linger_s)
             n = len(jobs[0].customers)
             while n < self.max_customers:
@@ -104,7 +104,7 @@ class CoalescingScorer:
             if engine is None:
                 raise RuntimeError("model not loaded")
             merged = [c for job in batch for c in job.customers]
-            # One conversion to response rows for the whole batch: per request it costs ~0.2 ms fixed.
+            # One conversion to response rows for the whole batch: the conversion has a fixed cost per call.
             tables = tables_from_request(merged, attributes=engine.attributes)
             results = columns_to_results(engine.score_columns(tables, at), len(merged))
         except Exception as exc:

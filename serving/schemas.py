@@ -58,7 +58,7 @@ def epoch_ns(values: list[datetime]) -> np.ndarray:
 
 
 def _utc_iso_ns(values: list[str]) -> np.ndarray | None:
-    """The common case, ~3x faster than pandas: every value ``YYYY-MM-DDTHH:MM:SS[.fff]`` with the same UTC
+    """The common case, parsed faster than pandas does: every value ``YYYY-MM-DDTHH:MM:SS[.fff]`` with the same UTC
     suffix (``+00:00`` or ``Z``), parsed by numpy. ``None`` for anything else (pandas then parses it, or
     names the bad entry)."""
     if not values:

@@ -19,7 +19,7 @@ The model is loaded in a background thread: ``/livez`` answers at once, ``/ready
 endpoints answer 503 until the model is loaded. After loading, the start-up heap is moved to the
 permanent generation (``gc.freeze()``): the full garbage collections that BentoML 1.4's per-request
 timeout timers provoke under load then no longer scan the hundreds of thousands of objects that pandas,
-LightGBM and MLflow allocate at import, which removes most of their 100-300 ms pauses (see
+LightGBM and MLflow allocate at import, which removes most of their collection pauses (see
 ``training/bench/serve.py`` and the README for measurements). Those timers themselves are cancelled
 once the response is sent (:func:`cancel_timeout_timers`): each one kept its request's context (trace
 span, futures) alive for the whole traffic timeout, ~20 objects per request, which at a few hundred
