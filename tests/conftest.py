@@ -1,13 +1,16 @@
-"""Shared test set-up: keep MLflow/BentoML state out of the home directory and quiet."""
+"""Shared test set-up: tool state kept out of the home directory, and one cached world factory."""
 
 from __future__ import annotations
 
+import functools
 import os
-from pathlib import Path
+from collections.abc import Callable
 
+import numpy as np
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+from features.contract.schema import Tables
+from features.sources.simulation.world import SimConfig, simulate_world
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -17,3 +20,22 @@ def _isolated_tool_state(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["DO_NOT_TRACK"] = "true"
     os.environ["BENTOML_DO_NOT_TRACK"] = "true"
     os.environ.setdefault("BENTOML_HOME", str(tmp_path_factory.mktemp("bentoml_home")))
+
+
+@functools.cache
+def _world(n_customers: int, days: int, seed: int, rng_seed: int) -> Tables:
+    return simulate_world(SimConfig(n_customers=n_customers, days=days, seed=seed), np.random.default_rng(rng_seed))
+
+
+@pytest.fixture(scope="session")
+def make_world() -> Callable[..., Tables]:
+    """``make_world(n_customers, days, seed, rng_seed=seed)``: a simulated world, built once per session.
+
+    Worlds are shared between tests: a test that changes a table works on a copy (``Tables`` is frozen, its
+    frames are not).
+    """
+
+    def make(n_customers: int, days: int, seed: int = 0, rng_seed: int | None = None) -> Tables:
+        return _world(n_customers, days, seed, seed if rng_seed is None else rng_seed)
+
+    return make
