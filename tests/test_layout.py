@@ -57,6 +57,23 @@ def test_importing_packages_has_no_side_effects(tmp_path: Path) -> None:
     assert set(tmp_path.iterdir()) == before, "importing the packages created files in the working folder"
 
 
+# training may import serving only where it starts or drives the service: the CLI (serve, score), the demo's
+# scoring step and the service load test. Everything else in training stays independent of the service.
+SERVING_IMPORTERS = ("training/cli.py", "training/demo.py", "training/bench/serve.py")
+
+
+@pytest.mark.parametrize(("package", "forbidden", "allowed"), [("training", {"serving"}, SERVING_IMPORTERS)])
+def test_import_rules_with_named_exceptions(package: str, forbidden: set[str], allowed: tuple[str, ...]) -> None:
+    missing = [f for f in allowed if not (ROOT / f).is_file()]
+    assert not missing, f"allowed importers that no longer exist: {missing}"
+    offenders = {
+        f: sorted(mods & forbidden)
+        for f, mods in imported_modules(package).items()
+        if mods & forbidden and f not in allowed
+    }
+    assert not offenders, f"in {package}, only {list(allowed)} may import {sorted(forbidden)}: {offenders}"
+
+
 PACKAGES = ("features", "training", "serving")
 MAX_LINES = 500
 

@@ -6,7 +6,6 @@ Heavy libraries (MLflow, BentoML, LightGBM) are imported inside the commands tha
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
@@ -16,7 +15,17 @@ from typing import Annotated
 
 import typer
 
-from training.report import report_text, write_text_atomic
+from training.cli_bench import bench_app, diagnose_app
+from training.cli_common import (
+    ConfigOption,
+    ModelPathOption,
+    ReportOption,
+    WorkersOption,
+    echo_json,
+    enable_progress,
+    parse_cutoff,
+    user_errors,
+)
 
 app = typer.Typer(
     help="engage: engagement & intent features, churn prediction and next-best-action outreach for CRMs.",
@@ -27,10 +36,10 @@ app = typer.Typer(
 train_app = typer.Typer(help="Train models and register them in MLflow.", no_args_is_help=True)
 evaluate_app = typer.Typer(help="Evaluate models against held-out data (and the truth, when simulated).",
                            no_args_is_help=True)
-bench_app = typer.Typer(help="Benchmarks: print speed and memory figures (also as JSON).", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(bench_app, name="bench")
+app.add_typer(diagnose_app, name="diagnose")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,52 +53,6 @@ def setup_environment() -> None:
     os.environ.setdefault("DO_NOT_TRACK", "true")
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
     os.environ.setdefault("BENTOML_HOME", str(Path.cwd() / "work" / "bentoml"))
-
-
-def fail(message: str) -> typer.Exit:
-    """Print a user-facing error to stderr and return the exit (status 2 = bad input)."""
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code=2)
-
-
-def user_errors(func):
-    """Turn bad-input exceptions into a clear message and exit status 2 instead of a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        from features.contract.validate import DataError
-
-        try:
-            return func(*args, **kwargs)
-        except DataError as exc:
-            raise fail(str(exc)) from None
-        except (FileNotFoundError, FileExistsError, NotADirectoryError, KeyError, ValueError) as exc:
-            raise fail(f"{type(exc).__name__}: {exc}") from None
-
-    return wrapper
-
-
-def parse_cutoff(text: str | None) -> datetime | None:
-    """Parse a cutoff date/time given on the command line as a UTC timestamp."""
-    if text is None:
-        return None
-    import pandas as pd
-
-    try:
-        ts = pd.Timestamp(text)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"--cutoff {text!r} is not a date or timestamp (use e.g. 2024-06-30)") from exc
-    if ts.tzinfo is None:
-        ts = ts.tz_localize("UTC")
-    return ts.tz_convert("UTC")
-
-
-def echo_json(payload: dict, path: Path | None) -> None:
-    """Print a JSON payload and, when asked, write it atomically to a file."""
-    text = report_text(payload)
-    typer.echo(text.rstrip("\n"))
-    if path is not None:
-        write_text_atomic(path, text)
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -173,35 +136,6 @@ def features_(
                            "features": frame.shape[1]}))
 
 
-@bench_app.command("features")
-@user_errors
-def bench_features_(
-    events: Annotated[int, typer.Option(min=1_000, help="Number of events in the simulated log.")] = 10_000_000,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
-    jobs: Annotated[int, typer.Option(min=1, help="Worker threads/processes over customer partitions.")] = 2,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")] = None,
-) -> None:
-    """Feature-building speed (events/s), peak memory and single-customer latency."""
-    import numpy as np
-
-    from training.bench.features import bench_features
-
-    echo_json(bench_features(events, np.random.default_rng(seed), n_jobs=jobs, verbose=False), json_out)
-
-
-def enable_progress() -> None:
-    """Show progress of long steps (training logs through ``logging`` under ``engage.*``)."""
-    import logging
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("mlflow", "alembic", "urllib3", "bentoml", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-ConfigOption = Annotated[Path | None, typer.Option("--config", help="MLflow settings (default: ./mlflow.yaml).")]
-ReportOption = Annotated[Path | None, typer.Option("--report", help="Write the figures to this JSON file.")]
-
-
 @train_app.command("churn")
 @user_errors
 def train_churn_(
@@ -233,22 +167,6 @@ def evaluate_churn_(
     enable_progress()
     result = evaluate_churn_command(data, config, report, model_uri=model_uri, cutoff=cutoff)
     typer.echo(json.dumps(result, indent=2, default=str))
-
-
-@bench_app.command("churn-data")
-@user_errors
-def bench_churn_data(
-    name: Annotated[str, typer.Argument(help="telco, online_retail or cdnow.")],
-    source: Annotated[Path, typer.Option(help="The dataset folder, e.g. ../shared/datasets/telco.")],
-    config: ConfigOption = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")] = None,
-    mlflow: Annotated[bool, typer.Option(help="Log the run to MLflow.")] = True,
-) -> None:
-    """Churn quality on a public dataset (telco CV; online_retail/cdnow temporal validation vs BG/NBD)."""
-    from training.bench.churn_data import run_benchmark
-
-    enable_progress()
-    echo_json(run_benchmark(name, source, config_path=config, log_to_mlflow=mlflow), json_out)
 
 
 PolicyOption = Annotated[Path | None, typer.Option(help="Decision settings YAML (caps, limits, thresholds).")]
@@ -308,17 +226,12 @@ def evaluate_starbucks_(
     echo_json(evaluate_starbucks(data, rng=np.random.default_rng(seed), progress=typer.echo), report)
 
 
-ModelPathOption = Annotated[
-    Path | None, typer.Option(help="Serve/score a saved decision system file instead of the registry champion.")
-]
-
-
 @app.command()
 @user_errors
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 3000,
-    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: one per CPU core).")] = None,
+    workers: WorkersOption = None,
     config: ConfigOption = None,
     model_path: ModelPathOption = None,
     token_file: Annotated[Path | None, typer.Option(help="File holding the bearer token (enables auth).")] = None,
@@ -365,24 +278,6 @@ def score(
         result = score_feature_table(features, out, cutoff=parse_cutoff(cutoff), model_path=model_path,
                                      mlflow_config=mlflow_config, overwrite=overwrite, reasons=reasons)
     typer.echo(json.dumps(result, indent=2, default=str))
-
-
-@bench_app.command("serve")
-@user_errors
-def bench_serve_(
-    config: ConfigOption = None,
-    model_path: ModelPathOption = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: one per CPU core).")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")] = None,
-) -> None:
-    """Load-test the real service on loopback: p50/p90/p99, requests/s and errors at concurrency 1 and 16."""
-    from serving.server import default_workers
-    from training.bench.serve import bench_serve
-
-    workers = workers or default_workers()
-
-    echo_json(bench_serve(workers=workers, model_path=str(model_path) if model_path else None,
-                          mlflow_config=str(config) if config else None), json_out)
 
 
 @app.command()

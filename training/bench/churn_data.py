@@ -6,13 +6,11 @@
   BG/NBD baseline ranked by expected purchases in the horizon; for online_retail also the subset of
   customers active in the last 180 days.
 
-Run: ``python -m training.bench.churn_data NAME --source ../shared/datasets/NAME [--json FILE] [--no-mlflow]``.
+Run: ``engage bench churn-data NAME --source ../shared/datasets/NAME [--json FILE] [--no-mlflow]``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -182,28 +180,3 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
         else:
             out[key] = v
     return out
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Command line: ``python -m training.bench.churn_data NAME --source DIR [--json FILE] [--no-mlflow]``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("name", choices=["telco", *sorted(TRANSACTION_SETTINGS)])
-    parser.add_argument("--source", type=Path, required=True)
-    parser.add_argument("--config", type=Path, default=None, help="mlflow.yaml (default: the project's)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    parser.add_argument("--no-mlflow", action="store_true", help="do not log an MLflow run")
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    figures = run_benchmark(
-        args.name, args.source, config_path=args.config, log_to_mlflow=not args.no_mlflow, seed=args.seed
-    )
-    text = json.dumps(figures, indent=2, default=str)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

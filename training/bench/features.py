@@ -1,9 +1,8 @@
 """Benchmark of the full feature set: events per second, peak memory, single-customer latency.
 
 ``bench_features(n_events, rng)`` simulates a world with :func:`features.sources.simulation.world.simulate_world`
-sized to about ``n_events`` touchpoints (about 107 per customer over 365 days plus the 90-day
-horizon, so 10 M events is about 100,000 customers), takes the cutoff after the last event so every
-event is featurised, and measures:
+sized to about ``n_events`` touchpoints (``EVENTS_PER_CUSTOMER`` per customer over a year plus the churn
+horizon), takes the cutoff after the last event so every event is featurised, and measures:
 
 - ``events_per_s``: touchpoints / wall time of ``FeaturePipeline.transform`` (best of ``repeats``;
   ``events_per_s_median`` over the same runs), also for ``fit`` and ``fit_transform``;
@@ -17,11 +16,10 @@ The run is CPU-bound; figures depend on the machine and on whatever else is runn
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import tracemalloc
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -31,7 +29,35 @@ from features.contract.schema import Tables
 from features.contract.validate import validate_tables
 from features.sources.simulation.world import SimConfig, simulate_world
 
-EVENTS_PER_CUSTOMER = 107.0  # measured on the default simulator over 365 + 90 days
+EVENTS_PER_CUSTOMER = 107.0  # the default simulator's touchpoints per customer over 365 + 90 days
+
+
+@dataclass(frozen=True)
+class BenchWorld:
+    """The simulated input: tables without truth, the cutoff after the last event, and how long it took."""
+
+    tables: Tables
+    cutoff: pd.Timestamp
+    simulate_s: float
+
+
+@dataclass(frozen=True)
+class PipelineTimes:
+    """Wall times of the whole-log pipeline runs and the shape of its output."""
+
+    fit_s: float
+    transform_s: list[float]
+    fit_transform_s: float
+    features: int
+    output_bytes: int
+
+
+@dataclass(frozen=True)
+class SingleCustomer:
+    """Latencies of ``transform`` on one customer with a long history."""
+
+    touchpoints: int
+    seconds: list[float]
 
 
 def _frame_bytes(tables: Tables) -> int:
@@ -67,97 +93,84 @@ def one_customer(tables: Tables, n_touchpoints: int = 500) -> Tables:
     return validate_tables(one, source="bench single customer")[0]
 
 
-def bench_features(
-    n_events: int,
-    rng: np.random.Generator,
-    *,
-    n_jobs: int = 2,
-    repeats: int = 3,
-    json_path: str | Path | None = None,
-    verbose: bool = True,
-) -> dict:
-    """Simulate about ``n_events`` touchpoints and measure feature throughput, memory and latency."""
+def simulated_world(n_events: int, rng: np.random.Generator) -> BenchWorld:
+    """A simulated world of about ``n_events`` touchpoints, cut after its last event."""
     if n_events < 1_000:
         raise ValueError(f"n_events must be at least 1,000, got {n_events}")
     n_customers = max(10, round(n_events / EVENTS_PER_CUSTOMER))
     t0 = time.perf_counter()
-    world = simulate_world(SimConfig(n_customers=n_customers, days=365), rng).without_truth()
-    sim_s = time.perf_counter() - t0
-    tp = world.touchpoints
-    cutoff = tp["ts"].max() + pd.Timedelta(seconds=1)
-    m = len(tp)
-    input_bytes = _frame_bytes(world)
+    tables = simulate_world(SimConfig(n_customers=n_customers, days=365), rng).without_truth()
+    simulate_s = time.perf_counter() - t0
+    return BenchWorld(tables, tables.touchpoints["ts"].max() + pd.Timedelta(seconds=1), simulate_s)
 
+
+def time_pipeline(world: BenchWorld, n_jobs: int, repeats: int) -> tuple[FeaturePipeline, PipelineTimes]:
+    """Fit a pipeline, time ``repeats`` transforms and one fresh ``fit_transform``; the fitted pipeline too."""
     pipe = FeaturePipeline(n_jobs=n_jobs)
     t0 = time.perf_counter()
-    pipe.fit(world, cutoff=cutoff)
+    pipe.fit(world.tables, cutoff=world.cutoff)
     fit_s = time.perf_counter() - t0
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        F = pipe.transform(world, cutoff=cutoff)
+        F = pipe.transform(world.tables, cutoff=world.cutoff)
         times.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
-    FeaturePipeline(n_jobs=n_jobs).fit_transform(world, cutoff=cutoff)
+    FeaturePipeline(n_jobs=n_jobs).fit_transform(world.tables, cutoff=world.cutoff)
     fit_transform_s = time.perf_counter() - t0
+    return pipe, PipelineTimes(fit_s, times, fit_transform_s, int(F.shape[1]), int(F.memory_usage(deep=True).sum()))
 
+
+def peak_transform_bytes(pipe: FeaturePipeline, world: BenchWorld) -> int:
+    """Peak bytes allocated during one ``transform`` of the whole log (tracemalloc)."""
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
-    pipe.transform(world, cutoff=cutoff)
+    pipe.transform(world.tables, cutoff=world.cutoff)
     peak = tracemalloc.get_traced_memory()[1] - base
     tracemalloc.stop()
+    return int(peak)
 
-    single = one_customer(world)
+
+def single_customer_latency(pipe: FeaturePipeline, world: BenchWorld, calls: int = 200) -> SingleCustomer:
+    """Seconds of ``calls`` transforms of one 500-touchpoint customer on the fitted pipeline."""
+    single = one_customer(world.tables)
     lat = []
-    for _ in range(200):
+    for _ in range(calls):
         t0 = time.perf_counter()
-        pipe.transform(single, cutoff=cutoff)
+        pipe.transform(single, cutoff=world.cutoff)
         lat.append(time.perf_counter() - t0)
+    return SingleCustomer(len(single.touchpoints), lat)
 
-    result = {
+
+def bench_features(n_events: int, rng: np.random.Generator, *, n_jobs: int = 2, repeats: int = 3) -> dict:
+    """Simulate about ``n_events`` touchpoints and measure feature throughput, memory and latency."""
+    world = simulated_world(n_events, rng)
+    m = len(world.tables.touchpoints)
+    input_bytes = _frame_bytes(world.tables)
+    pipe, times = time_pipeline(world, n_jobs, repeats)
+    peak = peak_transform_bytes(pipe, world)
+    single = single_customer_latency(pipe, world)
+    best = min(times.transform_s)
+    return {
         "events": m,
-        "customers": int(world.n_customers),
-        "features": int(F.shape[1]),
+        "customers": int(world.tables.n_customers),
+        "features": times.features,
         "n_jobs": n_jobs,
         "cpu_count": os.cpu_count(),
-        "simulate_s": round(sim_s, 2),
-        "fit_s": round(fit_s, 3),
-        "transform_s": round(min(times), 3),
-        "transform_s_all": [round(t, 3) for t in times],
-        "fit_transform_s": round(fit_transform_s, 3),
-        "events_per_s": round(m / min(times)),
-        "events_per_s_median": round(m / float(np.median(times))),
-        "fit_transform_events_per_s": round(m / fit_transform_s),
+        "simulate_s": round(world.simulate_s, 2),
+        "fit_s": round(times.fit_s, 3),
+        "transform_s": round(best, 3),
+        "transform_s_all": [round(t, 3) for t in times.transform_s],
+        "fit_transform_s": round(times.fit_transform_s, 3),
+        "events_per_s": round(m / best),
+        "events_per_s_median": round(m / float(np.median(times.transform_s))),
+        "fit_transform_events_per_s": round(m / times.fit_transform_s),
         "input_bytes": input_bytes,
-        "peak_bytes": int(peak),
+        "peak_bytes": peak,
         "peak_memory_ratio": round(peak / input_bytes, 3),
-        "output_bytes": int(F.memory_usage(deep=True).sum()),
-        "single_customer_touchpoints": len(single.touchpoints),
-        "single_customer_ms": round(float(np.median(lat)) * 1000, 3),
-        "single_customer_p95_ms": round(float(np.quantile(lat, 0.95)) * 1000, 3),
+        "output_bytes": times.output_bytes,
+        "single_customer_touchpoints": single.touchpoints,
+        "single_customer_ms": round(float(np.median(single.seconds)) * 1000, 3),
+        "single_customer_p95_ms": round(float(np.quantile(single.seconds, 0.95)) * 1000, 3),
         "load_average": list(os.getloadavg()),
     }
-    if verbose:
-        print(f"features: {m:,} events, {result['customers']:,} customers, {result['features']} columns")
-        print(
-            f"  transform  {result['transform_s']:.3f} s -> {result['events_per_s'] / 1e6:.2f} M events/s "
-            f"(median {result['events_per_s_median'] / 1e6:.2f} M; {n_jobs} threads)"
-        )
-        print(
-            f"  fit            {result['fit_s']:.3f} s;  fit_transform {result['fit_transform_s']:.3f} s "
-            f"-> {result['fit_transform_events_per_s'] / 1e6:.2f} M events/s"
-        )
-        print(
-            f"  peak memory    {peak / 2**20:,.0f} MiB = {result['peak_memory_ratio']:.2f} x input "
-            f"({input_bytes / 2**20:,.0f} MiB)"
-        )
-        print(
-            f"  one customer   {result['single_customer_touchpoints']} touchpoints: "
-            f"{result['single_customer_ms']:.2f} ms median, {result['single_customer_p95_ms']:.2f} ms p95"
-        )
-        print(
-            f"  load average   {', '.join(f'{x:.1f}' for x in result['load_average'])} on {result['cpu_count']} cores"
-        )
-    if json_path is not None:
-        Path(json_path).write_text(json.dumps(result, indent=2))
-    return result

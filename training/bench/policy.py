@@ -1,14 +1,12 @@
 """Benchmark: decide the next best action for N customers with binding budget and channel limits.
 
-``python -m training.bench.policy --customers 100000 [--json FILE]`` prints seconds and the limits' use.
+``engage bench policy --customers 100000 [--json FILE]`` prints seconds and the limits' use.
 The expected values are synthetic (heterogeneous, partly negative); the work timed is the decision rule
 itself: eligibility, the constrained assignment across all customers, reasons, runner-ups, defense flags.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 
 import numpy as np
@@ -19,6 +17,7 @@ from features.contract.schema import OUTREACH_CHANNELS
 from features.decision.nba import (
     contact_history,
     decide,
+    eligibility,
     expected_incremental_value,
     greedy_assign,
     limit_matrix,
@@ -27,7 +26,7 @@ from features.decision.nba import (
 )
 
 
-def run(n: int, seed: int = 0) -> dict:
+def bench_policy(n: int, seed: int = 0) -> dict:
     """Time one decision round for ``n`` synthetic customers; returns the figures."""
     rng = np.random.default_rng(seed)
     cat = load_catalogue()
@@ -66,8 +65,6 @@ def run(n: int, seed: int = 0) -> dict:
     choice = out["nba_action"].map({a: k for k, a in enumerate(cat.ids)}).to_numpy()
     A, b, names = limit_matrix(cat, cfg.limits)
     used = A @ np.bincount(choice, minlength=K)
-    from features.decision.nba import eligibility
-
     elig, _, _ = eligibility(customers, hist, cat, cfg.caps)
     greedy = greedy_assign(ev, elig, A, b)
     return {
@@ -78,20 +75,3 @@ def run(n: int, seed: int = 0) -> dict:
         "greedy_value": total_value(ev, greedy),
         "limits": {nm: {"used": float(u), "cap": float(c)} for nm, u, c in zip(names, used, b, strict=True)},
     }
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--customers", type=int, default=100_000)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", default=None)
-    args = ap.parse_args()
-    res = run(args.customers, args.seed)
-    print(json.dumps(res, indent=2))
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(res, fh, indent=2)
-
-
-if __name__ == "__main__":
-    main()

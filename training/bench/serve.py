@@ -29,7 +29,7 @@ import pandas as pd
 
 from features.contract.schema import OUTREACH_CHANNELS, PASSIVE_KINDS, TOUCHPOINT_OPTIONAL, Tables
 from serving.engine import CONSENTS
-from serving.server import running_server
+from serving.server import default_workers, running_server
 
 # A plausible mix of (channel, kind) for synthetic histories; passive kinds are outbound.
 _EVENTS: tuple[tuple[str, str, float], ...] = (
@@ -173,8 +173,8 @@ class _Connection:
     """One keep-alive HTTP/1.1 connection of the load generator.
 
     A few lines of asyncio streams instead of a general HTTP client: at a few hundred requests per second
-    httpx itself needs ~0.4 of the machine's two cores, which the server under test then lacks (the phase
-    reports the generator's own CPU use as ``client_cpu_cores``).
+    httpx itself needs a large share of the machine's cores, which the server under test then lacks (the
+    phase reports the generator's own CPU use as ``client_cpu_cores``).
     """
 
     def __init__(self, host: str, port: int, headers: Mapping[str, str]):
@@ -349,7 +349,7 @@ def run_load(
 
 def bench_serve(
     *,
-    workers: int = 1,
+    workers: int | None = 1,
     model_path: str | None = None,
     mlflow_config: str | None = None,
     gc_freeze: bool = True,
@@ -364,10 +364,11 @@ def bench_serve(
     """Start the real server on a free loopback port, run the load test, stop it; returns the figures.
 
     The model is the MLflow champion (``mlflow_config``, default ``./mlflow.yaml``) unless
-    ``model_path`` names a model folder/file.
+    ``model_path`` names a model folder/file. ``workers=None`` starts one worker per usable CPU core.
     """
     import bentoml
 
+    workers = workers or default_workers()
     settings = {
         "ENGAGE_MODEL_PATH": model_path,
         "ENGAGE_MLFLOW_CONFIG": mlflow_config,
@@ -403,23 +404,3 @@ def bench_serve(
         "own_listening_sockets": int(sum(r.get("own_listening_socket", 0) for r in runtimes.values())),
     }
     return result
-
-
-def main() -> None:  # pragma: no cover - manual runs: python -m training.bench.serve
-    import argparse
-
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--model-path")
-    p.add_argument("--no-gc-freeze", action="store_true")
-    p.add_argument("--json", type=Path)
-    a = p.parse_args()
-    res = bench_serve(workers=a.workers, model_path=a.model_path, gc_freeze=not a.no_gc_freeze)
-    text = json.dumps(res, indent=2)
-    print(text)
-    if a.json:
-        a.json.write_text(text + "\n")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -1,13 +1,11 @@
-"""Speed benchmark of the simulator: ``python -m training.bench.simulate --customers 100000 [--json FILE]``.
+"""Speed benchmark of the simulator: ``engage bench simulate --customers 100000 [--json FILE]``.
 
-Times :func:`features.sources.simulation.world.simulate_world` and, with ``--write DIR``, writing the tables with
-:func:`features.sources.io.write_tables`. Prints the figures and optionally writes them as JSON.
+Times :func:`features.sources.simulation.world.simulate_world` and (unless ``--no-write``) writing the tables to a
+temporary folder with :func:`features.sources.io.write_tables`; returns the figures for the CLI to print.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import resource
 import shutil
 import tempfile
@@ -48,22 +46,3 @@ def bench_simulate(n_customers: int = 100_000, days: int = 365, seed: int = 0, w
         out["total_seconds"] = round(out["simulate_seconds"] + out["write_seconds"], 2)
     out["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2)
     return out
-
-
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--customers", type=int, default=100_000)
-    ap.add_argument("--days", type=int, default=365)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-write", action="store_true", help="time the simulation only")
-    ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
-    a = ap.parse_args(argv)
-    res = bench_simulate(a.customers, a.days, a.seed, write=not a.no_write)
-    for k, v in res.items():
-        print(f"{k:>26}: {v}")
-    if a.json:
-        a.json.write_text(json.dumps(res, indent=2) + "\n")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,11 +1,10 @@
-"""Benchmark of the decision system's scoring path: ``python -m training.bench.system [--json FILE]``.
+"""Benchmark of the decision system's scoring path: ``engage bench system [--system PATH] [--json FILE]``.
 
 Scores customers with 500 raw touchpoints each through :meth:`DecisionSystem.score` (features +
 churn + policy, in process, no HTTP) and a feature table through :meth:`DecisionSystem.score_features`,
-and prints the figures and a JSON document:
+and returns the figures (``engage bench system`` prints them as JSON):
 
-- ``single``: one customer per call — p50/p90/p99 ms, and the median split into features, churn
-  (probability + reason codes) and policy;
+- ``single``: one customer per call — p50/p90/p99 ms;
 - ``batch_16`` / ``batch_1000``: one call with 16 / 1,000 customers — ms and customers/s;
 - ``feature_table``: ``score_features`` on ``table_rows`` precomputed rows — customers/s with reason
   codes for everyone, for customers with churn probability ≥ 0.5 only, and without reason codes;
@@ -23,12 +22,10 @@ histories spliced into 500-touchpoint customers. CPU-bound: figures depend on th
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -170,35 +167,51 @@ def _policy_split(policy, F: pd.DataFrame, churn: np.ndarray) -> dict[str, float
     }
 
 
-def bench_system(
-    system: DecisionSystem,
-    customers: Tables,
-    cutoff,
-    *,
-    singles: int = 200,
-    table_rows: int = 50_000,
-    breakdown: bool = True,
-) -> dict:
-    """The scoring benchmark of ``system`` on ``customers`` (at least 1,000 of them) at ``cutoff``."""
+@dataclass(frozen=True)
+class ScoringSets:
+    """The scoring customers and the calls made with them: one customer, 16 customers, all of them."""
+
+    everyone: Tables
+    singles: list[Tables]
+    sixteens: list[Tables]
+
+
+def scoring_sets(customers: Tables, singles: int) -> ScoringSets:
+    """``singles`` one-customer subsets and 20 sixteen-customer subsets of ``customers`` (at least 1,000)."""
     ids = customers.customers["customer_id"]
     if len(ids) < 1000:
         raise ValueError(f"bench customers: need at least 1000, got {len(ids)}")
     one = [customers.subset(ids.iloc[[i % len(ids)]]) for i in range(singles)]
     sixteen = [customers.subset(ids.iloc[16 * i : 16 * i + 16]) for i in range(20)]
-    for t in one[:5]:
+    return ScoringSets(customers, one, sixteen)
+
+
+def single_latency(system: DecisionSystem, sets: ScoringSets, cutoff) -> dict[str, float]:
+    """p50/p90/p99 of scoring one customer per call (after a few warm-up calls)."""
+    for t in sets.singles[:5]:
         system.score(t, cutoff)
     lat = []
-    for t in one:
+    for t in sets.singles:
         t0 = time.perf_counter()
         system.score(t, cutoff)
         lat.append(time.perf_counter() - t0)
-    out: dict = {"single": _ms(lat), "policy": system.policy is not None}
-    s16 = float(np.median([_repeat(lambda t=t: system.score(t, cutoff), 0, 1) for t in sixteen]))
-    out["batch_16"] = {"ms": round(1000 * s16, 2), "customers_per_s": round(16 / s16, 1)}
-    s1000 = _repeat(lambda: system.score(customers, cutoff), 1.0, 5)
-    out["batch_1000"] = {"ms": round(1000 * s1000, 1), "customers_per_s": round(len(ids) / s1000, 1)}
+    return _ms(lat)
 
-    F = system.features(customers, cutoff)
+
+def batch_figures(system: DecisionSystem, sets: ScoringSets, cutoff) -> dict[str, dict]:
+    """Milliseconds and customers/s of one call with 16 customers and one with all of them."""
+    s16 = float(np.median([_repeat(lambda t=t: system.score(t, cutoff), 0, 1) for t in sets.sixteens]))
+    s_all = _repeat(lambda: system.score(sets.everyone, cutoff), 1.0, 5)
+    n = sets.everyone.n_customers
+    return {
+        "batch_16": {"ms": round(1000 * s16, 2), "customers_per_s": round(16 / s16, 1)},
+        "batch_1000": {"ms": round(1000 * s_all, 1), "customers_per_s": round(n / s_all, 1)},
+    }
+
+
+def feature_table_figures(system: DecisionSystem, sets: ScoringSets, cutoff, table_rows: int) -> dict:
+    """Customers/s of ``score_features`` on ``table_rows`` precomputed rows, with and without reason codes."""
+    F = system.features(sets.everyone, cutoff)
     reps = -(-table_rows // len(F))
     big = pd.concat([F] * reps).iloc[:table_rows]
     big.index = pd.Index([f"row-{i:07d}" for i in range(len(big))], name=F.index.name)
@@ -216,70 +229,67 @@ def bench_system(
     table["churn_probability_only_customers_per_s"] = round(len(big) / (time.perf_counter() - t0), 1)
     if system.policy is not None:
         table["policy_s"] = _policy_split(system.policy, big, p)
-    out["feature_table"] = table
+    return table
 
+
+def builders_breakdown(system: DecisionSystem, sets: ScoringSets, cutoff) -> dict[str, dict[str, float]]:
+    """Milliseconds per call spent in each feature family and scoring step, for 1, 16 and all customers."""
+    copy, timer = _instrumented(system)
+    try:
+        builders: dict = {}
+        for label, subsets in (("1", sets.singles[:50]), ("16", sets.sixteens), ("1000", [sets.everyone] * 3)):
+            copy.score(subsets[0], cutoff)
+            timer.total.clear()
+            for t in subsets:
+                copy.score(t, cutoff)
+            builders[label] = {
+                k: round(1000 * v / len(subsets), 3) for k, v in sorted(timer.total.items(), key=lambda kv: -kv[1])
+            }
+    finally:
+        _restore(timer)
+    return builders
+
+
+def bench_system(
+    system: DecisionSystem,
+    customers: Tables,
+    cutoff,
+    *,
+    singles: int = 200,
+    table_rows: int = 50_000,
+    breakdown: bool = True,
+) -> dict:
+    """The scoring benchmark of ``system`` on ``customers`` (at least 1,000 of them) at ``cutoff``."""
+    sets = scoring_sets(customers, singles)
+    out: dict = {"single": single_latency(system, sets, cutoff), "policy": system.policy is not None}
+    out.update(batch_figures(system, sets, cutoff))
+    out["feature_table"] = feature_table_figures(system, sets, cutoff, table_rows)
     if breakdown:
-        copy, timer = _instrumented(system)
-        try:
-            builders: dict = {}
-            for label, subsets in (("1", one[:50]), ("16", sixteen), ("1000", [customers] * 3)):
-                copy.score(subsets[0], cutoff)
-                timer.total.clear()
-                for t in subsets:
-                    copy.score(t, cutoff)
-                builders[label] = {
-                    k: round(1000 * v / len(subsets), 3) for k, v in sorted(timer.total.items(), key=lambda kv: -kv[1])
-                }
-        finally:
-            _restore(timer)
-        out["builders_ms"] = builders
+        out["builders_ms"] = builders_breakdown(system, sets, cutoff)
     return out
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """Command line: fit or load a system, build the scoring customers, run, print and write JSON."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--system", type=Path, help="pickled DecisionSystem (file or model data folder)")
-    ap.add_argument("--customers", type=int, default=1000, help="bench customers (>= 1000)")
-    ap.add_argument("--touchpoints", type=int, default=500)
-    ap.add_argument("--table-rows", type=int, default=50_000)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--no-breakdown", action="store_true")
-    ap.add_argument("--json", type=Path, help="also write the figures here")
-    args = ap.parse_args(argv)
-
-    rng = np.random.default_rng(args.seed)
-    world = simulate_world(SimConfig(n_customers=2000, days=400, seed=args.seed), rng)
+def run_bench_system(
+    system_path: Path | None,
+    *,
+    customers: int = 1000,
+    touchpoints: int = 500,
+    table_rows: int = 50_000,
+    seed: int = 1,
+    breakdown: bool = True,
+) -> dict:
+    """Load ``system_path`` (or fit a churn-only system on a simulated world), splice the scoring customers
+    from a simulated world and run :func:`bench_system`; the figures with the setup they were measured in."""
+    rng = np.random.default_rng(seed)
+    world = simulate_world(SimConfig(n_customers=2000, days=400, seed=seed), rng)
     cutoff = evaluation_cutoff(world)
-    system = load_system_file(args.system) if args.system else fit_churn_system(world, cutoff, args.seed)
-    customers = spliced_customers(world, cutoff, args.customers, args.touchpoints, rng)
-    result = bench_system(system, customers, cutoff, table_rows=args.table_rows, breakdown=not args.no_breakdown)
+    system = load_system_file(system_path) if system_path else fit_churn_system(world, cutoff, seed)
+    scoring = spliced_customers(world, cutoff, customers, touchpoints, rng)
+    result = bench_system(system, scoring, cutoff, table_rows=table_rows, breakdown=breakdown)
     result["setup"] = {
-        "system": str(args.system) if args.system else "fitted churn-only (simulated world)",
-        "touchpoints_per_customer": args.touchpoints,
-        "customers": args.customers,
-        "seed": args.seed,
+        "system": str(system_path) if system_path else "fitted churn-only (simulated world)",
+        "touchpoints_per_customer": touchpoints,
+        "customers": customers,
+        "seed": seed,
     }
-    s, b16, b1k, tab = result["single"], result["batch_16"], result["batch_1000"], result["feature_table"]
-    print(f"policy included: {result['policy']}")
-    print(f"1 customer x {args.touchpoints} tp: p50 {s['p50_ms']} ms, p90 {s['p90_ms']} ms, p99 {s['p99_ms']} ms")
-    print(f"16 customers: {b16['ms']} ms ({b16['customers_per_s']}/s); 1,000: {b1k['ms']} ms")
-    print(
-        f"feature table ({tab['rows']} rows): {tab['with_reasons_customers_per_s']}/s with reasons, "
-        f"{tab['reasons_if_p_ge_0.5_customers_per_s']}/s reasons if p>=0.5, "
-        f"{tab['no_reasons_customers_per_s']}/s without"
-    )
-    if "policy_s" in tab:
-        print("feature table, policy seconds: " + ", ".join(f"{k} {v}" for k, v in tab["policy_s"].items()))
-    for size, parts in result.get("builders_ms", {}).items():
-        print(f"breakdown, {size} customer(s) per call (ms): " + ", ".join(f"{k} {v}" for k, v in parts.items()))
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
     return result
-
-
-if __name__ == "__main__":
-    main()

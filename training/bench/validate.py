@@ -3,7 +3,8 @@
 Builds a synthetic log (``n_events`` touchpoints, about 100 per customer) and times validation in the
 shapes data arrives in: typed and sorted (a folder written by engage), typed but in time order (an
 export), plain text as a CSV reader leaves it (ids, categories and ISO timestamps as text), and a full
-``read_tables`` of a parquet folder. Prints/returns figures; no assertion on speed lives in the tests.
+``read_tables`` of a parquet folder. Returns the figures (``engage bench validate`` prints them); no assertion
+on speed lives in the tests.
 """
 
 from __future__ import annotations

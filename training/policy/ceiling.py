@@ -1,4 +1,4 @@
-"""How much of the oracle's uplift can any policy reach from the features? ``python -m training.policy.ceiling``.
+"""How much of the oracle's uplift can any policy reach from the features? ``engage diagnose ceiling``.
 
 The simulator's oracle assigns actions with each customer's *true* incremental values, which depend on hidden
 traits and on chance the features cannot see. This diagnostic trains, on half of the customers, one LightGBM
@@ -168,32 +168,19 @@ def effect_value_decomposition(policy, tables: Tables, cutoff: pd.Timestamp, F: 
     }
 
 
-def main() -> None:  # pragma: no cover - manual runs
-    import argparse
-
+def ceiling_report(data: Path, cutoff: str | None = None, seed: int = 0, system_path: Path | None = None) -> dict:
+    """The observable ceiling on a simulated data folder; with ``system_path``, also the effect/value
+    decomposition of that decision system's policy (``engage diagnose ceiling``)."""
     from features.sources.io import read_tables
-    from training.cli import echo_json
+    from features.system import load_system_file
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", type=Path, required=True, help="a simulated data folder (with truth)")
-    p.add_argument("--cutoff", help="decision cutoff (default: the manifest's)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--system", type=Path, help="also decompose this fitted decision system's policy (model folder)")
-    p.add_argument("--json", type=Path)
-    a = p.parse_args()
-    tables = read_tables(a.data)
-    cutoff = evaluation_cutoff(tables, a.cutoff)
-    res = observable_ceiling(tables, cutoff, load_catalogue(), load_policy_config(), np.random.default_rng(a.seed))
-    if a.system is not None:
-        from features.system import load_system_file
-
-        system = load_system_file(a.system)
-        if system.policy is None:
-            raise SystemExit(f"{a.system}: the decision system has no policy to decompose")
-        F = system.features(tables.without_truth(), cutoff)
-        res = {"ceiling": res, "decomposition": effect_value_decomposition(system.policy, tables, cutoff, F)}
-    echo_json(res, a.json)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
+    tables = read_tables(data)
+    at = evaluation_cutoff(tables, cutoff)
+    res = observable_ceiling(tables, at, load_catalogue(), load_policy_config(), np.random.default_rng(seed))
+    if system_path is None:
+        return res
+    system = load_system_file(system_path)
+    if system.policy is None:
+        raise ValueError(f"{system_path}: the decision system has no policy to decompose")
+    F = system.features(tables.without_truth(), at)
+    return {"ceiling": res, "decomposition": effect_value_decomposition(system.policy, tables, at, F)}

@@ -1,0 +1,163 @@
+"""The ``engage bench`` and ``engage diagnose`` sub-commands: speed benchmarks and diagnostics that print
+their figures as JSON (and write them with ``--json FILE``). The work lives in ``training.bench`` and
+``training.policy.ceiling``; heavy imports happen inside each command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from training.cli_common import (
+    ConfigOption,
+    JsonOption,
+    ModelPathOption,
+    WorkersOption,
+    echo_json,
+    enable_progress,
+    user_errors,
+)
+
+bench_app = typer.Typer(help="Benchmarks: print speed and memory figures (also as JSON).", no_args_is_help=True)
+diagnose_app = typer.Typer(help="Diagnostics of a simulated world and a decision system (JSON).",
+                           no_args_is_help=True)
+
+SeedOption = Annotated[int, typer.Option(help="Random seed.")]
+EventsOption = Annotated[int, typer.Option(min=1_000, help="Touchpoints in the benchmark's log.")]
+
+
+def seeded(seed: int):
+    """A numpy random generator (numpy is imported when a benchmark runs, not for ``--help``)."""
+    import numpy as np
+
+    return np.random.default_rng(seed)
+
+
+@bench_app.command("features")
+@user_errors
+def bench_features_(
+    events: EventsOption = 10_000_000,
+    seed: SeedOption = 7,
+    jobs: Annotated[int, typer.Option(min=1, help="Worker threads/processes over customer partitions.")] = 2,
+    json_out: JsonOption = None,
+) -> None:
+    """Feature-building speed (events/s), peak memory and single-customer latency."""
+    from training.bench.features import bench_features
+
+    echo_json(bench_features(events, seeded(seed), n_jobs=jobs), json_out)
+
+
+@bench_app.command("system")
+@user_errors
+def bench_system_(
+    system: Annotated[Path | None, typer.Option(
+        help="Pickled decision system (file or model data folder); default: fit a churn-only one.")] = None,
+    customers: Annotated[int, typer.Option(min=1_000, help="Scoring customers.")] = 1000,
+    touchpoints: Annotated[int, typer.Option(min=1, help="Touchpoints per scoring customer.")] = 500,
+    table_rows: Annotated[int, typer.Option(min=1, help="Rows of the feature table scored in one call.")] = 50_000,
+    seed: SeedOption = 1,
+    breakdown: Annotated[bool, typer.Option(help="Time each feature family and scoring step.")] = True,
+    json_out: JsonOption = None,
+) -> None:
+    """In-process scoring speed of a decision system: one customer, 16, 1,000, and a feature table."""
+    from training.bench.system import run_bench_system
+
+    echo_json(run_bench_system(system, customers=customers, touchpoints=touchpoints, table_rows=table_rows,
+                               seed=seed, breakdown=breakdown), json_out)
+
+
+@bench_app.command("simulate")
+@user_errors
+def bench_simulate_(
+    customers: Annotated[int, typer.Option(min=10, help="Number of customers.")] = 100_000,
+    days: Annotated[int, typer.Option(min=60, help="Days of history.")] = 365,
+    write: Annotated[bool, typer.Option(help="Also time writing the tables (to a temporary folder).")] = True,
+    seed: SeedOption = 0,
+    json_out: JsonOption = None,
+) -> None:
+    """Simulator speed: seconds to simulate a world (and to write it), its size and peak memory."""
+    from training.bench.simulate import bench_simulate
+
+    echo_json(bench_simulate(customers, days, seed, write=write), json_out)
+
+
+@bench_app.command("validate")
+@user_errors
+def bench_validate_(
+    events: EventsOption = 10_000_000,
+    io: Annotated[bool, typer.Option(help="Also time write_tables and read_tables of a parquet folder.")] = True,
+    seed: SeedOption = 0,
+    json_out: JsonOption = None,
+) -> None:
+    """Validation speed on a synthetic log.
+
+    Times the shapes data arrives in: typed and sorted, typed in time order, and text as a CSV reader leaves it.
+    With --io, also writing and reading a parquet folder.
+    """
+    from training.bench.validate import bench_validation
+
+    echo_json(bench_validation(events, seeded(seed), with_io=io), json_out)
+
+
+@bench_app.command("policy")
+@user_errors
+def bench_policy_(
+    customers: Annotated[int, typer.Option(min=100, help="Synthetic customers to decide for.")] = 100_000,
+    seed: SeedOption = 0,
+    json_out: JsonOption = None,
+) -> None:
+    """Decision-rule speed with binding budget, contact, channel and offer limits, and each limit's use."""
+    from training.bench.policy import bench_policy
+
+    echo_json(bench_policy(customers, seed), json_out)
+
+
+@bench_app.command("serve")
+@user_errors
+def bench_serve_(
+    config: ConfigOption = None,
+    model_path: ModelPathOption = None,
+    workers: WorkersOption = None,
+    gc_freeze: Annotated[bool, typer.Option(help="gc.freeze() after the workers load the model.")] = True,
+    json_out: JsonOption = None,
+) -> None:
+    """Load-test the real service on loopback: p50/p90/p99, requests/s and errors at concurrency 1 and 16."""
+    from training.bench.serve import bench_serve
+
+    echo_json(bench_serve(workers=workers, model_path=str(model_path) if model_path else None,
+                          mlflow_config=str(config) if config else None, gc_freeze=gc_freeze), json_out)
+
+
+@bench_app.command("churn-data")
+@user_errors
+def bench_churn_data(
+    name: Annotated[str, typer.Argument(help="telco, online_retail or cdnow.")],
+    source: Annotated[Path, typer.Option(help="The dataset folder, e.g. ../shared/datasets/telco.")],
+    config: ConfigOption = None,
+    json_out: JsonOption = None,
+    mlflow: Annotated[bool, typer.Option(help="Log the run to MLflow.")] = True,
+    seed: SeedOption = 7,
+) -> None:
+    """Churn quality on a public dataset (telco CV; online_retail/cdnow temporal validation vs BG/NBD)."""
+    from training.bench.churn_data import run_benchmark
+
+    enable_progress()
+    echo_json(run_benchmark(name, source, config_path=config, log_to_mlflow=mlflow, seed=seed), json_out)
+
+
+@diagnose_app.command("ceiling")
+@user_errors
+def diagnose_ceiling(
+    data: Annotated[Path, typer.Option(help="A simulated data folder (with its truth table).")],
+    cutoff: Annotated[str | None, typer.Option(help="Decision cutoff (default: the manifest's).")] = None,
+    seed: SeedOption = 0,
+    system: Annotated[Path | None, typer.Option(
+        help="Also decompose this decision system's policy (model folder or pickle).")] = None,
+    json_out: JsonOption = None,
+) -> None:
+    """How much of the oracle's uplift a policy can reach from the features (regressors of the true values);
+    with --system, which estimate (effect or value) limits that system's policy."""
+    from training.policy.ceiling import ceiling_report
+
+    echo_json(ceiling_report(data, cutoff, seed, system), json_out)
