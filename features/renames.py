@@ -69,6 +69,8 @@ MOVED_NAMES: dict[tuple[str, str], str] = {
     ("features.builders_dynamics", "loglinear_rate"): "features.builders.loglinear",
     ("features.builders_dynamics", "_dyadic_grid"): "features.builders.loglinear",
     ("features.builders_dynamics", "_mean_position"): "features.builders.loglinear",
+    # the simulator's settings left its world module
+    ("features.simulate", "SimConfig"): "features.sources.simulation.config",
 }
 
 

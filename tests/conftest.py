@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from features.contract.schema import Tables
-from features.sources.simulation.world import SimConfig, simulate_world
+from features.sources.simulation.config import SimConfig
+from features.sources.simulation.world import simulate_world
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -8,7 +8,8 @@ import pytest
 
 from features.labels import make_labels
 from features.models.churn import BlendedChurnModel, ChurnModel, LinearScore, ScoreCalibrator
-from features.sources.simulation.world import SimConfig, simulate_world
+from features.sources.simulation.config import SimConfig
+from features.sources.simulation.world import simulate_world
 from training.churn.train import ChurnSettings, labelled_features, temporal_split, train_churn, train_given_labels
 from training.metrics import churn_metrics, expected_calibration_error, lift_capture
 

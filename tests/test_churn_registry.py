@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from features.models.churn import ChurnModel
-from features.sources.simulation.world import SimConfig, simulate_world
+from features.sources.simulation.config import SimConfig
+from features.sources.simulation.world import simulate_world
 from features.system import DecisionSystem
 from training.churn.train import ChurnSettings, log_churn_run, score_registered, train_churn
 from training.registry import (

@@ -26,7 +26,8 @@ from features.builders.static import StaticAttributesBuilder
 from features.builders.value import ValueBuilder
 from features.contract.schema import OUTREACH_CHANNELS, Tables
 from features.contract.validate import validate_tables
-from features.sources.simulation.world import SimConfig, simulate_world
+from features.sources.simulation.config import SimConfig
+from features.sources.simulation.world import simulate_world
 
 BUILDERS = [
     EngagementBuilder,

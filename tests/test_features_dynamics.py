@@ -17,7 +17,8 @@ from features.builders.loglinear import loglinear_rate
 from features.builders.pipeline import FeaturePipeline
 from features.contract.schema import Tables
 from features.contract.validate import validate_tables
-from features.sources.simulation.world import SimConfig, simulate_world
+from features.sources.simulation.config import SimConfig
+from features.sources.simulation.world import simulate_world
 
 
 @pytest.fixture(scope="module")

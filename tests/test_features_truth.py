@@ -11,7 +11,8 @@ from scipy.stats import spearmanr
 
 from features.builders.pipeline import FeaturePipeline
 from features.contract.schema import OUTREACH_CHANNELS
-from features.sources.simulation.world import SimConfig, simulate_world
+from features.sources.simulation.config import SimConfig
+from features.sources.simulation.world import simulate_world
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 needs_shared = pytest.mark.skipif(not SHARED.exists(), reason="../shared/datasets not present (real public datasets)")

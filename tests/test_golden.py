@@ -19,7 +19,8 @@ import pandas as pd
 import pytest
 
 from features.builders.pipeline import FeaturePipeline
-from features.sources.simulation.world import SimConfig, simulate_world
+from features.sources.simulation.config import SimConfig
+from features.sources.simulation.world import simulate_world
 from features.system import load_system_file
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -9,7 +9,8 @@ import pytest
 from features.contract.schema import Tables
 from features.contract.validate import validate_tables
 from features.labels import make_labels, monthly_cutoffs
-from features.sources.simulation.world import SimConfig, simulate_world
+from features.sources.simulation.config import SimConfig
+from features.sources.simulation.world import simulate_world
 
 CUT = pd.Timestamp("2024-06-01", tz="UTC")
 

@@ -17,7 +17,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationW
 def world(tmp_path_factory: pytest.TempPathFactory):
     """A simulated world, its data folder and a decision system trained on it (no MLflow needed)."""
     from features.sources.io import write_tables
-    from features.sources.simulation.world import SimConfig, simulate_world
+    from features.sources.simulation.config import SimConfig
+    from features.sources.simulation.world import simulate_world
     from features.system import save_system
     from training.churn.train import ChurnSettings, train_churn
 

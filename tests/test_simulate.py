@@ -11,8 +11,9 @@ from sklearn.metrics import roc_auc_score
 
 from features.contract.catalogue import NO_CONTACT, load_catalogue
 from features.contract.schema import CHANNELS, KINDS, OUTREACH_CHANNELS, PASSIVE_KINDS, Tables
+from features.sources.simulation.config import SimConfig
 from features.sources.simulation.truth import piecewise_churn_time, piecewise_label_probability
-from features.sources.simulation.world import SimConfig, simulate_world
+from features.sources.simulation.world import simulate_world
 
 N = 2_000
 

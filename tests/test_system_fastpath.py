@@ -13,7 +13,8 @@ from features.contract.schema import IN_MARKET, SOCIAL_LADDER, STORE_LADDER
 from features.labels import make_labels
 from features.models import churn as models
 from features.models.churn import ChurnModel, booster_predict
-from features.sources.simulation.world import SimConfig, simulate_world
+from features.sources.simulation.config import SimConfig
+from features.sources.simulation.world import simulate_world
 from features.system import DecisionSystem, _names
 
 TOL = 1e-9

@@ -492,8 +492,9 @@ def test_csv_folder_round_trips_through_parquet_unchanged(tmp_path):
 
 def test_simulated_world_round_trips(tmp_path):
     from features.sources.simulation import world as simulate
+    from features.sources.simulation.config import SimConfig
 
-    world = simulate.simulate_world(simulate.SimConfig(n_customers=300, days=120, seed=5),
+    world = simulate.simulate_world(SimConfig(n_customers=300, days=120, seed=5),
                                     np.random.default_rng(5))
     valid, _ = validate_tables(world)
     write_tables(world, tmp_path / "w")

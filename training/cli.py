@@ -72,7 +72,8 @@ def simulate(
     import numpy as np
 
     from features.sources.io import write_tables
-    from features.sources.simulation.world import SimConfig, simulate_world
+    from features.sources.simulation.config import SimConfig
+    from features.sources.simulation.world import simulate_world
 
     config = SimConfig(n_customers=customers, days=days, horizon_days=horizon_days, seed=seed)
     tables = simulate_world(config, np.random.default_rng(seed))

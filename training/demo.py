@@ -33,7 +33,8 @@ def run_demo(
     """Run every stage on a fresh simulated world in ``workdir``; returns the figures of each stage."""
     from features.builders.pipeline import build_features
     from features.sources.io import read_tables, write_tables
-    from features.sources.simulation.world import SimConfig, simulate_world
+    from features.sources.simulation.config import SimConfig
+    from features.sources.simulation.world import simulate_world
     from serving.batch import score_data
     from training.churn.train import train_churn_command
     from training.policy.train import train_policy_command

@@ -27,7 +27,8 @@ import pandas as pd
 from features.builders.pipeline import FeaturePipeline
 from features.contract.schema import Tables
 from features.contract.validate import validate_tables
-from features.sources.simulation.world import SimConfig, simulate_world
+from features.sources.simulation.config import SimConfig
+from features.sources.simulation.world import simulate_world
 
 EVENTS_PER_CUSTOMER = 107.0  # the default simulator's touchpoints per customer over 365 + 90 days
 

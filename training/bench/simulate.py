@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from features.sources.simulation.world import SimConfig, simulate_world
+from features.sources.simulation.config import SimConfig
+from features.sources.simulation.world import simulate_world
 
 
 def bench_simulate(n_customers: int = 100_000, days: int = 365, seed: int = 0, write: bool = True) -> dict:

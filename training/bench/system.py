@@ -37,7 +37,8 @@ from features.contract.schema import Tables
 from features.contract.validate import validate_tables
 from features.labels import make_labels
 from features.models.churn import ChurnModel
-from features.sources.simulation.world import SimConfig, simulate_world
+from features.sources.simulation.config import SimConfig
+from features.sources.simulation.world import simulate_world
 from features.system import DecisionSystem, load_system_file
 
 
