@@ -34,7 +34,11 @@ MOVED_MODULES: dict[str, str] = {
 }
 
 # (old module, name) → new module, for names that left a module that was split.
-MOVED_NAMES: dict[tuple[str, str], str] = {}
+MOVED_NAMES: dict[tuple[str, str], str] = {
+    ("features.validate", "DataError"): "features.contract.errors",
+    ("features.validate", "_rebuild_data_error"): "features.contract.errors",
+    ("features.validate", "ValidationReport"): "features.contract.report",
+}
 
 
 def current_location(module: str, name: str) -> tuple[str, str]:
