@@ -78,7 +78,7 @@ def customer_codes(s: pd.Series, ids: pd.Index, table: str) -> pd.Categorical:
 
 
 def to_timestamps(s: pd.Series, table: str, column: str, report: ValidationReport, *,
-                allow_missing: bool) -> pd.Series:
+                  allow_missing: bool) -> pd.Series:
     """A timestamp column as datetime64[ns, UTC]; naive values are read as UTC (with a warning)."""
     where = f"{table}.{column}"
     if isinstance(s.dtype, pd.DatetimeTZDtype):
@@ -133,19 +133,19 @@ def to_bools(s: pd.Series, table: str, column: str) -> tuple[np.ndarray, np.ndar
     if pd.api.types.is_numeric_dtype(s.dtype):
         v = s.to_numpy(dtype=np.float64, na_value=np.nan)
         reject_rows(table, column, "a value that is not boolean (use true/false, yes/no or 1/0)", s,
-              ~missing & (v != 0) & (v != 1))
+                    ~missing & (v != 0) & (v != 1))
         return v == 1, missing
     text = s.astype("str").str.strip().str.lower()
     missing = missing | (text == "").fillna(True).to_numpy(dtype=bool)
     is_true = text.isin(_TRUE).to_numpy()
     is_false = text.isin(_FALSE).to_numpy()
     reject_rows(table, column, "a value that is not boolean (use true/false, yes/no or 1/0)", s,
-          ~missing & ~is_true & ~is_false)
+                ~missing & ~is_true & ~is_false)
     return is_true, missing
 
 
 def to_categories(s: pd.Series, vocab: tuple[str, ...], table: str, column: str, *,
-                allow_missing: bool) -> pd.Categorical:
+                  allow_missing: bool) -> pd.Categorical:
     """A column as a Categorical over a fixed vocabulary, rejecting values outside it."""
     cats = pd.Index(vocab, dtype="str")
     if isinstance(s.dtype, pd.CategoricalDtype):

@@ -83,7 +83,7 @@ def _show(value) -> str:
 
 
 def reject_rows(table: str, column: str | None, problem: str, values: pd.Series | np.ndarray | None,
-          mask: np.ndarray | None, *, allowed: Sequence[str] = ()) -> None:
+                mask: np.ndarray | None, *, allowed: Sequence[str] = ()) -> None:
     """Raise a DataError for the rows in ``mask`` (no-op when no row is flagged)."""
     if mask is None:
         raise DataError(table, column, problem, allowed=allowed)

@@ -29,6 +29,10 @@ REFERRERS: tuple[str, ...] = ("ad", "organic", "direct", "social", "email")
 SERVICE_TOPICS: tuple[str, ...] = ("advice", "value_add", "help", "fault", "dissatisfaction")
 CONTENT_TOPICS: tuple[str, ...] = ("how_to", "product_info", "store_locator", "price")
 DEVICES: tuple[str, ...] = ("desktop", "mobile", "tablet", "phone", "in_person", "other")
+# Touchpoint columns that are categories over one of the vocabularies above.
+TOUCH_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "channel": CHANNELS, "kind": KINDS, "direction": DIRECTIONS, "referrer": REFERRERS,
+}
 
 # Outbound (company-initiated) channels that proactive outreach may use; each has a consent column.
 OUTREACH_CHANNELS: tuple[str, ...] = ("email", "sms", "push", "call")

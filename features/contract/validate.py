@@ -45,25 +45,20 @@ from features.contract.errors import MAX_EXAMPLES, DataError, reject_rows
 from features.contract.report import ValidationReport
 from features.contract.rules import customer_checks, label_checks, outreach_checks, run_checks, touchpoint_checks
 from features.contract.schema import (
-    CHANNELS,
     CONSENT_COLUMNS,
     CUSTOMER_COLUMNS,
-    DIRECTIONS,
     KINDS,
     LABEL_COLUMNS,
     OUTREACH_CHANNELS,
     OUTREACH_REQUIRED,
-    REFERRERS,
     REQUIRED_TABLES,
+    TOUCH_CATEGORIES,
     TOUCHPOINT_REQUIRED,
     Tables,
 )
 
 TOUCH_NUMERIC: tuple[str, ...] = ("duration_s", "pages", "amount", "discount", "sentiment")
 TOUCH_TEXT: tuple[str, ...] = ("topic", "device", "offer_id", "campaign_id", "product_id")
-TOUCH_CATEGORIES: dict[str, tuple[str, ...]] = {
-    "channel": CHANNELS, "kind": KINDS, "direction": DIRECTIONS, "referrer": REFERRERS,
-}
 # Text columns a CSV reader should keep as text (never guess numbers, never turn "NA" into missing).
 TEXT_COLUMNS: frozenset[str] = frozenset(
     {"customer_id", "channel", "kind", "direction", "referrer", "offer", *TOUCH_TEXT}
@@ -232,12 +227,12 @@ def _outreach(df: pd.DataFrame, ids: pd.Index, report: ValidationReport) -> pd.D
         elif col == "channel":
             ch = to_categories(s, OUTREACH_CHANNELS, table, col, allow_missing=True)
             reject_rows(table, col, "a missing channel on a contact that is not a holdout", s,
-                  (ch.codes < 0) & ~holdout)
+                        (ch.codes < 0) & ~holdout)
             cols[col] = ch
         elif col == "offer":
             blank = is_blank(s)
             reject_rows(table, col, "a missing offer on a contact that is not a holdout (use 'none' for no offer)",
-                  s, blank & ~holdout)
+                        s, blank & ~holdout)
             cols[col] = to_text(s)
         elif col == "campaign_id":
             cols[col] = to_text(s)
@@ -292,9 +287,9 @@ def _truth(df: pd.DataFrame, ids: pd.Index) -> pd.DataFrame:
     out = df.reset_index(drop=True).copy()
     out["customer_id"] = normalise_ids(out["customer_id"], table)
     reject_rows(table, "customer_id", "a customer id missing from the customers table", out["customer_id"],
-          ~out["customer_id"].isin(ids).to_numpy())
+                ~out["customer_id"].isin(ids).to_numpy())
     reject_rows(table, "customer_id", "a duplicate customer id (truth has one row per customer)",
-          out["customer_id"], out["customer_id"].duplicated().to_numpy())
+                out["customer_id"], out["customer_id"].duplicated().to_numpy())
     return out
 
 
