@@ -71,6 +71,10 @@ MOVED_NAMES: dict[tuple[str, str], str] = {
     ("features.builders_dynamics", "_mean_position"): "features.builders.loglinear",
     # the simulator's settings left its world module
     ("features.simulate", "SimConfig"): "features.sources.simulation.config",
+    # the validation errors and report left the validate module
+    ("features.validate", "DataError"): "features.contract.errors",
+    ("features.validate", "_rebuild_data_error"): "features.contract.errors",
+    ("features.validate", "ValidationReport"): "features.contract.report",
 }
 
 

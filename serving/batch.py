@@ -21,8 +21,10 @@ import pandas as pd
 
 from features.contract.cutoffs import evaluation_cutoff
 from serving.decision_log import DecisionLog
-from serving.engine import REASON_MODES, ScoringEngine, as_cutoff, columns_to_table, results_to_frame
+from serving.engine import REASON_MODES, ScoringEngine
 from serving.loading import ModelSource, load_system
+from serving.requests import as_cutoff
+from serving.responses import columns_to_table, results_to_frame
 
 logger = logging.getLogger("engage.serving.batch")
 

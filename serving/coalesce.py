@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from serving.engine import ScoringEngine, as_cutoff, columns_to_results, tables_from_request
+from serving.engine import ScoringEngine
+from serving.requests import as_cutoff, tables_from_request
+from serving.responses import columns_to_results
 from serving.schemas import CustomerIn
 
 logger = logging.getLogger("engage.serving")

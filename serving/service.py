@@ -48,14 +48,10 @@ from features.contract.schema import CHANNELS, DIRECTIONS, KINDS, OUTREACH_CHANN
 from serving.auth import BearerAuthMiddleware
 from serving.coalesce import CoalescingScorer
 from serving.decision_log import DecisionLog
-from serving.engine import (
-    RequestError,
-    ScoringEngine,
-    as_cutoff,
-    features_from_rows,
-    frame_to_results,
-)
+from serving.engine import ScoringEngine
 from serving.loading import env_flag, env_path, load_system, source_from_env
+from serving.requests import RequestError, as_cutoff, features_from_rows
+from serving.responses import frame_to_results
 from serving.reuseport import listen_on_own_socket, worker_fd
 from serving.schemas import (
     CustomerIn,

@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.contract.errors import DataError
 from features.contract.schema import CUSTOMER_COLUMNS
-from features.contract.validate import DataError, validate_tables
+from features.contract.validate import validate_tables
 from features.sources.importers.datasets import IMPORTERS, import_dataset
 from features.sources.io import read_tables, write_tables
 

@@ -24,7 +24,9 @@ import pytest
 from features.contract.schema import Tables
 from serving.auth import BearerAuthMiddleware, token_from_env, token_matches
 from serving.decision_log import read_decision_log
-from serving.engine import ModelInfo, ScoringEngine, frame_to_results, tables_from_request
+from serving.engine import ModelInfo, ScoringEngine
+from serving.requests import tables_from_request
+from serving.responses import frame_to_results
 from serving.schemas import ScoreRequest
 
 pytestmark = [
@@ -606,7 +608,7 @@ def test_engine_reorders_rows_a_system_returns_out_of_order():
 
 def test_engine_columns_path_gives_the_frame_path_answers():
     """What the service converts (score_columns -> columns_to_results) equals the frame path's rows."""
-    from serving.engine import columns_to_results
+    from serving.responses import columns_to_results
 
     body = {"customers": [customer("b", 2), customer("a", 0), customer("c", 1)]}
     tables = tables_from_request(ScoreRequest.model_validate(body).customers)
@@ -619,7 +621,7 @@ def test_engine_columns_path_gives_the_frame_path_answers():
 
 def test_flat_table_built_by_columns_equals_the_one_built_by_rows():
     """columns_to_table (batch files) = results_to_frame(columns_to_results(...)): values, types, order."""
-    from serving.engine import columns_to_results, columns_to_table, results_to_frame
+    from serving.responses import columns_to_results, columns_to_table, results_to_frame
 
     cut = pd.Timestamp(CUTOFF)
     n = 6

@@ -363,7 +363,8 @@ def test_system_with_policy_scores_like_the_pandas_path(system, policy_system):
 def test_batch_table_by_columns_equals_rows_with_a_real_policy(system, policy_system):
     """The batch file's columnar conversion gives the row conversion's table for a real decision system;
     the feature-table reason modes give every, at-risk or no customer reason codes."""
-    from serving.engine import ModelInfo, ScoringEngine, columns_to_results, columns_to_table, results_to_frame
+    from serving.engine import ModelInfo, ScoringEngine
+    from serving.responses import columns_to_results, columns_to_table, results_to_frame
 
     ds, _, _, _ = system
     policies, F = policy_system

@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from features.contract.schema import CHANNELS, KINDS, OUTREACH_CHANNELS, Tables
-from features.contract.validate import DataError, subset_tables, validate_tables
+from features.contract.errors import DataError
+from features.contract.schema import CHANNELS, KINDS, OUTREACH_CHANNELS, Tables, subset_tables
+from features.contract.validate import validate_tables
 from features.sources.io import read_manifest, read_tables, write_frame, write_tables
 
 PROJECT = Path(__file__).resolve().parents[1]

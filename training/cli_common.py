@@ -32,7 +32,7 @@ def user_errors(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from features.contract.validate import DataError
+        from features.contract.errors import DataError
 
         try:
             return func(*args, **kwargs)

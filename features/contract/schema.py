@@ -2,14 +2,18 @@
 
 Three tables describe a customer base (``customers``, ``touchpoints``, ``outreach``); a data folder may
 also hold ``labels`` (given churn labels) and ``truth`` (simulator ground truth). Validation and
-normalisation live in :mod:`features.contract.validate`; this module only declares the contract.
+normalisation live in :mod:`features.contract.validate`; this module declares the contract and holds the
+``Tables`` bundle with its one operation on validated data, restricting it to some customers.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import pandas as pd
+
+from features.contract.errors import MAX_EXAMPLES
 
 CHANNELS: tuple[str, ...] = (
     "web", "app", "store", "call_center", "chat", "email", "sms", "push", "social", "event", "survey", "other",
@@ -25,6 +29,10 @@ REFERRERS: tuple[str, ...] = ("ad", "organic", "direct", "social", "email")
 SERVICE_TOPICS: tuple[str, ...] = ("advice", "value_add", "help", "fault", "dissatisfaction")
 CONTENT_TOPICS: tuple[str, ...] = ("how_to", "product_info", "store_locator", "price")
 DEVICES: tuple[str, ...] = ("desktop", "mobile", "tablet", "phone", "in_person", "other")
+# Touchpoint columns that are categories over one of the vocabularies above.
+TOUCH_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "channel": CHANNELS, "kind": KINDS, "direction": DIRECTIONS, "referrer": REFERRERS,
+}
 
 # Outbound (company-initiated) channels that proactive outreach may use; each has a consent column.
 OUTREACH_CHANNELS: tuple[str, ...] = ("email", "sms", "push", "call")
@@ -89,10 +97,47 @@ class Tables:
 
     def subset(self, customer_ids) -> Tables:
         """The tables restricted to some customers (categories of id columns follow the new customer list)."""
-        from features.contract.validate import subset_tables
-
         return subset_tables(self, customer_ids)
 
     @property
     def n_customers(self) -> int:
         return len(self.customers)
+
+
+def subset_tables(tables: Tables, customer_ids) -> Tables:
+    """The tables restricted to some customers, in the customers table's order.
+
+    Id columns stay categoricals whose categories are the remaining customers; unknown ids are an error.
+    """
+    cus = tables.customers
+    all_ids = pd.Index(cus["customer_id"].astype("str"))
+    wanted = pd.Index(pd.Series(list(customer_ids) if not isinstance(customer_ids, pd.Series | pd.Index)
+                                else customer_ids).astype("str")).unique()
+    unknown = wanted.difference(all_ids)
+    if len(unknown):
+        raise KeyError(f"subset: {len(unknown):,} customer ids are not in the tables "
+                       f"(e.g. {', '.join(map(repr, unknown[:MAX_EXAMPLES]))})")
+    keep = all_ids.isin(wanted)
+    new_cus = cus[keep].reset_index(drop=True)
+    new_ids = pd.Index(new_cus["customer_id"].astype("str"))
+    remap = np.full(len(all_ids) + 1, -1, dtype=np.int64)
+    remap[:-1][keep] = np.arange(int(keep.sum()))
+
+    def restrict(df: pd.DataFrame | None) -> pd.DataFrame | None:
+        if df is None:
+            return None
+        col = df["customer_id"]
+        if isinstance(col.dtype, pd.CategoricalDtype) and col.cat.categories.equals(all_ids):
+            codes = remap[col.cat.codes.to_numpy()]  # code -1 maps to remap[-1] == -1
+            rows = codes >= 0
+            out = df[rows].reset_index(drop=True)
+            out["customer_id"] = pd.Categorical.from_codes(codes[rows].astype(np.int32), categories=new_ids)
+            return out
+        rows = col.astype("str").isin(new_ids).to_numpy()
+        return df[rows].reset_index(drop=True)
+
+    meta = {k: v for k, v in tables.meta.items() if k != "validation"}
+    meta["subset_of"] = len(all_ids)
+    return Tables(customers=new_cus, touchpoints=restrict(tables.touchpoints),
+                  outreach=restrict(tables.outreach), labels=restrict(tables.labels),
+                  truth=restrict(tables.truth), meta=meta)

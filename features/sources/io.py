@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from features.contract.errors import DataError
 from features.contract.schema import REQUIRED_TABLES, TABLES, Tables
-from features.contract.validate import TEXT_COLUMNS, DataError, validate_tables
+from features.contract.validate import TEXT_COLUMNS, validate_tables
 
 FORMATS: tuple[str, ...] = (".parquet", ".csv", ".csv.gz")
 MANIFEST = "manifest.json"

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract.schema import OUTREACH_CHANNELS, PASSIVE_KINDS, TOUCHPOINT_OPTIONAL, Tables
-from serving.engine import CONSENTS
+from serving.requests import CONSENTS
 from serving.server import default_workers, running_server
 
 # A plausible mix of (channel, kind) for synthetic histories; passive kinds are outbound.

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.contract.errors import DataError
 from features.contract.schema import (
     CHANNELS,
     CONSENT_COLUMNS,
@@ -36,7 +37,7 @@ from features.contract.schema import (
     UTC_NS,
     Tables,
 )
-from features.contract.validate import DataError, validate_tables
+from features.contract.validate import validate_tables
 
 # starbucks: the transcript counts hours from the start of a 30-day test and has no calendar date. Every
 # membership date (last 2018-07-26) lies before this base, so sign-up always precedes activity.

@@ -1,0 +1,123 @@
+"""Value rules on normalised tables, declared as pandera schemas, and their failures as DataErrors.
+
+The converters fix each column's type; these rules then check what holds across values: ranges,
+uniqueness, missing values and dtypes. :func:`run_checks` reports the first failure as a
+:class:`~features.contract.errors.DataError` and mentions the others.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from features.contract.errors import MAX_EXAMPLES, DataError
+from features.contract.schema import (
+    CHANNELS,
+    CONSENT_COLUMNS,
+    DIRECTIONS,
+    KINDS,
+    OUTREACH_CHANNELS,
+    REFERRERS,
+    UTC_NS,
+)
+
+
+def _vocab_dtype(vocab: tuple[str, ...]) -> pd.CategoricalDtype:
+    return pd.CategoricalDtype(pd.Index(vocab, dtype="str"))
+
+
+def customer_checks(ids: pd.Index) -> pa.DataFrameSchema:
+    return pa.DataFrameSchema(
+        {
+            "customer_id": pa.Column("str", unique=True, nullable=False, report_duplicates="exclude_first"),
+            "signup_ts": pa.Column(UTC_NS, nullable=True),
+            **{c: pa.Column(bool, nullable=False) for c in CONSENT_COLUMNS.values()},
+        },
+        name="customers",
+    )
+
+
+def touchpoint_checks(ids: pd.Index) -> pa.DataFrameSchema:
+    nonneg = "a negative value"
+    return pa.DataFrameSchema(
+        {
+            # Built as a Categorical over ids above; a dtype check here would rebuild the id index.
+            "customer_id": pa.Column(nullable=False),
+            "ts": pa.Column(UTC_NS, nullable=False),
+            "channel": pa.Column(_vocab_dtype(CHANNELS), nullable=False),
+            "kind": pa.Column(_vocab_dtype(KINDS), nullable=False),
+            "direction": pa.Column(_vocab_dtype(DIRECTIONS), nullable=False),
+            "referrer": pa.Column(_vocab_dtype(REFERRERS), nullable=True, required=False),
+            "duration_s": pa.Column(float, pa.Check.ge(0, error=nonneg), nullable=True, required=False),
+            "pages": pa.Column(float, pa.Check.ge(0, error=nonneg), nullable=True, required=False),
+            "amount": pa.Column(float, nullable=True, required=False),
+            "discount": pa.Column(float, pa.Check.ge(0, error=nonneg), nullable=True, required=False),
+            "sentiment": pa.Column(float, pa.Check.in_range(-1, 1, error="a value outside [-1, 1]"),
+                                   nullable=True, required=False),
+        },
+        name="touchpoints",
+    )
+
+
+def outreach_checks(ids: pd.Index) -> pa.DataFrameSchema:
+    return pa.DataFrameSchema(
+        {
+            "customer_id": pa.Column(nullable=False),
+            "ts": pa.Column(UTC_NS, nullable=False),
+            "channel": pa.Column(_vocab_dtype(OUTREACH_CHANNELS), nullable=True),
+            "propensity": pa.Column(
+                float,
+                pa.Check.in_range(0, 1, include_min=False, error="a propensity outside (0, 1]"),
+                nullable=True,
+            ),
+            "holdout": pa.Column(bool, nullable=False),
+        },
+        name="outreach",
+    )
+
+
+def label_checks(ids: pd.Index) -> pa.DataFrameSchema:
+    return pa.DataFrameSchema(
+        {
+            "customer_id": pa.Column(
+                "str", pa.Check.isin(ids, error="a customer id missing from the customers table"),
+                nullable=False,
+            ),
+            "label": pa.Column(np.int8, pa.Check.isin([0, 1], error="a label other than 0 or 1")),
+            "cutoff": pa.Column(UTC_NS, nullable=False, required=False),
+        },
+        name="labels",
+    )
+
+
+def run_checks(schema: pa.DataFrameSchema, df: pd.DataFrame, table: str) -> None:
+    """Apply a pandera schema and turn its first failure into a DataError (others are mentioned)."""
+    try:
+        schema.validate(df, lazy=True, inplace=True)
+    except pa.errors.SchemaErrors as exc:
+        fc = exc.failure_cases
+        groups = list(fc.groupby(["column", "check"], sort=False, dropna=False))
+        (column, check), rows = groups[0]
+        rows = rows[rows["index"].notna()] if rows["index"].notna().any() else rows
+        examples = list(pd.unique(rows["failure_case"].dropna()))[:MAX_EXAMPLES]
+        index = pd.to_numeric(rows["index"], errors="coerce").dropna()
+        problem = _pandera_problem(str(check))
+        if len(groups) > 1:
+            others = "; ".join(f"{c}: {_pandera_problem(str(k))}" for (c, k), _ in groups[1:4])
+            problem += f" [also: {others}]"
+        raise DataError(table, None if pd.isna(column) else str(column), problem, examples,
+                        len(rows) if len(index) else None,
+                        row=int(index.min()) + 1 if len(index) else None) from None
+
+
+def _pandera_problem(check: str) -> str:
+    if check.startswith("dtype("):
+        return f"a wrong data type (expected {check[6:-1]})"
+    if check == "field_uniqueness":
+        return "a duplicate value"
+    if check == "not_nullable":
+        return "a missing value"
+    if check == "column_in_dataframe":
+        return "a required column missing"
+    return check
