@@ -34,7 +34,9 @@ MOVED_MODULES: dict[str, str] = {
 }
 
 # (old module, name) → new module, for names that left a module that was split.
-MOVED_NAMES: dict[tuple[str, str], str] = {}
+MOVED_NAMES: dict[tuple[str, str], str] = {
+    ("features.uplift", "ValueModel"): "features.models.value",
+}
 
 
 def current_location(module: str, name: str) -> tuple[str, str]:

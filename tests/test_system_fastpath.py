@@ -11,8 +11,9 @@ import pytest
 from features.builders.pipeline import FeaturePipeline
 from features.contract.schema import IN_MARKET, SOCIAL_LADDER, STORE_LADDER
 from features.labels import make_labels
-from features.models import churn as models
-from features.models.churn import ChurnModel, booster_predict
+from features.models import lgbm as models
+from features.models.churn import ChurnModel
+from features.models.lgbm import booster_predict
 from features.sources.simulation.world import SimConfig, simulate_world
 from features.system import DecisionSystem, _names
 
@@ -218,7 +219,8 @@ def policy_system(system):
     """The churn system plus a policy fitted on its features, with outcomes that depend on the action."""
     from features.contract.catalogue import load_catalogue
     from features.decision.nba import NextBestAction, load_policy_config
-    from features.models.uplift import UpliftModel, ValueModel
+    from features.models.uplift import UpliftModel
+    from features.models.value import ValueModel
 
     F_va = system[1]
     catalogue = load_catalogue()

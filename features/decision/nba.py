@@ -27,7 +27,7 @@ from scipy import optimize, sparse
 
 from features.contract.catalogue import Catalogue
 from features.contract.schema import CONSENT_COLUMNS, OUTREACH_CHANNELS
-from features.models.churn import feature_matrix
+from features.models.lgbm import feature_matrix
 
 # Reason codes for customers who are not contacted (``no_contact_reason``).
 NO_CONSENT = "no_consent"
@@ -753,7 +753,7 @@ class NextBestAction:
     """The fitted policy carried by a decision system: effect model, value model, catalogue and settings.
 
     ``uplift`` is a fitted :class:`features.models.uplift.UpliftModel` over ``catalogue.ids``, ``value_model`` a
-    fitted :class:`features.models.uplift.ValueModel`. Feature frames are indexed by ``customer_id``.
+    fitted :class:`features.models.value.ValueModel`. Feature frames are indexed by ``customer_id``.
     """
 
     def __init__(

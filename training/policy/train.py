@@ -36,7 +36,8 @@ from features.decision.nba import (
     total_value,
 )
 from features.decision.ope import by_group, dr_difference, dr_pseudo_outcomes, evaluate, policy_matrix
-from features.models.uplift import UpliftModel, ValueModel
+from features.models.uplift import UpliftModel
+from features.models.value import ValueModel
 from training.report import write_json
 
 # The outcome counts only the customer's own activity: a reaction to our outreach (an open, a click, a
