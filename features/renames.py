@@ -36,6 +36,11 @@ MOVED_MODULES: dict[str, str] = {
 # (old module, name) → new module, for names that left a module that was split.
 MOVED_NAMES: dict[tuple[str, str], str] = {
     ("features.uplift", "ValueModel"): "features.models.value",
+    ("features.policy", "PolicyConfig"): "features.decision.config",
+    ("features.policy", "CapConfig"): "features.decision.config",
+    ("features.policy", "LimitConfig"): "features.decision.config",
+    ("features.policy", "DefenseConfig"): "features.decision.config",
+    ("features.policy", "ValueConfig"): "features.decision.config",
 }
 
 

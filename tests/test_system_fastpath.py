@@ -218,7 +218,8 @@ def reference_value(value_model, X: pd.DataFrame) -> np.ndarray:
 def policy_system(system):
     """The churn system plus a policy fitted on its features, with outcomes that depend on the action."""
     from features.contract.catalogue import load_catalogue
-    from features.decision.nba import NextBestAction, load_policy_config
+    from features.decision.config import load_policy_config
+    from features.decision.nba import NextBestAction
     from features.models.uplift import UpliftModel
     from features.models.value import ValueModel
 
@@ -311,13 +312,9 @@ def test_pickled_policy_loads_with_or_without_its_cached_plan(policy_system):
 
 
 def test_system_with_policy_scores_like_the_pandas_path(system, policy_system):
-    from features.decision.nba import (
-        active_customers,
-        consent_from_features,
-        decide,
-        expected_incremental_value,
-        history_from_features,
-    )
+    from features.decision.eligibility import consent_from_features, history_from_features
+    from features.decision.nba import active_customers
+    from features.decision.rule import decide, expected_incremental_value
 
     ds, _, cutoff, world = system
     policies, F = policy_system

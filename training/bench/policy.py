@@ -16,15 +16,10 @@ import pandas as pd
 
 from features.contract.catalogue import load_catalogue
 from features.contract.schema import OUTREACH_CHANNELS
-from features.decision.nba import (
-    contact_history,
-    decide,
-    expected_incremental_value,
-    greedy_assign,
-    limit_matrix,
-    load_policy_config,
-    total_value,
-)
+from features.decision.assignment import greedy_assign, limit_matrix
+from features.decision.config import load_policy_config
+from features.decision.eligibility import contact_history
+from features.decision.rule import decide, expected_incremental_value, total_value
 
 
 def run(n: int, seed: int = 0) -> dict:
@@ -66,7 +61,7 @@ def run(n: int, seed: int = 0) -> dict:
     choice = out["nba_action"].map({a: k for k, a in enumerate(cat.ids)}).to_numpy()
     A, b, names = limit_matrix(cat, cfg.limits)
     used = A @ np.bincount(choice, minlength=K)
-    from features.decision.nba import eligibility
+    from features.decision.eligibility import eligibility
 
     elig, _, _ = eligibility(customers, hist, cat, cfg.caps)
     greedy = greedy_assign(ev, elig, A, b)
