@@ -75,6 +75,12 @@ MOVED_NAMES: dict[tuple[str, str], str] = {
     ("features.validate", "DataError"): "features.contract.errors",
     ("features.validate", "_rebuild_data_error"): "features.contract.errors",
     ("features.validate", "ValidationReport"): "features.contract.report",
+    ("features.uplift", "ValueModel"): "features.models.value",
+    ("features.policy", "PolicyConfig"): "features.decision.config",
+    ("features.policy", "CapConfig"): "features.decision.config",
+    ("features.policy", "LimitConfig"): "features.decision.config",
+    ("features.policy", "DefenseConfig"): "features.decision.config",
+    ("features.policy", "ValueConfig"): "features.decision.config",
 }
 
 

@@ -16,7 +16,8 @@ import pandas as pd
 
 from features.contract.cutoffs import utc_timestamp
 from features.contract.schema import IN_MARKET, SOCIAL_LADDER, STORE_LADDER, Tables
-from features.models.churn import ChurnModel, float_values
+from features.models.churn import ChurnModel
+from features.models.lgbm import float_values
 from features.renames import load_pickle
 
 SYSTEM_FILE = "decision_system.pkl"

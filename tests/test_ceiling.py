@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from features.contract.catalogue import load_catalogue
-from features.decision.nba import load_policy_config
+from features.decision.config import load_policy_config
 from features.sources.simulation.config import SimConfig
 from features.sources.simulation.world import simulate_world
 from training.policy.ceiling import observable_ceiling

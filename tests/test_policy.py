@@ -9,23 +9,17 @@ from scipy import optimize
 
 from features.contract.catalogue import load_catalogue
 from features.contract.schema import OUTREACH_CHANNELS
-from features.decision.nba import (
+from features.decision.assignment import assign, greedy_assign, limit_matrix, limit_violations
+from features.decision.config import LimitConfig, PolicyConfig, load_policy_config, policy_config_from_dict
+from features.decision.eligibility import contact_history
+from features.decision.rule import (
     BUDGET,
     CAP_REACHED,
     NEGATIVE_UPLIFT,
     NO_CONSENT,
     NO_CONTACT_REASONS,
-    LimitConfig,
-    PolicyConfig,
-    assign,
-    contact_history,
     decide,
     expected_incremental_value,
-    greedy_assign,
-    limit_matrix,
-    limit_violations,
-    load_policy_config,
-    policy_config_from_dict,
     total_value,
 )
 

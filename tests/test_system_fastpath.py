@@ -11,8 +11,9 @@ import pytest
 from features.builders.pipeline import FeaturePipeline
 from features.contract.schema import IN_MARKET, SOCIAL_LADDER, STORE_LADDER
 from features.labels import make_labels
-from features.models import churn as models
-from features.models.churn import ChurnModel, booster_predict
+from features.models import lgbm as models
+from features.models.churn import ChurnModel
+from features.models.lgbm import booster_predict
 from features.sources.simulation.config import SimConfig
 from features.sources.simulation.world import simulate_world
 from features.system import DecisionSystem, _names
@@ -218,8 +219,10 @@ def reference_value(value_model, X: pd.DataFrame) -> np.ndarray:
 def policy_system(system):
     """The churn system plus a policy fitted on its features, with outcomes that depend on the action."""
     from features.contract.catalogue import load_catalogue
-    from features.decision.nba import NextBestAction, load_policy_config
-    from features.models.uplift import UpliftModel, ValueModel
+    from features.decision.config import load_policy_config
+    from features.decision.nba import NextBestAction
+    from features.models.uplift import UpliftModel
+    from features.models.value import ValueModel
 
     F_va = system[1]
     catalogue = load_catalogue()
@@ -310,13 +313,9 @@ def test_pickled_policy_loads_with_or_without_its_cached_plan(policy_system):
 
 
 def test_system_with_policy_scores_like_the_pandas_path(system, policy_system):
-    from features.decision.nba import (
-        active_customers,
-        consent_from_features,
-        decide,
-        expected_incremental_value,
-        history_from_features,
-    )
+    from features.decision.eligibility import consent_from_features, history_from_features
+    from features.decision.nba import active_customers
+    from features.decision.rule import decide, expected_incremental_value
 
     ds, _, cutoff, world = system
     policies, F = policy_system

@@ -8,79 +8,21 @@ per row, contributions plus the base value equal the raw score, so they explain 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-DEFAULT_PARAMS: dict = {
-    "objective": "binary",
-    "learning_rate": 0.05,
-    "num_leaves": 15,
-    "max_depth": -1,
-    "min_child_samples": 50,
-    "feature_fraction": 0.8,
-    "bagging_fraction": 0.8,
-    "bagging_freq": 1,
-    "lambda_l2": 1.0,
-    "verbosity": -1,
-    "num_threads": 1,  # 2 threads spin-wait badly when the machine is shared; set it in params to change
-    "deterministic": True,
-    "force_row_wise": True,
-}
+from features.models.lgbm import booster_predict, feature_matrix, lgbm_params, prediction_threads
 
-
-# Below this many rows a prediction runs on one thread (see ``booster_predict``).
-PARALLEL_MIN_ROWS = 1_000
-
-
-def booster_predict(booster, X: np.ndarray, *, num_iteration: int | None = None, num_threads: int = 1, **kwargs):
-    """``booster.predict`` on a float matrix with an explicit thread count (fast for one row).
-
-    A call without ``num_threads`` uses every OpenMP thread, whose start-up and spin-waiting cost
-    ~10 ms per call on a shared 2-core machine (0.06 ms for one row on one thread), so LightGBM always
-    runs on one thread here. Inputs of ``PARALLEL_MIN_ROWS`` rows or more are split into
-    ``num_threads`` row chunks predicted in Python threads (LightGBM releases the GIL; rows are
-    independent, so the numbers do not depend on the split). A pandas frame costs a further ~1–5 ms
-    per call in LightGBM's dtype checks: pass a numpy matrix in the model's column order.
-    """
-    X = np.ascontiguousarray(X, dtype=np.float64)
-
-    def run(part: np.ndarray) -> np.ndarray:
-        return booster.predict(part, num_iteration=num_iteration, num_threads=1, **kwargs)
-
-    if len(X) < PARALLEL_MIN_ROWS or num_threads <= 1:
-        return run(X)
-    from concurrent.futures import ThreadPoolExecutor
-
-    parts = np.array_split(X, int(num_threads))
-    with ThreadPoolExecutor(max_workers=len(parts)) as pool:
-        return np.concatenate(list(pool.map(run, parts)))
-
-
-def feature_matrix(F: pd.DataFrame, names, *, missing_as_nan: bool = False) -> np.ndarray:
-    """``F[names]`` as a C-contiguous float64 matrix in that column order (no reindex when already aligned).
-
-    A column of ``names`` that ``F`` lacks raises ``KeyError``, or with ``missing_as_nan`` becomes missing
-    values (which LightGBM routes like unseen NaNs).
-    """
-    names = pd.Index(names)
-    if F.columns.equals(names):
-        X = float_values(F)
-    elif missing_as_nan:
-        X = float_values(F.reindex(columns=names))
-    else:
-        X = float_values(F[names])
-    return np.ascontiguousarray(X)
-
-
-def float_values(F: pd.DataFrame) -> np.ndarray:
-    """``F.to_numpy(dtype=float64, na_value=nan)``, without its copy and mask when every column is float64
-    already (NaN is then the missing value): a view of a frame that holds one float block."""
-    if len(F.columns) and all(dt == np.float64 for dt in F.dtypes):
-        return F.to_numpy()
-    return F.to_numpy(dtype=np.float64, na_value=np.nan)
+DEFAULT_PARAMS: dict = lgbm_params(
+    "binary",
+    max_depth=-1,
+    lambda_l2=1.0,
+    num_threads=1,  # 2 threads spin-wait badly when the machine is shared; set it in params to change
+    deterministic=True,
+    force_row_wise=True,
+)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -164,9 +106,9 @@ class ChurnModel:
         return names
 
     def _booster_predict(self, X: np.ndarray, **kwargs) -> np.ndarray:
-        # Large batches use the machine's cores (up to 4); see booster_predict.
-        threads = min(4, os.cpu_count() or 1)
-        return booster_predict(self.booster_, X, num_iteration=self.best_iteration_, num_threads=threads, **kwargs)
+        return booster_predict(
+            self.booster_, X, num_iteration=self.best_iteration_, num_threads=prediction_threads(), **kwargs
+        )
 
     def fit(
         self,
@@ -301,7 +243,7 @@ class ChurnModel:
         """``predict_proba(F)`` and ``reason_codes(F, top)`` sharing one conversion of ``F``.
 
         ``min_probability``: reason codes only for rows whose churn probability reaches it (the others
-        get an empty list) — SHAP values cost ~60 µs a row, the probability ~1 µs.
+        get an empty list): SHAP values cost far more per row than the probability.
         """
         X = self._matrix(F)
         p = self._calibrate(self._booster_predict(X, raw_score=True)) if len(X) else np.empty(0)
@@ -339,7 +281,7 @@ class LinearScore:
     """Standardised L2 logistic regression on a feature matrix plus ``log1p`` of its non-negative count-like columns.
 
     The log terms matter on subscription data: churn hazard falls roughly with the log of tenure and of
-    spend, which a linear term alone cannot bend (telco: 0.845 → 0.850 AUC). Kept as plain arrays so that
+    spend, which a linear term alone cannot bend. Kept as plain arrays so that
     scores and per-feature contributions are numpy arithmetic; missing values take the training median.
     """
 
@@ -373,7 +315,7 @@ class LinearScore:
         self.mean_ = Z.mean(axis=0)
         self.scale_ = np.where(Z.std(axis=0) > 0, Z.std(axis=0), 1.0)
         lr = LogisticRegression(C=self.C, max_iter=5000)
-        # one BLAS thread: on a small matrix more threads mostly spin-wait (3× slower on a shared 2-core box)
+        # one BLAS thread: on a small matrix more threads mostly spin-wait (slower on a shared machine)
         with threadpool_limits(1):
             lr.fit((Z - self.mean_) / self.scale_, np.asarray(y, int), sample_weight=weight)
         self.coef_, self.intercept_ = lr.coef_[0], float(lr.intercept_[0])

@@ -14,16 +14,10 @@ import pandas as pd
 
 from features.contract.catalogue import load_catalogue
 from features.contract.schema import OUTREACH_CHANNELS
-from features.decision.nba import (
-    contact_history,
-    decide,
-    eligibility,
-    expected_incremental_value,
-    greedy_assign,
-    limit_matrix,
-    load_policy_config,
-    total_value,
-)
+from features.decision.assignment import greedy_assign, limit_matrix
+from features.decision.config import load_policy_config
+from features.decision.eligibility import contact_history, eligibility
+from features.decision.rule import decide, expected_incremental_value, total_value
 
 
 def bench_policy(n: int, seed: int = 0) -> dict:

@@ -150,7 +150,7 @@ def _repeat(fn: Callable[[], object], min_s: float = 0.3, max_n: int = 50) -> fl
 def _policy_split(policy, F: pd.DataFrame, churn: np.ndarray) -> dict[str, float]:
     """Seconds of the policy on a feature table: effect and value models, the decision rule, and the
     decision rule again with binding global limits (the constrained assignment)."""
-    from features.decision.nba import LimitConfig
+    from features.decision.config import LimitConfig
 
     t0 = time.perf_counter()
     policy.expected_values(F)

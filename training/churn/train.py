@@ -27,14 +27,8 @@ import pandas as pd
 from features.contract.cutoffs import evaluation_cutoff, utc_timestamp
 from features.contract.schema import Tables
 from features.labels import OUTREACH_REACTIONS, make_labels
-from features.models.churn import (
-    BlendedChurnModel,
-    ChurnModel,
-    LinearScore,
-    booster_predict,
-    feature_labels_from,
-    feature_matrix,
-)
+from features.models.churn import BlendedChurnModel, ChurnModel, LinearScore, feature_labels_from
+from features.models.lgbm import booster_predict, feature_matrix
 from features.system import DecisionSystem
 from training.metrics import (
     churn_metrics,

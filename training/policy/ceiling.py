@@ -21,17 +21,11 @@ import pandas as pd
 from features.contract.catalogue import Catalogue, load_catalogue
 from features.contract.cutoffs import evaluation_cutoff
 from features.contract.schema import Tables
-from features.decision.nba import (
-    PolicyConfig,
-    active_customers,
-    assign,
-    contact_history,
-    eligibility,
-    expected_incremental_value,
-    limit_matrix,
-    load_policy_config,
-    total_value,
-)
+from features.decision.assignment import assign, limit_matrix
+from features.decision.config import PolicyConfig, load_policy_config
+from features.decision.eligibility import contact_history, eligibility
+from features.decision.nba import active_customers
+from features.decision.rule import expected_incremental_value, total_value
 from training.policy.train import _features, truth_ev
 
 

@@ -25,18 +25,14 @@ import pandas as pd
 from features.contract.catalogue import NO_CONTACT, Catalogue, action_id
 from features.contract.cutoffs import evaluation_cutoff
 from features.contract.schema import EXIT_KINDS, KINDS, OUTREACH_CHANNELS, PASSIVE_KINDS, Tables
-from features.decision.nba import (
-    NextBestAction,
-    PolicyConfig,
-    assign,
-    contact_history,
-    eligibility,
-    limit_matrix,
-    limit_violations,
-    total_value,
-)
+from features.decision.assignment import assign, limit_matrix, limit_violations
+from features.decision.config import PolicyConfig
+from features.decision.eligibility import contact_history, eligibility
+from features.decision.nba import NextBestAction
 from features.decision.ope import by_group, dr_difference, dr_pseudo_outcomes, evaluate, policy_matrix
-from features.models.uplift import UpliftModel, ValueModel
+from features.decision.rule import total_value
+from features.models.uplift import UpliftModel
+from features.models.value import ValueModel
 from training.report import write_json
 
 # The outcome counts only the customer's own activity: a reaction to our outreach (an open, a click, a
@@ -921,7 +917,7 @@ def train_policy_command(
     import mlflow
 
     from features.contract.catalogue import load_catalogue
-    from features.decision.nba import load_policy_config
+    from features.decision.config import load_policy_config
     from features.sources.io import read_tables
     from features.system import DecisionSystem
     from training.registry import (
@@ -1030,7 +1026,7 @@ def evaluate_policy_command(
     from pathlib import Path
 
     from features.contract.catalogue import load_catalogue
-    from features.decision.nba import load_policy_config
+    from features.decision.config import load_policy_config
     from features.sources.io import read_tables
 
     tables = read_tables(Path(data))
