@@ -19,7 +19,8 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     from features.sources.io import write_tables
     from features.sources.simulation.world import SimConfig, simulate_world
     from features.system import save_system
-    from training.churn.train import ChurnSettings, train_churn
+    from training.churn.split import ChurnSettings
+    from training.churn.train import train_churn
 
     root = tmp_path_factory.mktemp("serving_world")
     tables = simulate_world(SimConfig(n_customers=1200, days=400, seed=11), np.random.default_rng(11))

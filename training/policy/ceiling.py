@@ -32,7 +32,8 @@ from features.decision.nba import (
     load_policy_config,
     total_value,
 )
-from training.policy.train import _features, truth_ev
+from training.policy.rows import features_at as _features
+from training.policy.truth import truth_ev
 
 
 def observable_ceiling(
