@@ -10,7 +10,9 @@ from features.labels import make_labels
 from features.models.churn import BlendedChurnModel, ChurnModel, LinearScore, ScoreCalibrator
 from features.sources.simulation.config import SimConfig
 from features.sources.simulation.world import simulate_world
-from training.churn.train import ChurnSettings, labelled_features, temporal_split, train_churn, train_given_labels
+from training.churn.given_labels import train_given_labels
+from training.churn.split import ChurnSettings, labelled_features, temporal_split
+from training.churn.train import train_churn
 from training.metrics import churn_metrics, expected_calibration_error, lift_capture
 
 SETTINGS = ChurnSettings(max_train_cutoffs=4)

@@ -12,7 +12,9 @@ from features.models.churn import ChurnModel
 from features.sources.simulation.config import SimConfig
 from features.sources.simulation.world import simulate_world
 from features.system import DecisionSystem
-from training.churn.train import ChurnSettings, log_churn_run, score_registered, train_churn
+from training.churn.split import ChurnSettings
+from training.churn.tracking import log_churn_run, score_registered
+from training.churn.train import train_churn
 from training.registry import (
     Promotion,
     load_config,

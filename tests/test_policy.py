@@ -168,7 +168,8 @@ def test_epsilon_exploration_returns_propensities_and_keeps_limits() -> None:
 def test_train_and_evaluate_on_a_small_simulated_world() -> None:
     from features.sources.simulation.config import SimConfig
     from features.sources.simulation.world import simulate_world
-    from training.policy.train import PolicyTrainConfig, train_and_evaluate
+    from training.policy.config import PolicyTrainConfig
+    from training.policy.train import train_and_evaluate
 
     tables = simulate_world(SimConfig(n_customers=800, days=200, seed=3), np.random.default_rng(3))
     cfg = load_policy_config()
@@ -231,8 +232,11 @@ def test_policy_training_registers_a_challenger_version_with_its_uplift_curve(tm
     from features.sources.io import write_tables
     from features.sources.simulation.config import SimConfig
     from features.sources.simulation.world import simulate_world
-    from training.churn.train import ChurnSettings, log_churn_run, train_churn
-    from training.policy.train import PolicyTrainConfig, train_policy_command
+    from training.churn.split import ChurnSettings
+    from training.churn.tracking import log_churn_run
+    from training.churn.train import train_churn
+    from training.policy.commands import train_policy_command
+    from training.policy.config import PolicyTrainConfig
     from training.registry import load_config
 
     monkeypatch.chdir(tmp_path)  # nothing may land in the working directory

@@ -20,7 +20,8 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     from features.sources.simulation.config import SimConfig
     from features.sources.simulation.world import simulate_world
     from features.system import save_system
-    from training.churn.train import ChurnSettings, train_churn
+    from training.churn.split import ChurnSettings
+    from training.churn.train import train_churn
 
     root = tmp_path_factory.mktemp("serving_world")
     tables = simulate_world(SimConfig(n_customers=1200, days=400, seed=11), np.random.default_rng(11))

@@ -146,7 +146,7 @@ def train_churn_(
     register: Annotated[bool, typer.Option(help="Register the model as challenger and try promotion.")] = True,
 ) -> None:
     """Train the calibrated churn model at many cutoffs, log it to MLflow, register it, try promotion."""
-    from training.churn.train import train_churn_command
+    from training.churn.commands import train_churn_command
 
     enable_progress()
     result = train_churn_command(data, config, report, register=register)
@@ -163,7 +163,7 @@ def evaluate_churn_(
     cutoff: Annotated[str | None, typer.Option(help="Evaluation cutoff (default: the manifest's).")] = None,
 ) -> None:
     """Evaluate a registered churn model: AUC, PR-AUC, Brier, ECE, lift, baselines and (simulated) oracle."""
-    from training.churn.train import evaluate_churn_command
+    from training.churn.commands import evaluate_churn_command
 
     enable_progress()
     result = evaluate_churn_command(data, config, report, model_uri=model_uri, cutoff=cutoff)
@@ -185,7 +185,7 @@ def train_policy_(
     register: Annotated[bool, typer.Option(help="Register the decision system as challenger; try promotion.")] = True,
 ) -> None:
     """Learn the next-best-action policy from logged outreach and register features + churn + policy as one unit."""
-    from training.policy.train import train_policy_command
+    from training.policy.commands import train_policy_command
 
     enable_progress()
     result = train_policy_command(data, config, report, policy_config_path=policy_config, catalogue_path=catalogue,
@@ -202,7 +202,7 @@ def evaluate_policy_(
     catalogue: CatalogueOption = None,
 ) -> None:
     """Off-policy evaluation (IPS, SNIPS, DR with bootstrap intervals) and, on simulated data, the true value."""
-    from training.policy.train import evaluate_policy_command
+    from training.policy.commands import evaluate_policy_command
 
     enable_progress()
     result = evaluate_policy_command(data, report, policy_config_path=policy_config, catalogue_path=catalogue,

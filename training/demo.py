@@ -8,96 +8,98 @@ batch-score every customer with the champion. Each stage prints one short block;
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from features.contract.schema import Tables
+from training.report import write_json
 
 
 def _fmt(x: Any) -> str:
     return f"{x:.3f}" if isinstance(x, float) else str(x)
 
 
-def run_demo(
-    workdir: Path,
-    *,
-    customers: int,
-    days: int,
-    seed: int,
-    config_path: Path | None,
-    echo: Callable[[str], None] = print,
-) -> dict[str, Any]:
-    """Run every stage on a fresh simulated world in ``workdir``; returns the figures of each stage."""
-    from features.builders.pipeline import build_features
-    from features.sources.io import read_tables, write_tables
+@dataclass(frozen=True)
+class Demo:
+    """Where the demo works and how it talks: the work folder, its data folder, the MLflow config, the printer."""
+
+    workdir: Path
+    config_path: Path | None
+    echo: Callable[[str], None]
+
+    @property
+    def data(self) -> Path:
+        return self.workdir / "data"
+
+
+def _simulate(demo: Demo, customers: int, days: int, seed: int) -> dict[str, Any]:
+    from features.sources.io import write_tables
     from features.sources.simulation.config import SimConfig
     from features.sources.simulation.world import simulate_world
-    from serving.batch import score_data
-    from training.churn.train import train_churn_command
-    from training.policy.train import train_policy_command
 
-    workdir = Path(workdir)
-    data = workdir / "data"
-    report: dict[str, Any] = {}
-    t0 = time.perf_counter()
-
-    echo(f"[1/6] simulating {customers:,} customers over {days} days (seed {seed}) → {data}")
+    demo.echo(f"[1/6] simulating {customers:,} customers over {days} days (seed {seed}) → {demo.data}")
     world = simulate_world(SimConfig(n_customers=customers, days=days, seed=seed), np.random.default_rng(seed))
-    write_tables(world, data, overwrite=True)
+    write_tables(world, demo.data, overwrite=True)
     manifest = world.meta["manifest"]
-    report["simulate"] = {k: manifest["counts"][k] for k in ("customers", "touchpoints", "outreach")}
-    report["simulate"]["cutoff"] = manifest["cutoff"]
-    echo(f"      {report['simulate']}")
+    out = {k: manifest["counts"][k] for k in ("customers", "touchpoints", "outreach")}
+    out["cutoff"] = manifest["cutoff"]
+    demo.echo(f"      {out}")
+    return out
 
-    echo("[2/6] validating the data folder against the contract")
-    tables = read_tables(data)
-    echo("      " + tables.meta["validation"].summary().replace("\n", "\n      "))
 
-    echo("[3/6] building point-in-time features at the evaluation cutoff")
+def _validate(demo: Demo) -> Tables:
+    from features.sources.io import read_tables
+
+    demo.echo("[2/6] validating the data folder against the contract")
+    tables = read_tables(demo.data)
+    demo.echo("      " + tables.meta["validation"].summary().replace("\n", "\n      "))
+    return tables
+
+
+def _features(demo: Demo, tables: Tables) -> dict[str, Any]:
+    from features.builders.pipeline import build_features
+    from features.contract.cutoffs import evaluation_cutoff
+
+    demo.echo("[3/6] building point-in-time features at the evaluation cutoff")
     t = time.perf_counter()
-    cutoff = manifest["cutoff"]
+    cutoff = evaluation_cutoff(tables)
     feats = build_features(tables.without_truth(), cutoff)
     seconds = time.perf_counter() - t
     n_events = int((tables.touchpoints["ts"] < feats.attrs.get("cutoff", cutoff)).sum())
-    report["features"] = {"customers": len(feats), "features": feats.shape[1], "seconds": round(seconds, 2),
-                          "events_per_s": round(n_events / max(seconds, 1e-9))}
-    echo(f"      {report['features']}")
+    out = {"customers": len(feats), "features": feats.shape[1], "seconds": round(seconds, 2),
+           "events_per_s": round(n_events / max(seconds, 1e-9))}
+    demo.echo(f"      {out}")
+    return out
 
+
+def _churn(demo: Demo) -> dict[str, Any]:
+    from training.churn.commands import train_churn_command
+
+    echo = demo.echo
     echo("[4/6] training the churn model (MLflow run, registered as challenger, promotion check)")
-    churn = train_churn_command(data, config_path, workdir / "churn_report.json", register=True)
-    report["churn"] = {k: churn.get(k) for k in ("auc", "pr_auc", "brier", "ece", "lift_at_10", "oracle_auc",
-                                                 "oracle_brier")}
-    report["churn"]["baselines_auc"] = {k: v.get("auc") for k, v in churn.get("baselines", {}).items()}
-    report["churn"]["mlflow"] = churn.get("mlflow", {})
+    churn = train_churn_command(demo.data, demo.config_path, demo.workdir / "churn_report.json", register=True)
+    out = {k: churn.get(k) for k in ("auc", "pr_auc", "brier", "ece", "lift_at_10", "oracle_auc", "oracle_brier")}
+    out["baselines_auc"] = {k: v.get("auc") for k, v in churn.get("baselines", {}).items()}
+    out["mlflow"] = churn.get("mlflow", {})
     echo("      churn on the latest test cutoff:       AUC    Brier")
     echo(f"        model (calibrated LightGBM)        {_fmt(churn['auc'])}  {_fmt(churn['brier'])}   "
          f"ECE {_fmt(churn['ece'])}")
     if churn.get("oracle_auc") is not None:
         echo(f"        oracle (true probabilities)        {_fmt(churn['oracle_auc'])}  {_fmt(churn['oracle_brier'])}")
-    for name, auc in report["churn"]["baselines_auc"].items():
+    for name, auc in out["baselines_auc"].items():
         echo(f"        baseline {name:<26}{_fmt(auc)}")
     ml = churn.get("mlflow", {})
     echo(f"      registered {ml.get('registered_model')} v{ml.get('version')}: "
          f"{'promoted to champion' if ml.get('promoted') else 'kept as challenger'} ({ml.get('reason')})")
+    return out
 
-    echo("[5/6] learning the next-best-action policy from the outreach log (registered with churn as one unit)")
-    policy = train_policy_command(data, config_path, workdir / "policy_report.json", register=True,
-                                  progress=lambda msg: echo(f"      {msg}"))
-    scenario = policy["scenarios"]["configured"]
-    truth = scenario.get("truth") or {}
-    report["policy"] = {
-        "contacts": scenario["contacts"],
-        "constraint_violations": scenario["constraint_violations"],
-        "no_contact_reasons": scenario["no_contact_reasons"],
-        "defense_targets": scenario["defense_targets"],
-        "high_engagement_potential": scenario["high_engagement_potential"],
-        "truth": {k: truth.get(k) for k in ("policy_value", "oracle_value", "no_contact_value",
-                                            "captured_uplift_ratio", "baselines")},
-        "mlflow": policy.get("mlflow", {}),
-    }
+
+def _echo_policy(echo: Callable[[str], None], scenario: dict[str, Any], truth: dict[str, Any]) -> None:
     echo("      true value of each policy at the cutoff (net of contact costs; no contact = 0):")
     echo(f"        learned policy                 {_fmt(truth.get('policy_value'))}")
     echo(f"        oracle (truth, same limits)    {_fmt(truth.get('oracle_value'))}")
@@ -110,13 +112,59 @@ def run_demo(
     for example in scenario.get("defense_examples", [])[:3]:
         echo(f"        {example['customer_id']}: " + "; ".join(example["defense_reasons"]))
 
-    echo("[6/6] batch-scoring every customer with the champion decision system")
-    scored = score_data(data, workdir / "scores.parquet", defense_out=workdir / "defense_targets.csv",
-                        mlflow_config=config_path or Path("mlflow.yaml"), overwrite=True)
-    report["score"] = {k: v for k, v in scored.items() if not isinstance(v, (list, dict))}
-    echo(f"      {report['score']}")
 
+def _policy(demo: Demo) -> dict[str, Any]:
+    from training.policy.commands import train_policy_command
+
+    demo.echo("[5/6] learning the next-best-action policy from the outreach log (registered with churn as one unit)")
+    policy = train_policy_command(demo.data, demo.config_path, demo.workdir / "policy_report.json", register=True,
+                                  progress=lambda msg: demo.echo(f"      {msg}"))
+    scenario = policy["scenarios"]["configured"]
+    truth = scenario.get("truth") or {}
+    _echo_policy(demo.echo, scenario, truth)
+    return {
+        "contacts": scenario["contacts"],
+        "constraint_violations": scenario["constraint_violations"],
+        "no_contact_reasons": scenario["no_contact_reasons"],
+        "defense_targets": scenario["defense_targets"],
+        "high_engagement_potential": scenario["high_engagement_potential"],
+        "truth": {k: truth.get(k) for k in ("policy_value", "oracle_value", "no_contact_value",
+                                            "captured_uplift_ratio", "baselines")},
+        "mlflow": policy.get("mlflow", {}),
+    }
+
+
+def _score(demo: Demo) -> dict[str, Any]:
+    from serving.batch import score_data
+
+    demo.echo("[6/6] batch-scoring every customer with the champion decision system")
+    scored = score_data(demo.data, demo.workdir / "scores.parquet", defense_out=demo.workdir / "defense_targets.csv",
+                        mlflow_config=demo.config_path or Path("mlflow.yaml"), overwrite=True)
+    out = {k: v for k, v in scored.items() if not isinstance(v, (list, dict))}
+    demo.echo(f"      {out}")
+    return out
+
+
+def run_demo(
+    workdir: Path,
+    *,
+    customers: int,
+    days: int,
+    seed: int,
+    config_path: Path | None,
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run every stage on a fresh simulated world in ``workdir``; returns the figures of each stage."""
+    demo = Demo(Path(workdir), config_path, echo)
+    report: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    report["simulate"] = _simulate(demo, customers, days, seed)
+    tables = _validate(demo)
+    report["features"] = _features(demo, tables)
+    report["churn"] = _churn(demo)
+    report["policy"] = _policy(demo)
+    report["score"] = _score(demo)
     report["seconds"] = round(time.perf_counter() - t0, 1)
-    (workdir / "demo_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    echo(f"done in {report['seconds']} s; figures in {workdir / 'demo_report.json'}")
+    path = write_json(demo.workdir / "demo_report.json", report)
+    echo(f"done in {report['seconds']} s; figures in {path}")
     return report

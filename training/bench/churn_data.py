@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from training.churn.train import ChurnSettings, train_churn, train_given_labels
+from training.churn.given_labels import train_given_labels
+from training.churn.split import ChurnSettings
+from training.churn.train import train_churn
 from training.metrics import churn_metrics, ranking_auc
 
 log = logging.getLogger("engage.benchmarks")
@@ -154,7 +156,7 @@ def run_benchmark(
     if log_to_mlflow:
         import mlflow
 
-        from training.churn.train import log_churn_run
+        from training.churn.tracking import log_churn_run
         from training.registry import load_config
 
         config = load_config(config_path)

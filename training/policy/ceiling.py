@@ -26,7 +26,8 @@ from features.decision.config import PolicyConfig, load_policy_config
 from features.decision.eligibility import contact_history, eligibility
 from features.decision.nba import active_customers
 from features.decision.rule import expected_incremental_value, total_value
-from training.policy.train import _features, truth_ev
+from training.policy.rows import features_at as _features
+from training.policy.truth import truth_ev
 
 
 def observable_ceiling(

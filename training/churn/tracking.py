@@ -1,0 +1,181 @@
+"""A churn run in MLflow: parameters, data fingerprint, metrics, evaluation artifacts, the model and its promotion.
+
+The challenger is compared with the current champion on the same footing: derived labels re-score the
+champion on this run's test rows; given labels compare the cross-validated figures recorded on each version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from features.builders.dictionary import feature_dictionary
+from features.contract.cutoffs import utc_timestamp
+from features.contract.schema import Tables
+from training.churn.result import ChurnResult
+from training.churn.split import ChurnSettings
+from training.metrics import churn_metrics, plot_calibration, plot_gains
+from training.report import write_json
+
+# The churn metrics a registered version records as ``test_<name>`` tags, and promotion compares.
+PROMOTION_METRICS: tuple[str, ...] = ("auc", "brier", "ece")
+
+
+def data_fingerprint(tables: Tables, name: str, cutoffs: dict[str, Any]) -> dict[str, Any]:
+    """Dataset name, row counts, cutoff range and a content hash (ids, timestamps, kinds, labels)."""
+    h = hashlib.sha256()
+    h.update(
+        pd.util.hash_pandas_object(tables.customers["customer_id"].astype(str), index=False)
+        .to_numpy()
+        .tobytes()
+    )
+    tp = tables.touchpoints
+    if len(tp):
+        cols = tp[["customer_id", "ts", "kind"]].astype({"customer_id": str, "kind": str})
+        h.update(pd.util.hash_pandas_object(cols, index=False).to_numpy().tobytes())
+    if tables.labels is not None:
+        h.update(pd.util.hash_pandas_object(tables.labels.astype(str), index=False).to_numpy().tobytes())
+    return {
+        "dataset": name,
+        "customers": len(tables.customers),
+        "touchpoints": len(tp),
+        "outreach": 0 if tables.outreach is None else len(tables.outreach),
+        "labels": 0 if tables.labels is None else len(tables.labels),
+        "cutoff_first": (cutoffs.get("train") or [cutoffs.get("test")])[0],
+        "cutoff_last": cutoffs.get("test"),
+        "sha256": h.hexdigest(),
+    }
+
+
+def score_registered(model_uri: str, tables: Tables, keys: pd.DataFrame, cutoff) -> dict[str, float]:
+    """Metrics of a registered decision system on the labelled customers ``keys`` at ``cutoff``."""
+    from training.registry import load_decision_system
+
+    system = load_decision_system(model_uri)
+    scored = system.score(tables, cutoff).set_index("customer_id")
+    p = scored["churn_probability"].reindex(keys["customer_id"].astype(str)).to_numpy()
+    return churn_metrics(keys["label"].to_numpy(), p)
+
+
+def recorded_metrics(config, uri: str) -> dict[str, float]:
+    """Churn test metrics recorded as tags on a registered version (``models:/name@alias|/version``)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=config.tracking_uri)
+    ref = uri.removeprefix("models:/")
+    if "@" in ref:
+        name, alias = ref.split("@")
+        mv = client.get_model_version_by_alias(name, alias)
+    else:
+        name, version = ref.split("/")
+        mv = client.get_model_version(name, version)
+    return {k: float(mv.tags[f"test_{k}"]) for k in PROMOTION_METRICS if f"test_{k}" in mv.tags}
+
+
+def run_params(settings: ChurnSettings, report: dict[str, Any]) -> dict[str, Any]:
+    """The settings (containers as JSON text) and what training chose, as MLflow parameters."""
+    settings_params = {
+        k: (json.dumps(v) if isinstance(v, dict | list | tuple) else v) for k, v in asdict(settings).items()
+    }
+    return {
+        **settings_params,
+        "calibration_chosen": report["calibration"],
+        "best_iteration": report.get("best_iteration", ""),
+        "mode": report["mode"],
+    }
+
+
+def run_metrics(report: dict[str, Any]) -> dict[str, float]:
+    """The report's numbers and every baseline's metrics (``baseline_<name>_<metric>``), NaNs left out."""
+    flat = {k: v for k, v in report.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    for name, met in report.get("baselines", {}).items():
+        for k, v in met.items():
+            flat[f"baseline_{name}_{k}"] = v
+    return {k: float(v) for k, v in flat.items() if v == v}
+
+
+def write_evaluation(result: ChurnResult, folder: Path) -> None:
+    """Calibration and gains charts, feature dictionary, importance, segment metrics and the report."""
+    y = result.test_keys["label"].to_numpy()
+    curves = {"churn model": (y, result.test_prob)}
+    for name, s in result.baseline_scores.items():
+        if name == "logistic_rfm" or name == "logistic_all_features":
+            curves[name] = (y, s)
+    plot_calibration(curves, folder / "calibration_curve.png")
+    plot_gains(
+        {"churn model": (y, result.test_prob), **{k: (y, v) for k, v in result.baseline_scores.items()}},
+        folder / "gains_chart.png",
+    )
+    feature_dictionary(result.system.pipeline).to_csv(folder / "feature_dictionary.csv", index=False)
+    if result.importance is not None:
+        result.importance.to_csv(folder / "feature_importance.csv", index=False)
+    if result.segments is not None:
+        result.segments.to_csv(folder / "metrics_by_segment.csv", index=False)
+    write_json(folder / "report.json", result.report)
+
+
+def _promote(config, info, result: ChurnResult, tables: Tables, test_cutoff: pd.Timestamp) -> dict[str, Any]:
+    """Register the challenger and promote it if it beats the champion on comparable figures."""
+    from training.registry import register_and_promote
+
+    report = result.report
+
+    def champion_metrics(uri: str) -> dict[str, float]:
+        if report["mode"] != "temporal":
+            # given labels: compare cross-validated figures recorded on the champion's version
+            return recorded_metrics(config, uri)
+        return score_registered(uri, tables, result.test_keys, test_cutoff)
+
+    return register_and_promote(
+        config,
+        info,
+        challenger_metrics={k: report[k] for k in PROMOTION_METRICS},
+        champion_metrics_fn=champion_metrics,
+    )
+
+
+def log_churn_run(
+    result: ChurnResult,
+    tables: Tables,
+    config,
+    settings: ChurnSettings,
+    *,
+    dataset: str,
+    register: bool = True,
+) -> dict[str, Any]:
+    """Log params, fingerprint, metrics, plots, dictionary and model; register and maybe promote."""
+    import tempfile
+
+    import mlflow
+
+    from training.registry import experiment_id, input_example, log_decision_system
+
+    report = result.report
+    model_name = config.registered_models.get("churn", "engage-churn")
+    with mlflow.start_run(experiment_id=experiment_id(config, "churn"), run_name=f"churn-{dataset or 'data'}") as run:
+        mlflow.log_params(run_params(settings, report))
+        fp = data_fingerprint(tables, dataset, report["cutoffs"])
+        mlflow.set_tags({f"data.{k}": str(v) for k, v in fp.items()})
+        mlflow.log_metrics(run_metrics(report))
+        with tempfile.TemporaryDirectory() as tmp:
+            write_evaluation(result, Path(tmp))
+            mlflow.log_artifacts(tmp, artifact_path="evaluation")
+        test_cutoff = utc_timestamp(report["cutoffs"]["test"])
+        system = result.system
+        system.metadata["run_id"] = run.info.run_id
+        info = log_decision_system(
+            system,
+            example=input_example(tables),
+            cutoff=test_cutoff,
+            registered_model_name=model_name if register else None,
+        )
+        out: dict[str, Any] = {"run_id": run.info.run_id, "model_uri": info.model_uri}
+    if register:
+        system.metadata["model_version"] = f"{model_name}/{info.registered_model_version}"
+        out.update(_promote(config, info, result, tables, test_cutoff))
+    return out
