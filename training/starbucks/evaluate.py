@@ -71,7 +71,7 @@ def offer_catalogue(outreach: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in ["offer", *cols] if c not in sent.columns]
     if missing:
         raise ValueError(f"outreach: missing column(s) {missing} ({len(sent)} offer rows); the Starbucks "
-                         "evaluation reads tables from features.sources.importers.datasets.import_starbucks")
+                         "evaluation reads tables from features.sources.importers.starbucks.import_starbucks")
     cat = sent.groupby("offer", sort=True)[cols].first()
     for ch in CHANNEL_SET:
         cat[f"via_{ch}"] = [float(ch in str(s).split(",")) for s in cat["channels"]]
@@ -671,7 +671,7 @@ def load_starbucks(tables_or_folder: Tables | str | Path) -> Tables:
         return tables_or_folder
     folder = Path(tables_or_folder)
     if (folder / "transcript.jsonl.gz").exists() or folder.name.endswith(".jsonl.gz"):
-        from features.sources.importers.datasets import import_starbucks
+        from features.sources.importers.starbucks import import_starbucks
 
         return import_starbucks(folder)
     from features.sources.io import read_tables
