@@ -24,7 +24,7 @@ MOVED_MODULES: dict[str, str] = {
     "features.pipeline": "features.builders.pipeline",
     "features.dictionary": "features.builders.dictionary",
     "features.io": "features.sources.io",
-    "features.importers": "features.sources.importers.datasets",
+    "features.importers": "features.sources.importers.registry",
     "features.simulate": "features.sources.simulation.world",
     "features.simulate_truth": "features.sources.simulation.truth",
     "features.schema": "features.contract.schema",

@@ -57,7 +57,7 @@ def test_price_sensitivity_follows_the_true_trait(sim) -> None:
 
 # ---- real data -------------------------------------------------------------------------------------------
 def _import(name: str):
-    from features.sources.importers.datasets import import_dataset
+    from features.sources.importers.registry import import_dataset
 
     tables = import_dataset(name, SHARED / name)
     cutoff = tables.meta.get("manifest", {}).get("cutoff") or tables.touchpoints["ts"].max() + pd.Timedelta("1s")

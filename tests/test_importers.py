@@ -17,7 +17,7 @@ import pytest
 from features.contract.errors import DataError
 from features.contract.schema import CUSTOMER_COLUMNS
 from features.contract.validate import validate_tables
-from features.sources.importers.datasets import IMPORTERS, import_dataset
+from features.sources.importers.registry import IMPORTERS, import_dataset
 from features.sources.io import read_tables, write_tables
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"

@@ -16,20 +16,13 @@ import pytest
 from features.contract.schema import Tables
 from features.contract.validate import validate_tables
 from features.decision.ope import dr_pseudo_outcomes
-from training.starbucks.evaluate import (
-    PolicyTree,
-    ShrunkGainPolicy,
-    cross_fit_q,
-    evaluate_starbucks,
-    learning_table,
-    offer_catalogue,
-    person_folds,
-    pre_receipt_covariates,
-    quantile_edges,
-    receipt_rows,
-    select_policy,
-    window_outcomes,
-)
+from training.starbucks.covariates import pre_receipt_covariates
+from training.starbucks.evaluate import evaluate_starbucks, learning_table
+from training.starbucks.outcome_model import cross_fit_q
+from training.starbucks.outcomes import window_outcomes
+from training.starbucks.policies import PolicyTree, ShrunkGainPolicy, quantile_edges
+from training.starbucks.rows import offer_catalogue, receipt_rows
+from training.starbucks.selection import person_folds, select_policy
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 BASE = pd.Timestamp("2018-08-01T00:00:00Z")
@@ -251,7 +244,7 @@ def test_policy_tree_is_the_best_tree_over_its_thresholds() -> None:
 
 
 def _single():
-    from training.starbucks.evaluate import BestSingleOffer
+    from training.starbucks.policies import BestSingleOffer
 
     return BestSingleOffer()
 

@@ -103,7 +103,7 @@ def import_(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing data folder.")] = False,
 ) -> None:
     """Import a real public dataset into the data contract's tables."""
-    from features.sources.importers.datasets import import_dataset
+    from features.sources.importers.registry import import_dataset
     from features.sources.io import write_tables
 
     tables = import_dataset(name, source)

@@ -52,7 +52,7 @@ ACTIVE_SUBSET_DAYS = 180
 
 
 def _import(name: str, source: Path):
-    from features.sources.importers.datasets import import_dataset
+    from features.sources.importers.registry import import_dataset
 
     log.info("importing %s from %s", name, source)
     return import_dataset(name, Path(source))
