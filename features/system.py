@@ -16,21 +16,17 @@ import pandas as pd
 
 from features.contract.cutoffs import utc_timestamp
 from features.contract.schema import IN_MARKET, SOCIAL_LADDER, STORE_LADDER, Tables
+from features.decision.columns import DECISION_COLUMNS
 from features.models.churn import ChurnModel
 from features.models.lgbm import float_values
 from features.renames import load_pickle
 
 SYSTEM_FILE = "decision_system.pkl"
 
-POLICY_COLUMNS = (
-    "nba_action",
-    "nba_channel",
-    "nba_offer",
-    "nba_expected_incremental_value",
-    "nba_propensity",
-    "alternatives",
-    "defense_target",
-    "defense_reasons",
+# The decision columns a score carries: all but ``decision_reason``, with ``no_contact_reason`` last (the
+# order of the scoring output's columns).
+POLICY_COLUMNS: tuple[str, ...] = (
+    *(c for c in DECISION_COLUMNS if c not in ("decision_reason", "no_contact_reason")),
     "no_contact_reason",
 )
 
@@ -106,7 +102,7 @@ class DecisionSystem:
         ``reasons``: churn reason codes per customer (0 = none); ``reasons_min_probability``: only for
         customers at or above this churn probability (batch scoring: reason codes are most of the cost).
         """
-        return self._score(F, reasons=reasons, reasons_min_probability=reasons_min_probability)
+        return _frame(self._score_columns(F, reasons=reasons, reasons_min_probability=reasons_min_probability))
 
     def score_feature_columns(
         self, F: pd.DataFrame, *, reasons: int = 3, reasons_min_probability: float | None = None
@@ -120,19 +116,6 @@ class DecisionSystem:
         config = getattr(self.policy, "config", None)
         return float(config.defense.min_churn_probability) if config is not None else 0.5
 
-    def _score(
-        self,
-        F: pd.DataFrame,
-        *,
-        reasons: int = 3,
-        reasons_min_probability: float | None = None,
-        cutoff: pd.Timestamp | None = None,
-    ) -> pd.DataFrame:
-        """``score_features``, with a ``cutoff`` column after ``customer_id`` when given."""
-        cols = self._score_columns(F, reasons=reasons, reasons_min_probability=reasons_min_probability, cutoff=cutoff)
-        # Built once from all columns: adding columns one by one copies the frame each time.
-        return pd.DataFrame(cols, index=pd.RangeIndex(len(F)))
-
     def _score_columns(
         self,
         F: pd.DataFrame,
@@ -141,7 +124,8 @@ class DecisionSystem:
         reasons_min_probability: float | None = None,
         cutoff: pd.Timestamp | None = None,
     ) -> dict:
-        """The output columns of :meth:`_score` as arrays (scalars for constant columns), rows as in ``F``."""
+        """The scoring output's columns as arrays (scalars for constant columns), rows as in ``F``; a ``cutoff``
+        column after ``customer_id`` when given."""
         n = len(F)
         F = _float_frame(F)
         # One feature-matrix conversion serves both the probability and the reason codes.
@@ -183,8 +167,7 @@ class DecisionSystem:
 
     def score(self, tables: Tables, cutoff) -> pd.DataFrame:
         """Score every customer of ``tables`` from their raw touchpoints strictly before ``cutoff``."""
-        cutoff = utc_timestamp(cutoff)
-        return self._score(self.features(tables, cutoff), cutoff=cutoff)
+        return _frame(self.score_columns(tables, cutoff))
 
     def score_columns(self, tables: Tables, cutoff) -> dict:
         """:meth:`score` as a dict of columns (arrays, or scalars for constant columns) instead of a frame."""
@@ -256,6 +239,12 @@ class DecisionSystem:
         )
         scored = self.score(tables, cutoff)
         return scored[["customer_id", "cutoff", "churn_probability"]]
+
+
+def _frame(cols: dict) -> pd.DataFrame:
+    """Score columns as a frame, one row per customer."""
+    # Built once from all columns: adding columns one by one copies the frame each time.
+    return pd.DataFrame(cols, index=pd.RangeIndex(len(cols["customer_id"])))
 
 
 class PyfuncDecisionSystem:

@@ -11,7 +11,7 @@ so customer data does not reach the server log.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import (
@@ -271,17 +271,24 @@ def _check_unique_ids(field: str, ids: list[str]) -> None:
         seen[cid] = i
 
 
-class ScoreRequest(BaseModel):
-    """Score customers from their raw histories at a cutoff (default: now)."""
+class _OneItemPerCustomer(BaseModel):
+    """A request whose list field ``items_field`` holds one item per customer (each with a ``customer_id``)."""
 
     model_config = STRICT
-    customers: list[CustomerIn] = Field(min_length=1, max_length=MAX_CUSTOMERS)
-    cutoff: Timestamp | None = None
+    items_field: ClassVar[str]
 
     @model_validator(mode="after")
-    def _unique_ids(self) -> ScoreRequest:
-        _check_unique_ids("customers", [c.customer_id for c in self.customers])
+    def _unique_ids(self) -> _OneItemPerCustomer:
+        _check_unique_ids(self.items_field, [item.customer_id for item in getattr(self, self.items_field)])
         return self
+
+
+class ScoreRequest(_OneItemPerCustomer):
+    """Score customers from their raw histories at a cutoff (default: now)."""
+
+    items_field: ClassVar[str] = "customers"
+    customers: list[CustomerIn] = Field(min_length=1, max_length=MAX_CUSTOMERS)
+    cutoff: Timestamp | None = None
 
 
 class FeatureRow(BaseModel):
@@ -292,17 +299,12 @@ class FeatureRow(BaseModel):
     features: dict[Annotated[str, Field(min_length=1, max_length=MAX_ID)], Finite | None]
 
 
-class FeatureScoreRequest(BaseModel):
+class FeatureScoreRequest(_OneItemPerCustomer):
     """Score customers from precomputed feature rows."""
 
-    model_config = STRICT
+    items_field: ClassVar[str] = "rows"
     rows: list[FeatureRow] = Field(min_length=1, max_length=50_000)
     cutoff: Timestamp | None = None
-
-    @model_validator(mode="after")
-    def _unique_ids(self) -> FeatureScoreRequest:
-        _check_unique_ids("rows", [r.customer_id for r in self.rows])
-        return self
 
 
 class EmptyRequest(BaseModel):

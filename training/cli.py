@@ -24,6 +24,7 @@ from training.cli_common import (
     echo_json,
     enable_progress,
     parse_cutoff,
+    run_and_echo,
     user_errors,
 )
 
@@ -148,9 +149,7 @@ def train_churn_(
     """Train the calibrated churn model at many cutoffs, log it to MLflow, register it, try promotion."""
     from training.churn.commands import train_churn_command
 
-    enable_progress()
-    result = train_churn_command(data, config, report, register=register)
-    typer.echo(json.dumps(result, indent=2, default=str))
+    run_and_echo(train_churn_command, data, config, report, register=register)
 
 
 @evaluate_app.command("churn")
@@ -165,9 +164,7 @@ def evaluate_churn_(
     """Evaluate a registered churn model: AUC, PR-AUC, Brier, ECE, lift, baselines and (simulated) oracle."""
     from training.churn.commands import evaluate_churn_command
 
-    enable_progress()
-    result = evaluate_churn_command(data, config, report, model_uri=model_uri, cutoff=cutoff)
-    typer.echo(json.dumps(result, indent=2, default=str))
+    run_and_echo(evaluate_churn_command, data, config, report, model_uri=model_uri, cutoff=cutoff)
 
 
 PolicyOption = Annotated[Path | None, typer.Option(help="Decision settings YAML (caps, limits, thresholds).")]
@@ -187,10 +184,8 @@ def train_policy_(
     """Learn the next-best-action policy from logged outreach and register features + churn + policy as one unit."""
     from training.policy.commands import train_policy_command
 
-    enable_progress()
-    result = train_policy_command(data, config, report, policy_config_path=policy_config, catalogue_path=catalogue,
-                                  register=register, progress=typer.echo)
-    typer.echo(json.dumps(result, indent=2, default=str))
+    run_and_echo(train_policy_command, data, config, report, policy_config_path=policy_config,
+                 catalogue_path=catalogue, register=register, progress=typer.echo)
 
 
 @evaluate_app.command("policy")
@@ -204,10 +199,8 @@ def evaluate_policy_(
     """Off-policy evaluation (IPS, SNIPS, DR with bootstrap intervals) and, on simulated data, the true value."""
     from training.policy.commands import evaluate_policy_command
 
-    enable_progress()
-    result = evaluate_policy_command(data, report, policy_config_path=policy_config, catalogue_path=catalogue,
-                                     progress=typer.echo)
-    typer.echo(json.dumps(result, indent=2, default=str))
+    run_and_echo(evaluate_policy_command, data, report, policy_config_path=policy_config, catalogue_path=catalogue,
+                 progress=typer.echo)
 
 
 @evaluate_app.command("starbucks")
@@ -278,7 +271,7 @@ def score(
     else:
         result = score_feature_table(features, out, cutoff=parse_cutoff(cutoff), model_path=model_path,
                                      mlflow_config=mlflow_config, overwrite=overwrite, reasons=reasons)
-    typer.echo(json.dumps(result, indent=2, default=str))
+    echo_json(result, None)
 
 
 @app.command()

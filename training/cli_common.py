@@ -4,9 +4,10 @@ logging and the options several commands take."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -65,6 +66,12 @@ def echo_json(payload: dict, path: Path | None) -> None:
     typer.echo(text.rstrip("\n"))
     if path is not None:
         write_text_atomic(path, text)
+
+
+def run_and_echo(command: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
+    """Run a long command with progress logging on, then print the JSON result it returns."""
+    enable_progress()
+    echo_json(command(*args, **kwargs), None)
 
 
 def enable_progress() -> None:

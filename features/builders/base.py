@@ -10,6 +10,7 @@ whole block.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
@@ -51,6 +52,11 @@ def smoothed_rate(hits: np.ndarray, trials: np.ndarray, prior: float, strength: 
     """
     hits = np.minimum(np.asarray(hits, dtype=np.float64), trials)
     return (hits + strength * prior) / (np.asarray(trials, dtype=np.float64) + strength)
+
+
+def per_member(members: Iterable[str], columns: Callable[[str], list[tuple[str, str]]]) -> list[tuple[str, str]]:
+    """``describe`` entries that repeat for every member of a vocabulary: ``columns(m)`` for each member in turn."""
+    return [entry for m in members for entry in columns(m)]
 
 
 def map_blocks(source: EventSource, fn, *, n_jobs: int = 1, block_events: int = DEFAULT_BLOCK_EVENTS) -> list:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.builders.base import INT_MIN, FeatureBuilder, days_since, safe_div, smoothed_rate
+from features.builders.base import INT_MIN, FeatureBuilder, days_since, per_member, safe_div, smoothed_rate
 from features.builders.events import EventArrays
 from features.builders.vocab_codes import N_CHANNELS, N_OUT, C, K, kind_dir_lut
 from features.contract.schema import DAY_NS, OUTREACH_CHANNELS, OUTREACH_TO_TOUCH_CHANNEL
@@ -41,38 +41,7 @@ class ChannelBuilder(FeatureBuilder):
         self.recency_cap_days = recency_cap_days
 
     def describe(self) -> list[tuple[str, str]]:
-        out: list[tuple[str, str]] = []
-        for c in OUTREACH_CHANNELS:
-            out += [
-                (f"chan_{c}_contacts", f"{c} outreach contacts received"),
-                (f"chan_{c}_contacts_30d", f"{c} contacts in the last 30 days"),
-                (f"chan_{c}_opens", f"{c} messages opened"),
-                (f"chan_{c}_clicks", f"{c} messages clicked"),
-                (
-                    f"chan_{c}_open_rate",
-                    f"{c} opens / contacts, smoothed toward the channel's population rate",
-                ),
-                (f"chan_{c}_click_rate", f"{c} clicks / contacts, smoothed"),
-                (
-                    f"chan_{c}_response_rate",
-                    f"{c} contacts answered by any reaction (open, click or "
-                    "redemption; the largest of the three counts) / contacts, smoothed: the channel affinity",
-                ),
-                (
-                    f"chan_{c}_days_since_response",
-                    f"days since the last reaction on {c} (cap {self.recency_cap_days:g})",
-                ),
-                (
-                    f"chan_{c}_days_since_contact",
-                    f"days since the last {c} contact (cap {self.recency_cap_days:g})",
-                ),
-                (f"chan_{c}_consent", f"1 = consent to {c} contact"),
-                (f"chan_{c}_unsubscribed", f"1 = unsubscribed on {c}"),
-                (
-                    f"chan_{c}_inbound_90d",
-                    f"the customer's own active touches on {c}'s touch channel, last 90 days",
-                ),
-            ]
+        out = per_member(OUTREACH_CHANNELS, self._channel_columns)
         out += [
             ("contacts_7d", "outreach contacts on any channel in the last 7 days (fatigue)"),
             ("contacts_30d", "outreach contacts on any channel in the last 30 days (fatigue)"),
@@ -85,6 +54,39 @@ class ChannelBuilder(FeatureBuilder):
             ("redeem_to_click_rate", "offer redemptions / clicks over every channel, smoothed"),
         ]
         return out
+
+    def _channel_columns(self, c: str) -> list[tuple[str, str]]:
+        """The columns of outreach channel ``c``."""
+        return [
+            (f"chan_{c}_contacts", f"{c} outreach contacts received"),
+            (f"chan_{c}_contacts_30d", f"{c} contacts in the last 30 days"),
+            (f"chan_{c}_opens", f"{c} messages opened"),
+            (f"chan_{c}_clicks", f"{c} messages clicked"),
+            (
+                f"chan_{c}_open_rate",
+                f"{c} opens / contacts, smoothed toward the channel's population rate",
+            ),
+            (f"chan_{c}_click_rate", f"{c} clicks / contacts, smoothed"),
+            (
+                f"chan_{c}_response_rate",
+                f"{c} contacts answered by any reaction (open, click or "
+                "redemption; the largest of the three counts) / contacts, smoothed: the channel affinity",
+            ),
+            (
+                f"chan_{c}_days_since_response",
+                f"days since the last reaction on {c} (cap {self.recency_cap_days:g})",
+            ),
+            (
+                f"chan_{c}_days_since_contact",
+                f"days since the last {c} contact (cap {self.recency_cap_days:g})",
+            ),
+            (f"chan_{c}_consent", f"1 = consent to {c} contact"),
+            (f"chan_{c}_unsubscribed", f"1 = unsubscribed on {c}"),
+            (
+                f"chan_{c}_inbound_90d",
+                f"the customer's own active touches on {c}'s touch channel, last 90 days",
+            ),
+        ]
 
     def _counts(self, ev: EventArrays) -> dict[str, np.ndarray]:
         def _c():

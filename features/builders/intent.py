@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from features.builders.activity import active_non_purchase_idx, purchase_times
-from features.builders.base import INT_MIN, FeatureBuilder, days_since, safe_div
+from features.builders.base import INT_MIN, FeatureBuilder, days_since, per_member, safe_div
 from features.builders.events import EventArrays
 from features.builders.moments import (
     MOMENTS,
@@ -21,6 +21,25 @@ from features.builders.moments import (
 )
 from features.builders.vocab_codes import N_CHANNELS, C, K
 from features.contract.schema import DAY_NS, DEVICES, REFERRERS
+
+# What counts as a signal of each micro-moment.
+MOMENT_SIGNALS: dict[str, str] = {
+    "know": "info/search (I-want-to-know)",
+    "go": "store locator and store visits (I-want-to-go)",
+    "do": "how-to content (I-want-to-do)",
+    "buy": "product views, filters, price pages, cart adds (I-want-to-buy)",
+}
+
+
+def _moment_columns(m: str) -> list[tuple[str, str]]:
+    """The columns of micro-moment ``m``."""
+    what = MOMENT_SIGNALS[m]
+    return [
+        (f"intent_{m}_7d", f"{what} signals, last 7 days"),
+        (f"intent_{m}_30d", f"{what} signals, last 30 days"),
+        (f"intent_{m}_total", f"{what} signals ever"),
+        (f"intent_{m}_share_30d", f"share of {m} among micro-moment signals in the last 30 days"),
+    ]
 
 
 class IntentBuilder(FeatureBuilder):
@@ -53,20 +72,7 @@ class IntentBuilder(FeatureBuilder):
         self.revisit_weight = revisit_weight
 
     def describe(self) -> list[tuple[str, str]]:
-        what = {
-            "know": "info/search (I-want-to-know)",
-            "go": "store locator and store visits (I-want-to-go)",
-            "do": "how-to content (I-want-to-do)",
-            "buy": "product views, filters, price pages, cart adds (I-want-to-buy)",
-        }
-        out: list[tuple[str, str]] = []
-        for m in MOMENTS:
-            out += [
-                (f"intent_{m}_7d", f"{what[m]} signals, last 7 days"),
-                (f"intent_{m}_30d", f"{what[m]} signals, last 30 days"),
-                (f"intent_{m}_total", f"{what[m]} signals ever"),
-                (f"intent_{m}_share_30d", f"share of {m} among micro-moment signals in the last 30 days"),
-            ]
+        out = per_member(MOMENTS, _moment_columns)
         out += [
             ("searches_30d", "searches in the last 30 days"),
             ("filters_30d", "filter uses in the last 30 days"),

@@ -24,8 +24,9 @@ Decisions (also documented in the README's data-contract section):
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -177,10 +178,11 @@ def _drop_exact_duplicates(df: pd.DataFrame, codes: np.ndarray, ts: np.ndarray) 
     return (df[~drop].reset_index(drop=True) if n else df), n
 
 
-def _touchpoints(df: pd.DataFrame, ids: pd.Index, report: ValidationReport) -> pd.DataFrame:
-    table = "touchpoints"
-    _require_columns(df, table, TOUCHPOINT_REQUIRED)
-    df = df.reset_index(drop=True)
+def _event_columns(
+    df: pd.DataFrame, ids: pd.Index, table: str, report: ValidationReport, convert: Callable[[str, pd.Series], object]
+) -> dict[str, object]:
+    """An event log's columns in file order: ``customer_id`` as codes of ``ids``, ``ts`` as UTC timestamps
+    (required), every other column as ``convert(column, values)`` makes it."""
     cols: dict[str, object] = {}
     for col in df.columns:
         s = df[col]
@@ -188,15 +190,28 @@ def _touchpoints(df: pd.DataFrame, ids: pd.Index, report: ValidationReport) -> p
             cols[col] = customer_codes(s, ids, table)
         elif col == "ts":
             cols[col] = to_timestamps(s, table, col, report, allow_missing=False)
-        elif col in TOUCH_CATEGORIES:
-            cols[col] = to_categories(s, TOUCH_CATEGORIES[col], table, col, allow_missing=col == "referrer")
-        elif col in TOUCH_NUMERIC:
-            cols[col] = to_floats(s, table, col)
-        elif col in TOUCH_TEXT:
-            cols[col] = to_text(s)
         else:
-            cols[col] = s
-    out = pd.DataFrame(cols, copy=False)
+            cols[col] = convert(col, s)
+    return cols
+
+
+def _touchpoint_column(col: str, s: pd.Series) -> object:
+    """A touchpoint column other than ``customer_id`` and ``ts`` in its normalised type."""
+    table = "touchpoints"
+    if col in TOUCH_CATEGORIES:
+        return to_categories(s, TOUCH_CATEGORIES[col], table, col, allow_missing=col == "referrer")
+    if col in TOUCH_NUMERIC:
+        return to_floats(s, table, col)
+    if col in TOUCH_TEXT:
+        return to_text(s)
+    return s
+
+
+def _touchpoints(df: pd.DataFrame, ids: pd.Index, report: ValidationReport) -> pd.DataFrame:
+    table = "touchpoints"
+    _require_columns(df, table, TOUCHPOINT_REQUIRED)
+    df = df.reset_index(drop=True)
+    out = pd.DataFrame(_event_columns(df, ids, table, report, _touchpoint_column), copy=False)
     if "amount" in out.columns:
         neg = (out["amount"].to_numpy() < 0) & (out["kind"].cat.codes.to_numpy() != KINDS.index("return"))
         reject_rows(table, "amount", "a negative amount on a kind other than return", df["amount"], neg)
@@ -205,6 +220,28 @@ def _touchpoints(df: pd.DataFrame, ids: pd.Index, report: ValidationReport) -> p
     out, n_dup = _drop_exact_duplicates(out, codes, ts)
     report.duplicate_touchpoints_dropped = n_dup
     return out
+
+
+def _outreach_column(col: str, s: pd.Series, *, holdout: np.ndarray) -> object:
+    """An outreach column other than ``customer_id`` and ``ts`` in its normalised type; only holdout rows
+    may lack a channel or an offer."""
+    table = "outreach"
+    if col == "channel":
+        ch = to_categories(s, OUTREACH_CHANNELS, table, col, allow_missing=True)
+        reject_rows(table, col, "a missing channel on a contact that is not a holdout", s, (ch.codes < 0) & ~holdout)
+        return ch
+    if col == "offer":
+        blank = is_blank(s)
+        reject_rows(table, col, "a missing offer on a contact that is not a holdout (use 'none' for no offer)",
+                    s, blank & ~holdout)
+        return to_text(s)
+    if col == "campaign_id":
+        return to_text(s)
+    if col == "propensity":
+        return to_floats(s, table, col)
+    if col == "holdout":
+        return holdout
+    return s
 
 
 def _outreach(df: pd.DataFrame, ids: pd.Index, report: ValidationReport) -> pd.DataFrame:
@@ -217,31 +254,7 @@ def _outreach(df: pd.DataFrame, ids: pd.Index, report: ValidationReport) -> pd.D
         reject_rows(table, "holdout", "a missing holdout flag (use true/false)", df["holdout"], missing)
     else:
         holdout = np.zeros(n, dtype=bool)
-    cols: dict[str, object] = {}
-    for col in df.columns:
-        s = df[col]
-        if col == "customer_id":
-            cols[col] = customer_codes(s, ids, table)
-        elif col == "ts":
-            cols[col] = to_timestamps(s, table, col, report, allow_missing=False)
-        elif col == "channel":
-            ch = to_categories(s, OUTREACH_CHANNELS, table, col, allow_missing=True)
-            reject_rows(table, col, "a missing channel on a contact that is not a holdout", s,
-                        (ch.codes < 0) & ~holdout)
-            cols[col] = ch
-        elif col == "offer":
-            blank = is_blank(s)
-            reject_rows(table, col, "a missing offer on a contact that is not a holdout (use 'none' for no offer)",
-                        s, blank & ~holdout)
-            cols[col] = to_text(s)
-        elif col == "campaign_id":
-            cols[col] = to_text(s)
-        elif col == "propensity":
-            cols[col] = to_floats(s, table, col)
-        elif col == "holdout":
-            cols[col] = holdout
-        else:
-            cols[col] = s
+    cols = _event_columns(df, ids, table, report, functools.partial(_outreach_column, holdout=holdout))
     # Absent optional columns get their "unknown" value so downstream code sees one shape.
     cols.setdefault("campaign_id", pd.Series(pd.NA, index=range(n), dtype="str"))
     cols.setdefault("propensity", np.full(n, np.nan))

@@ -115,8 +115,7 @@ def assign(
     solution) are then decided by an exact small integer programme on the capacity they leave.
     """
     n, _K = ev.shape
-    cand = eligible & (ev > min_value)
-    cand[:, 0] = False
+    cand = _candidates(ev, eligible, min_value)
     S = np.where(cand, ev, -np.inf)
     best = np.where(cand.any(axis=1), S.argmax(axis=1), 0)
     if A is None or len(b) == 0 or not cand.any():
@@ -165,6 +164,13 @@ def assign(
     return _fill(choice, ev, cand, A, b)
 
 
+def _candidates(ev: np.ndarray, eligible: np.ndarray, min_value: float) -> np.ndarray:
+    """The (customer, contact action) pairs an assignment may choose: eligible and worth more than ``min_value``."""
+    cand = eligible & (ev > min_value)
+    cand[:, 0] = False
+    return cand
+
+
 def _fill(choice: np.ndarray, ev: np.ndarray, cand: np.ndarray, A: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Use capacity the rounding left free: uncontacted customers' best fitting action, best first."""
     remaining = b - A[:, choice].sum(axis=1)
@@ -197,8 +203,7 @@ def greedy_assign(
 ) -> np.ndarray:
     """Baseline: walk (customer, action) pairs by falling value, take each that still fits the limits."""
     n, K = ev.shape
-    cand = eligible & (ev > min_value)
-    cand[:, 0] = False
+    cand = _candidates(ev, eligible, min_value)
     if A is None:
         A, b = np.zeros((0, K)), np.zeros(0)
     return _fill(np.zeros(n, dtype=int), ev, cand, A, b)

@@ -9,6 +9,7 @@ else from the features themselves.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -68,37 +69,18 @@ class NextBestAction:
             "ev": expected_incremental_value(p0, p, value, self.catalogue),
         }
 
-    def decide(
-        self,
-        F: pd.DataFrame,
-        churn_probability=None,
-        *,
-        customers: pd.DataFrame | None = None,
-        outreach: pd.DataFrame | None = None,
-        cutoff=None,
-        config: PolicyConfig | None = None,
-        rng: np.random.Generator | None = None,
-    ) -> pd.DataFrame:
+    def decide(self, F: pd.DataFrame, churn_probability=None, **options: Any) -> pd.DataFrame:
         """Decisions for the customers of ``F`` (indexed by ``customer_id``), one row each, same order.
 
-        Consent comes from ``customers`` when given, else from the features ``chan_{c}_consent``. Caps and
-        fatigue count ``outreach`` before ``cutoff`` when both are given, else the features'
+        ``options`` are :meth:`decide_columns`'s keywords ``customers``, ``outreach``, ``cutoff``, ``config``
+        and ``rng``. Consent comes from ``customers`` when given, else from the features ``chan_{c}_consent``.
+        Caps and fatigue count ``outreach`` before ``cutoff`` when both are given, else the features'
         ``chan_{c}_contacts_30d``, ``contacts_30d`` and ``chan_{c}_days_since_contact`` (a 30-day window).
         ``churn_probability`` (e.g. the churn model's) drives the defense targets, defaulting to the effect
         model's own estimate.
         """
         ids = pd.Index(F.index.astype(str), name="customer_id")
-        cols = self.decide_columns(
-            F,
-            churn_probability,
-            customers=customers,
-            outreach=outreach,
-            cutoff=cutoff,
-            config=config,
-            rng=rng,
-            ids=ids,
-        )
-        return pd.DataFrame(cols, index=ids)
+        return pd.DataFrame(self.decide_columns(F, churn_probability, ids=ids, **options), index=ids)
 
     def decide_columns(
         self,
@@ -112,8 +94,9 @@ class NextBestAction:
         rng: np.random.Generator | None = None,
         ids: pd.Index | None = None,
     ) -> dict[str, np.ndarray]:
-        """:meth:`decide` as a dict of :data:`DECISION_COLUMNS` arrays in the row order of ``F`` (no frame:
-        scoring a few customers pays for little but the models). ``ids``: ``F``'s index as strings, if known.
+        """:meth:`decide` as a dict of :data:`~features.decision.columns.DECISION_COLUMNS` arrays in the row
+        order of ``F`` (no frame: scoring a few customers pays for little but the models). ``ids``: ``F``'s
+        index as strings, if known.
         """
         cfg = config or self.config
         fixed = getattr(self, "defense_min_value", None)  # absent in systems pickled before it existed

@@ -41,19 +41,6 @@ NO_CONTACT_REASONS: tuple[str, ...] = (
 BEST_ACTION = "best_action"
 LIMITED_ALTERNATIVE = "limited_alternative"
 
-DECISION_COLUMNS: tuple[str, ...] = (
-    "nba_action",
-    "nba_channel",
-    "nba_offer",
-    "nba_expected_incremental_value",
-    "nba_propensity",
-    "alternatives",
-    "decision_reason",
-    "no_contact_reason",
-    "defense_target",
-    "defense_reasons",
-)
-
 
 def expected_incremental_value(
     p_no_contact: np.ndarray, p_action: np.ndarray, value: np.ndarray, catalogue: Catalogue
@@ -83,7 +70,7 @@ def decide(
     rows in the order of ``customers``. ``history`` comes from :func:`~features.decision.eligibility.contact_history`
     (caps and fatigue are skipped without it). ``churn_probability`` and ``value`` feed the defense targets (no
     targets without them). With ``config.epsilon > 0`` a random generator is required. Returns one row per
-    customer indexed by ``customer_id`` with :data:`DECISION_COLUMNS`.
+    customer indexed by ``customer_id`` with :data:`~features.decision.columns.DECISION_COLUMNS`.
     """
     customer_ids = customers["customer_id"].astype(str).to_numpy()
     if ev.shape[0] != len(customers) or len(catalogue.actions) != ev.shape[1]:
@@ -117,8 +104,8 @@ def decide_columns(
     rng: np.random.Generator | None = None,
 ) -> dict[str, np.ndarray]:
     """:func:`decide` on arrays (consent per channel, history from :func:`history_arrays`): the
-    :data:`DECISION_COLUMNS` as arrays, rows in the order of ``ev``. Scoring calls this directly, so a small
-    request pays for no pandas objects."""
+    :data:`~features.decision.columns.DECISION_COLUMNS` as arrays, rows in the order of ``ev``. Scoring calls
+    this directly, so a small request pays for no pandas objects."""
     if not np.all(np.isfinite(ev)):
         raise ValueError(f"decide: ev has {int((~np.isfinite(ev)).sum())} non-finite values")
     chosen = _choose(ev, consent, catalogue, config, history, active, rng)
