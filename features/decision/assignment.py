@@ -194,19 +194,10 @@ def _fill(choice: np.ndarray, ev: np.ndarray, cand: np.ndarray, A: np.ndarray, b
 
 
 def greedy_assign(
-    ev: np.ndarray,
-    eligible: np.ndarray,
-    A: np.ndarray | None = None,
-    b: np.ndarray | None = None,
-    *,
-    min_value: float = 0.0,
+    ev: np.ndarray, eligible: np.ndarray, A: np.ndarray, b: np.ndarray, *, min_value: float = 0.0
 ) -> np.ndarray:
-    """Baseline: walk (customer, action) pairs by falling value, take each that still fits the limits."""
-    n, K = ev.shape
-    cand = _candidates(ev, eligible, min_value)
-    if A is None:
-        A, b = np.zeros((0, K)), np.zeros(0)
-    return _fill(np.zeros(n, dtype=int), ev, cand, A, b)
+    """Baseline: walk (customer, action) pairs by falling value, take each that still fits the limits ``A x <= b``."""
+    return _fill(np.zeros(len(ev), dtype=int), ev, _candidates(ev, eligible, min_value), A, b)
 
 
 def limit_violations(choice: np.ndarray, A: np.ndarray, b: np.ndarray, names: list[str]) -> dict[str, float]:
