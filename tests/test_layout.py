@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.paths import PROJECT as ROOT
 
 
 def imported_modules(package: str) -> dict[str, set[str]]:

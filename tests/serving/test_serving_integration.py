@@ -14,17 +14,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationW
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory):
+def world(tmp_path_factory: pytest.TempPathFactory, make_world):
     """A simulated world, its data folder and a decision system trained on it (no MLflow needed)."""
     from features.sources.io import write_tables
-    from features.sources.simulation.config import SimConfig
-    from features.sources.simulation.world import simulate_world
     from features.system import save_system
     from training.churn.split import ChurnSettings
     from training.churn.train import train_churn
 
     root = tmp_path_factory.mktemp("serving_world")
-    tables = simulate_world(SimConfig(n_customers=1200, days=400, seed=11), np.random.default_rng(11))
+    tables = make_world(1200, 400, seed=11)
     result = train_churn(tables, ChurnSettings(max_train_cutoffs=3, seed=11), np.random.default_rng(11))
     model = save_system(result.system, root / "model")
     write_tables(tables.without_truth(), root / "data")

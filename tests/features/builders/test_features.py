@@ -26,8 +26,6 @@ from features.builders.static import StaticAttributesBuilder
 from features.builders.value import ValueBuilder
 from features.contract.schema import OUTREACH_CHANNELS, Tables
 from features.contract.validate import validate_tables
-from features.sources.simulation.config import SimConfig
-from features.sources.simulation.world import simulate_world
 
 BUILDERS = [
     EngagementBuilder,
@@ -67,13 +65,8 @@ DECISION_COLUMNS = [
 
 
 @pytest.fixture(scope="module")
-def world() -> Tables:
-    return simulate_world(SimConfig(n_customers=300, days=200), np.random.default_rng(7)).without_truth()
-
-
-@pytest.fixture(scope="module")
-def cutoff(world: Tables) -> str:
-    return world.meta["manifest"]["cutoff"]
+def world(make_world) -> Tables:
+    return make_world(300, 200, rng_seed=7).without_truth()
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Churn model: temporal split, calibration, reason codes, metrics, baselines, given labels."""
+"""Churn training: temporal split, calibration, reason codes, metrics, baselines, given labels."""
 
 from __future__ import annotations
 
@@ -7,9 +7,6 @@ import pandas as pd
 import pytest
 
 from features.labels import make_labels
-from features.models.churn import BlendedChurnModel, ChurnModel, LinearScore, ScoreCalibrator
-from features.sources.simulation.config import SimConfig
-from features.sources.simulation.world import simulate_world
 from training.churn.given_labels import train_given_labels
 from training.churn.split import ChurnSettings, labelled_features, temporal_split
 from training.churn.train import train_churn
@@ -19,8 +16,8 @@ SETTINGS = ChurnSettings(max_train_cutoffs=4)
 
 
 @pytest.fixture(scope="module")
-def world():
-    return simulate_world(SimConfig(n_customers=1500, days=420, seed=21), np.random.default_rng(21))
+def world(make_world):
+    return make_world(1500, 420, seed=21)
 
 
 @pytest.fixture(scope="module")
@@ -68,18 +65,6 @@ def test_calibration_keeps_or_improves_ece(result):
     # class weighting inflates raw probabilities; the calibrator must bring them back
     assert result.report["ece"] <= result.report["ece_uncalibrated"]
     assert result.report["brier"] <= result.report["brier_uncalibrated"]
-
-
-def test_calibrator_improves_a_miscalibrated_score_on_new_data():
-    rng = np.random.default_rng(1)
-    z = rng.normal(size=20_000)
-    y = (rng.random(20_000) < 1 / (1 + np.exp(-(0.5 * z - 1.5)))).astype(int)
-    raw = 2.0 * z  # right ranking, wrong scale and offset
-    for method in ("platt", "isotonic"):
-        cal = ScoreCalibrator(method).fit(raw[:10_000], y[:10_000])
-        before = expected_calibration_error(y[10_000:], 1 / (1 + np.exp(-raw[10_000:])))
-        after = expected_calibration_error(y[10_000:], cal.transform(raw[10_000:]))
-        assert after < before / 3, method
 
 
 def test_reason_codes_sum_with_base_value_to_raw_score(result):
@@ -142,31 +127,6 @@ def test_given_labels_are_cross_validated(world):
     assert "auc" in res.report["baselines"]["logistic_all_features"]
     assert "auc" in res.report["baselines"]["lightgbm_tuned"]
     assert all(0.0 <= t["weight"] <= 1.0 for t in res.report["tuned"])
-
-
-def test_blended_model_is_exact_in_log_odds():
-    # the blend's reason codes must still sum to its raw score, and weight 1 must be plain LightGBM
-    rng = np.random.default_rng(3)
-    tenure = rng.integers(1, 72, 800).astype(float)
-    F = pd.DataFrame({"tenure": tenure, "monthly": rng.uniform(20, 110, 800), "constant": 0.0})
-    y = (rng.random(800) < 1 / (1 + np.exp(1.5 * np.log(tenure) - 4))).astype(int)
-    params = {"num_leaves": 4}
-    blend = BlendedChurnModel(params, weight=0.4, num_boost_round=50, calibration="none", class_weight=None)
-    blend.fit(F, y)
-    contrib = blend.contributions(F.head(20))
-    assert np.allclose(contrib.sum(axis=1), blend.raw_score(F.head(20)))
-    assert (contrib["constant"] == 0).all()
-    plain = ChurnModel(params, num_boost_round=50, calibration="none", class_weight=None).fit(F, y)
-    pure = BlendedChurnModel(params, weight=1.0, num_boost_round=50, calibration="none", class_weight=None).fit(F, y)
-    assert np.allclose(pure.predict_proba(F), plain.predict_proba(F))
-    # log terms only for the non-negative, many-valued columns (tenure, monthly), none for the constant
-    assert LinearScore().fit(F.to_numpy(), y).log_columns_.tolist() == [0, 1]
-
-
-def test_churn_model_rejects_one_class():
-    F = pd.DataFrame({"a": np.arange(10.0)})
-    with pytest.raises(ValueError, match="both classes"):
-        ChurnModel().fit(F, np.zeros(10))
 
 
 def test_training_labels_leave_outreach_reactions_out(world):

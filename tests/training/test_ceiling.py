@@ -8,13 +8,11 @@ import pytest
 
 from features.contract.catalogue import load_catalogue
 from features.decision.config import load_policy_config
-from features.sources.simulation.config import SimConfig
-from features.sources.simulation.world import simulate_world
 from training.policy.ceiling import observable_ceiling
 
 
-def test_truth_supervised_assignment_is_valued_against_the_oracle():
-    tables = simulate_world(SimConfig(n_customers=1500, days=400, seed=3), np.random.default_rng(3))
+def test_truth_supervised_assignment_is_valued_against_the_oracle(make_world):
+    tables = make_world(1500, 400, seed=3)
     cutoff = pd.Timestamp(tables.meta["manifest"]["cutoff"])
     out = observable_ceiling(
         tables, cutoff, load_catalogue(), load_policy_config(), np.random.default_rng(0), n_estimators=60

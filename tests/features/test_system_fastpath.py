@@ -14,16 +14,14 @@ from features.labels import make_labels
 from features.models import lgbm as models
 from features.models.churn import ChurnModel
 from features.models.lgbm import booster_predict
-from features.sources.simulation.config import SimConfig
-from features.sources.simulation.world import simulate_world
 from features.system import DecisionSystem, _names
 
 TOL = 1e-9
 
 
 @pytest.fixture(scope="module")
-def system() -> tuple[DecisionSystem, pd.DataFrame, pd.Timestamp, object]:
-    world = simulate_world(SimConfig(n_customers=600, days=300, seed=8), np.random.default_rng(8))
+def system(make_world) -> tuple[DecisionSystem, pd.DataFrame, pd.Timestamp, object]:
+    world = make_world(600, 300, seed=8)
     cutoff = pd.Timestamp(world.meta["manifest"]["cutoff"])
     train_at, val_at = cutoff - pd.Timedelta(days=180), cutoff - pd.Timedelta(days=90)
     tables = world.without_truth()

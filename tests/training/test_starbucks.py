@@ -7,8 +7,6 @@ and skips when ``../shared/datasets`` is absent.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +14,7 @@ import pytest
 from features.contract.schema import Tables
 from features.contract.validate import validate_tables
 from features.decision.ope import dr_pseudo_outcomes
+from tests.paths import SHARED, needs_shared
 from training.starbucks.covariates import pre_receipt_covariates
 from training.starbucks.evaluate import evaluate_starbucks, learning_table
 from training.starbucks.outcome_model import cross_fit_q
@@ -24,7 +23,6 @@ from training.starbucks.policies import PolicyTree, ShrunkGainPolicy, quantile_e
 from training.starbucks.rows import offer_catalogue, receipt_rows
 from training.starbucks.selection import person_folds, select_policy
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 BASE = pd.Timestamp("2018-08-01T00:00:00Z")
 WAVES_H = (0, 168, 336)
 # name: (type, reward, min spend, validity days, channels)
@@ -34,13 +32,6 @@ OFFERS = {
     "informational_0_0_3d": ("informational", 0.0, 0.0, 3.0, "email,mobile,social"),
 }
 RICH = 70_000.0  # income above which the bogo works, below which the discount works
-
-
-def needs_shared(test):
-    """Mark a test as reading ../shared/datasets and skip it when that folder is absent."""
-    reason = "../shared/datasets not present (real public datasets)"
-    skip = pytest.mark.skipif(not SHARED.exists(), reason=reason)
-    return pytest.mark.shared(skip(test))
 
 
 def _h(hours) -> pd.DatetimeIndex:

@@ -4,7 +4,7 @@
 2,000-customer world's feature table at two cutoffs; ``fixtures/system_pre_layout.pkl`` is a small decision
 system (pipeline, churn model, policy) pickled by the code before the move, and
 ``fixtures/system_pre_layout_scores.json`` what it scored then. A refactor must reproduce all three exactly.
-Regenerate the digests only for a deliberate change of behaviour: ``python tests/test_golden.py``.
+Regenerate the digests only for a deliberate change of behaviour: ``python tests/e2e/test_golden.py``.
 """
 
 from __future__ import annotations

@@ -16,15 +16,17 @@ from features.sources.simulation.truth import piecewise_churn_time, piecewise_la
 from features.sources.simulation.world import simulate_world
 
 N = 2_000
+DAYS = 365
 
 
-def _world(n: int = N, seed: int = 11, **kw) -> Tables:
-    return simulate_world(SimConfig(n_customers=n, seed=seed, **kw), np.random.default_rng(seed))
+def _simulate(n: int, seed: int) -> Tables:
+    """A freshly simulated world (not the shared cached one), for the determinism tests."""
+    return simulate_world(SimConfig(n_customers=n, days=DAYS, seed=seed), np.random.default_rng(seed))
 
 
 @pytest.fixture(scope="module")
-def world() -> Tables:
-    return _world()
+def world(make_world) -> Tables:
+    return make_world(N, DAYS, seed=11)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +52,7 @@ def _labels_from_touchpoints(w: Tables) -> pd.Series:
 
 # ------------------------------------------------------------------------------------------ determinism
 def test_same_seed_same_frames_different_seed_different() -> None:
-    a, b, c = _world(500, 3), _world(500, 3), _world(500, 4)
+    a, b, c = _simulate(500, 3), _simulate(500, 3), _simulate(500, 4)
     for name in ("customers", "touchpoints", "outreach", "truth"):
         pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name))
     assert a.meta == b.meta
@@ -63,7 +65,7 @@ def test_same_seed_same_bytes(tmp_path) -> None:
     paths = []
     for i, seed in enumerate((5, 5, 6)):
         out = tmp_path / f"w{i}"
-        io.write_tables(_world(400, seed), out)
+        io.write_tables(_simulate(400, seed), out)
         paths.append(out)
     files = sorted(p.name for p in paths[0].iterdir())
     assert files == sorted(p.name for p in paths[1].iterdir())
@@ -212,14 +214,14 @@ def test_closed_form_matches_an_independent_monte_carlo() -> None:
     assert abs(np.isfinite(tc).mean() - np.isfinite(t_churn).mean()) < 0.01
 
 
-def test_realised_labels_follow_the_truth(world: Tables) -> None:
+def test_realised_labels_follow_the_truth(world: Tables, make_world) -> None:
     """Label rule on post-cutoff touchpoints = truth.churned; its rate = the mean exact probability."""
     labels = _labels_from_touchpoints(world)
     tr = world.truth
     assert (labels.to_numpy() == tr["churned"].to_numpy()).all()
     rates, probs, var = [], [], []
     for seed in (21, 22):
-        w = _world(3_000, seed)
+        w = make_world(3_000, DAYS, seed=seed)
         a = w.truth["alive_at_cutoff"].to_numpy()
         lab = _labels_from_touchpoints(w).to_numpy()[a]
         p = w.truth["p_churn_no_contact"].to_numpy()[a]
@@ -310,12 +312,12 @@ def test_e_persuadables_are_a_fifth_with_effects_of_several_points(alive: pd.Dat
     assert np.abs(gain[alive["trait_segment"].isin(["sure_thing", "lost_cause"]).to_numpy()]).mean() < 0.005
 
 
-def test_f_log_shows_the_effects_the_truth_reports() -> None:
+def test_f_log_shows_the_effects_the_truth_reports(make_world) -> None:
     """Effects estimated from the history (inverse propensity weighting, contact vs holdout per segment) agree
     with the truth's: no contact changes the effect of a later campaign's contact (e.g. through fatigue)."""
     from features.labels import make_labels
 
-    w = _world(6_000, seed=5)
+    w = make_world(6_000, DAYS, seed=5)
     out = w.outreach
     day = out["ts"].dt.floor("D")
     starts = sorted(day.unique())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,16 +9,12 @@ from scipy.stats import spearmanr
 
 from features.builders.pipeline import FeaturePipeline
 from features.contract.schema import OUTREACH_CHANNELS
-from features.sources.simulation.config import SimConfig
-from features.sources.simulation.world import simulate_world
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-needs_shared = pytest.mark.skipif(not SHARED.exists(), reason="../shared/datasets not present (real public datasets)")
+from tests.paths import SHARED, needs_shared
 
 
 @pytest.fixture(scope="module")
-def sim() -> tuple[pd.DataFrame, pd.DataFrame]:
-    world = simulate_world(SimConfig(n_customers=2_000, days=365), np.random.default_rng(11))
+def sim(make_world) -> tuple[pd.DataFrame, pd.DataFrame]:
+    world = make_world(2_000, 365, rng_seed=11)
     F = FeaturePipeline().fit_transform(world.without_truth(), cutoff=world.meta["manifest"]["cutoff"])
     return F, world.truth.set_index("customer_id").loc[F.index]
 
@@ -64,7 +58,6 @@ def _import(name: str):
     return tables, cutoff
 
 
-@pytest.mark.shared
 @needs_shared
 @pytest.mark.parametrize("name", ["starbucks", "online_retail", "cdnow"])
 def test_features_build_on_real_data(name: str) -> None:
@@ -77,7 +70,6 @@ def test_features_build_on_real_data(name: str) -> None:
         assert (F["frequency"] > 0).mean() > 0.5 and (F["monetary"] > 0).mean() > 0.5
 
 
-@pytest.mark.shared
 @needs_shared
 def test_buy_intent_on_online_shoppers() -> None:
     import lightgbm as lgb

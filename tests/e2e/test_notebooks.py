@@ -6,7 +6,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+from tests.paths import PROJECT
+
+NOTEBOOKS = sorted((PROJECT / "notebooks").glob("*.ipynb"))
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import subprocess
 import sys
@@ -19,46 +20,41 @@ from features.contract.schema import CHANNELS, KINDS, OUTREACH_CHANNELS, Tables,
 from features.contract.validate import validate_tables
 from features.sources.io import read_manifest, read_tables, write_frame, write_tables
 
-PROJECT = Path(__file__).resolve().parents[1]
+# A small valid data set as text, the way a CSV export holds it.
+TINY_CSV = {
+    "customers": """\
+customer_id,signup_ts,consent_email,consent_sms,consent_push,consent_call,plan
+C1,2024-01-05T09:00:00Z,true,false,1,0,gold
+C2,2024-02-01T00:00:00Z,yes,no,0,0,basic
+C3,,0,1,true,false,basic
+""",
+    "touchpoints": """\
+customer_id,ts,channel,kind,direction,duration_s,pages,amount,sentiment,topic,referrer,campaign_id
+C2,2024-03-02T10:00:00Z,web,page_view,inbound,30,3,,,,organic,
+C1,2024-03-01T12:00:00Z,store,purchase,inbound,,,49.90,,,,
+C1,2024-03-01T08:30:00+00:00,email,message_open,inbound,,,,,,email,K1
+C3,2024-03-03T00:00:00Z,app,visit,inbound,120,5,,,,,
+C1,2024-03-05T18:15:00Z,call_center,service_contact,inbound,300,,,-0.5,fault,,
+C2,2024-03-04T09:00:00Z,web,return,inbound,,,-20,,,ad,
+""",
+    "outreach": """\
+customer_id,ts,channel,offer,campaign_id,propensity,holdout
+C1,2024-03-01T08:00:00Z,email,discount_10,K1,0.25,false
+C2,2024-03-01T08:00:00Z,sms,none,K1,1,false
+C3,2024-03-01T08:00:00Z,,,K1,0.5,true
+""",
+    "labels": """\
+customer_id,label
+C1,0
+C2,1
+C3,0
+""",
+}
 
 
 def tiny_frames() -> dict[str, pd.DataFrame]:
-    """A small valid data set as text, the way a CSV export holds it."""
-    customers = pd.DataFrame({
-        "customer_id": ["C1", "C2", "C3"],
-        "signup_ts": ["2024-01-05T09:00:00Z", "2024-02-01T00:00:00Z", ""],
-        "consent_email": ["true", "yes", "0"],
-        "consent_sms": ["false", "no", "1"],
-        "consent_push": ["1", "0", "true"],
-        "consent_call": ["0", "0", "false"],
-        "plan": ["gold", "basic", "basic"],
-    })
-    touchpoints = pd.DataFrame({
-        "customer_id": ["C2", "C1", "C1", "C3", "C1", "C2"],
-        "ts": ["2024-03-02T10:00:00Z", "2024-03-01T12:00:00Z", "2024-03-01T08:30:00+00:00",
-               "2024-03-03T00:00:00Z", "2024-03-05T18:15:00Z", "2024-03-04T09:00:00Z"],
-        "channel": ["web", "store", "email", "app", "call_center", "web"],
-        "kind": ["page_view", "purchase", "message_open", "visit", "service_contact", "return"],
-        "direction": ["inbound"] * 6,
-        "duration_s": ["30", "", "", "120", "300", ""],
-        "pages": ["3", "", "", "5", "", ""],
-        "amount": ["", "49.90", "", "", "", "-20"],
-        "sentiment": ["", "", "", "", "-0.5", ""],
-        "topic": ["", "", "", "", "fault", ""],
-        "referrer": ["organic", "", "email", "", "", "ad"],
-        "campaign_id": ["", "", "K1", "", "", ""],
-    })
-    outreach = pd.DataFrame({
-        "customer_id": ["C1", "C2", "C3"],
-        "ts": ["2024-03-01T08:00:00Z", "2024-03-01T08:00:00Z", "2024-03-01T08:00:00Z"],
-        "channel": ["email", "sms", ""],
-        "offer": ["discount_10", "none", ""],
-        "campaign_id": ["K1", "K1", "K1"],
-        "propensity": ["0.25", "1", "0.5"],
-        "holdout": ["false", "false", "true"],
-    })
-    labels = pd.DataFrame({"customer_id": ["C1", "C2", "C3"], "label": ["0", "1", "0"]})
-    return {"customers": customers, "touchpoints": touchpoints, "outreach": outreach, "labels": labels}
+    """The small valid data set as text frames (every cell a string, empty cells empty strings)."""
+    return {name: pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False) for name, text in TINY_CSV.items()}
 
 
 def write_csv_folder(folder: Path, frames: dict[str, pd.DataFrame]) -> Path:
@@ -491,12 +487,8 @@ def test_csv_folder_round_trips_through_parquet_unchanged(tmp_path):
         assert f.read_bytes() == (tmp_path / "pq2" / f.name).read_bytes(), f.name
 
 
-def test_simulated_world_round_trips(tmp_path):
-    from features.sources.simulation import world as simulate
-    from features.sources.simulation.config import SimConfig
-
-    world = simulate.simulate_world(SimConfig(n_customers=300, days=120, seed=5),
-                                    np.random.default_rng(5))
+def test_simulated_world_round_trips(tmp_path, make_world):
+    world = make_world(300, 120, seed=5)
     valid, _ = validate_tables(world)
     write_tables(world, tmp_path / "w")
     back = read_tables(tmp_path / "w")

@@ -19,16 +19,7 @@ from features.contract.schema import CUSTOMER_COLUMNS
 from features.contract.validate import validate_tables
 from features.sources.importers.registry import IMPORTERS, import_dataset
 from features.sources.io import read_tables, write_tables
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-
-
-def needs_shared(test):
-    """Mark a test as reading ../shared/datasets and skip it when that folder is absent."""
-    reason = "../shared/datasets not present (real public datasets)"
-    skip = pytest.mark.skipif(not SHARED.exists(), reason=reason)
-    return pytest.mark.shared(skip(test))
-
+from tests.paths import SHARED, needs_shared
 
 _cache: dict[str, object] = {}
 

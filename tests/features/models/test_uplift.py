@@ -11,6 +11,7 @@ import pytest
 from features.models.uplift import UpliftModel
 
 ACTIONS = ["no_contact", "email:none", "email:discount_10", "push:content"]
+OFFERS = ("none", "discount_10", "content")
 
 
 def synthetic(n: int, rng: np.random.Generator):
@@ -29,6 +30,35 @@ def synthetic(n: int, rng: np.random.Generator):
     p_true = np.clip(base.to_numpy()[:, None] + tau, 0.01, 0.99)
     y = (rng.random(n) < p_true[np.arange(n), a]).astype(int)
     return X, np.asarray(ACTIONS, dtype=object)[a], logging[a], y, p_true - p_true[:, [0]]
+
+
+def with_open_rates(
+    n: int, n_features: int, email: tuple[float, float], push: tuple[float, float], rng: np.random.Generator
+) -> pd.DataFrame:
+    """Standard normal features x0, x1, ... and e-mail and push open rates drawn from the given Beta laws."""
+    X = pd.DataFrame(rng.normal(size=(n, n_features)), columns=[f"x{i}" for i in range(n_features)])
+    X["chan_email_open_rate"] = rng.beta(*email, n)
+    X["chan_push_open_rate"] = rng.beta(*push, n)
+    return X
+
+
+def through_opens(X: pd.DataFrame, effect_if_opened: dict[str, np.ndarray]) -> np.ndarray:
+    """Per-action effects that act through opens: the open rate on the action's channel times its offer's
+    effect of an opened contact (no effect for no contact)."""
+    tau = np.zeros((len(X), len(ACTIONS)))
+    for k, act in enumerate(ACTIONS[1:], start=1):
+        ch, off = act.split(":")
+        tau[:, k] = X[f"chan_{ch}_open_rate"].to_numpy() * effect_if_opened[off]
+    return tau
+
+
+def uniformly_logged(base: np.ndarray, tau: np.ndarray, rng: np.random.Generator):
+    """Actions logged uniformly at random and churn outcomes: (actions, propensities, outcomes, true effects)."""
+    n = len(base)
+    a = rng.choice(len(ACTIONS), size=n)
+    p_true = np.clip(base[:, None] + tau, 0.01, 0.99)
+    y = (rng.random(n) < p_true[np.arange(n), a]).astype(int)
+    return np.asarray(ACTIONS, dtype=object)[a], np.full(n, 1 / len(ACTIONS)), y, p_true - p_true[:, [0]]
 
 
 @pytest.mark.parametrize("final", ["dr", "plugin"])
@@ -71,21 +101,11 @@ def test_reach_final_stage_recovers_effects_that_act_through_opens() -> None:
     """Effects of the form open rate on the channel x a per-offer, feature-dependent effect of an opened contact."""
 
     def reach_world(n: int, rng: np.random.Generator):
-        X = pd.DataFrame(rng.normal(size=(n, 4)), columns=[f"x{i}" for i in range(4)])
-        X["chan_email_open_rate"] = rng.beta(2, 5, n)
-        X["chan_push_open_rate"] = rng.beta(5, 2, n)
+        X = with_open_rates(n, 4, email=(2, 5), push=(5, 2), rng=rng)
         base = 1 / (1 + np.exp(-(-1.2 + 0.8 * X["x0"].to_numpy())))
         g = {"none": -0.25 * X["x1"].to_numpy(), "discount_10": -0.1 + 0.3 * X["x2"].to_numpy()}
         g["content"] = 0.1 - 0.2 * X["x1"].to_numpy()
-        opens = {"email": X["chan_email_open_rate"].to_numpy(), "push": X["chan_push_open_rate"].to_numpy()}
-        tau = np.zeros((n, len(ACTIONS)))
-        for k, act in enumerate(ACTIONS[1:], start=1):
-            ch, off = act.split(":")
-            tau[:, k] = opens[ch] * g[off]
-        a = rng.choice(len(ACTIONS), size=n)
-        p_true = np.clip(base[:, None] + tau, 0.01, 0.99)
-        y = (rng.random(n) < p_true[np.arange(n), a]).astype(int)
-        return X, np.asarray(ACTIONS, dtype=object)[a], np.full(n, 1 / len(ACTIONS)), y, p_true - p_true[:, [0]]
+        return X, *uniformly_logged(base, through_opens(X, g), rng)
 
     X, a, p, y, _ = reach_world(20_000, np.random.default_rng(3))
     model = UpliftModel(
@@ -106,18 +126,10 @@ def test_reach_stage_screens_features_down_to_those_that_move_the_effect() -> No
     """Two of 60 features drive the effect: screening keeps them, drops most noise, and estimates better."""
 
     def world(n: int, rng: np.random.Generator):
-        X = pd.DataFrame(rng.normal(size=(n, 60)), columns=[f"x{i}" for i in range(60)])
-        X["chan_email_open_rate"] = rng.beta(3, 3, n)
-        X["chan_push_open_rate"] = rng.beta(3, 3, n)
+        X = with_open_rates(n, 60, email=(3, 3), push=(3, 3), rng=rng)
         base = 1 / (1 + np.exp(-(-1.0 + 0.6 * X["x0"].to_numpy())))
         g = -0.04 - 0.12 * X["x1"].to_numpy() + 0.08 * X["x2"].to_numpy()  # one shared shape for every offer
-        tau = np.zeros((n, len(ACTIONS)))
-        for k, act in enumerate(ACTIONS[1:], start=1):
-            tau[:, k] = X[f"chan_{act.split(':')[0]}_open_rate"].to_numpy() * g
-        a = rng.choice(len(ACTIONS), size=n)
-        p_true = np.clip(base[:, None] + tau, 0.01, 0.99)
-        y = (rng.random(n) < p_true[np.arange(n), a]).astype(int)
-        return X, np.asarray(ACTIONS, dtype=object)[a], np.full(n, 1 / len(ACTIONS)), y, p_true - p_true[:, [0]]
+        return X, *uniformly_logged(base, through_opens(X, dict.fromkeys(OFFERS, g)), rng)
 
     X, a, p, y, _ = world(16_000, np.random.default_rng(5))
     Xt, _, _, _, true_t = world(2000, np.random.default_rng(6))

@@ -9,8 +9,6 @@ import pytest
 from features.contract.schema import Tables
 from features.contract.validate import validate_tables
 from features.labels import make_labels, monthly_cutoffs
-from features.sources.simulation.config import SimConfig
-from features.sources.simulation.world import simulate_world
 
 CUT = pd.Timestamp("2024-06-01", tz="UTC")
 
@@ -19,47 +17,53 @@ def _day(offset: float) -> pd.Timestamp:
     return CUT + pd.Timedelta(days=offset)
 
 
-def _tables() -> Tables:
-    ids = ["stay", "cancel", "quiet", "late_signup", "gone", "passive", "dormant", "back", "buyer_out"]
-    customers = pd.DataFrame(
+def _customers(signup_days: dict[str, float]) -> pd.DataFrame:
+    """Customers signed up the given number of days from CUT, each consenting to every channel."""
+    return pd.DataFrame(
         {
-            "customer_id": ids,
-            "signup_ts": [_day(-400)] * 3 + [_day(5)] + [_day(-400)] * 5,
+            "customer_id": list(signup_days),
+            "signup_ts": [_day(d) for d in signup_days.values()],
             **{f"consent_{c}": True for c in ("email", "sms", "push", "call")},
         }
     )
-    rows = [
-        ("stay", -10, "web", "visit", "inbound"),
-        ("stay", 30, "web", "visit", "inbound"),
-        ("cancel", -5, "app", "visit", "inbound"),
-        ("cancel", 20, "call_center", "cancel", "inbound"),
-        ("cancel", 25, "app", "visit", "inbound"),
-        ("quiet", -20, "store", "purchase", "inbound"),
-        ("quiet", 10, "email", "impression", "outbound"),
-        ("late_signup", 10, "web", "visit", "inbound"),
-        ("gone", -30, "web", "visit", "inbound"),
-        ("gone", -3, "call_center", "cancel", "inbound"),
-        ("gone", 10, "web", "visit", "inbound"),
-        ("passive", -5, "email", "impression", "inbound"),
-        ("passive", 5, "web", "visit", "inbound"),
-        ("dormant", -120, "web", "visit", "inbound"),
-        ("dormant", 5, "web", "visit", "inbound"),
-        ("back", -60, "web", "cancel", "inbound"),
-        ("back", -2, "web", "visit", "inbound"),
-        ("back", 3, "web", "visit", "inbound"),
-        ("buyer_out", -1, "store", "purchase", "outbound"),
-        ("buyer_out", 89.9, "store", "purchase", "outbound"),
-    ]
-    return _validated(customers, rows)
 
 
-
-def _validated(customers: pd.DataFrame, rows: list[tuple]) -> Tables:
-    """Contract tables from (customer_id, day offset from CUT, channel, kind, direction) rows."""
+def _validated(customers: pd.DataFrame, history: str) -> Tables:
+    """Contract tables from a history: one touchpoint a line, ``customer_id day channel kind direction``, with
+    ``day`` the offset from CUT in days."""
+    rows = [line.split() for line in history.strip().splitlines()]
     tp = pd.DataFrame(rows, columns=["customer_id", "day", "channel", "kind", "direction"])
-    tp["ts"] = [_day(d) for d in tp.pop("day")]
+    tp["ts"] = [_day(float(d)) for d in tp.pop("day")]
     tables, _ = validate_tables(Tables(customers=customers, touchpoints=tp))
     return tables
+
+
+def _tables() -> Tables:
+    ids = ["stay", "cancel", "quiet", "late_signup", "gone", "passive", "dormant", "back", "buyer_out"]
+    history = """
+        stay         -10   web          visit         inbound
+        stay          30   web          visit         inbound
+        cancel        -5   app          visit         inbound
+        cancel        20   call_center  cancel        inbound
+        cancel        25   app          visit         inbound
+        quiet        -20   store        purchase      inbound
+        quiet         10   email        impression    outbound
+        late_signup   10   web          visit         inbound
+        gone         -30   web          visit         inbound
+        gone          -3   call_center  cancel        inbound
+        gone          10   web          visit         inbound
+        passive       -5   email        impression    inbound
+        passive        5   web          visit         inbound
+        dormant     -120   web          visit         inbound
+        dormant        5   web          visit         inbound
+        back         -60   web          cancel        inbound
+        back          -2   web          visit         inbound
+        back           3   web          visit         inbound
+        buyer_out     -1   store        purchase      outbound
+        buyer_out   89.9   store        purchase      outbound
+    """
+    return _validated(_customers({**dict.fromkeys(ids, -400), "late_signup": 5}), history)
+
 
 def test_definition_on_hand_made_histories():
     labels = make_labels(_tables(), [CUT]).set_index("customer_id")["label"].to_dict()
@@ -90,23 +94,17 @@ def test_activity_kinds_restrict_activity_to_purchases():
 
 
 def test_outreach_reactions_keep_eligibility_but_do_not_retain():
-    customers = pd.DataFrame(
-        {
-            "customer_id": ["reader", "clicker", "visitor"],
-            "signup_ts": [_day(-400)] * 3,
-            **{f"consent_{c}": True for c in ("email", "sms", "push", "call")},
-        }
-    )
-    rows = [
-        ("reader", -10, "email", "message_open", "inbound"),  # eligible through a reaction alone
-        ("reader", 20, "email", "message_open", "inbound"),
-        ("clicker", -10, "web", "visit", "inbound"),
-        ("clicker", 20, "email", "message_click", "inbound"),
-        ("clicker", 30, "store", "offer_redeemed", "inbound"),
-        ("visitor", -10, "web", "visit", "inbound"),
-        ("visitor", 20, "web", "visit", "inbound"),
-    ]
-    tables = _validated(customers, rows)
+    # the reader is eligible through a reaction alone
+    history = """
+        reader    -10   email   message_open     inbound
+        reader     20   email   message_open     inbound
+        clicker   -10   web     visit            inbound
+        clicker    20   email   message_click    inbound
+        clicker    30   store   offer_redeemed   inbound
+        visitor   -10   web     visit            inbound
+        visitor    20   web     visit            inbound
+    """
+    tables = _validated(_customers(dict.fromkeys(["reader", "clicker", "visitor"], -400)), history)
     own = make_labels(tables, [CUT]).set_index("customer_id")["label"].to_dict()
     assert own == {"reader": 1, "clicker": 1, "visitor": 0}
     counted = make_labels(tables, [CUT], outcome_excludes=()).set_index("customer_id")["label"].to_dict()
@@ -119,8 +117,8 @@ def test_censored_horizon_raises():
 
 
 @pytest.fixture(scope="module")
-def world() -> Tables:
-    return simulate_world(SimConfig(n_customers=1500, days=300, seed=5), np.random.default_rng(5))
+def world(make_world) -> Tables:
+    return make_world(1500, 300, seed=5)
 
 
 def test_events_after_the_horizon_change_nothing(world):

@@ -17,18 +17,11 @@ from features.builders.loglinear import loglinear_rate
 from features.builders.pipeline import FeaturePipeline
 from features.contract.schema import Tables
 from features.contract.validate import validate_tables
-from features.sources.simulation.config import SimConfig
-from features.sources.simulation.world import simulate_world
 
 
 @pytest.fixture(scope="module")
-def world() -> Tables:
-    return simulate_world(SimConfig(n_customers=400, days=240), np.random.default_rng(11)).without_truth()
-
-
-@pytest.fixture(scope="module")
-def cutoff(world: Tables) -> str:
-    return world.meta["manifest"]["cutoff"]
+def world(make_world) -> Tables:
+    return make_world(400, 240, rng_seed=11).without_truth()
 
 
 @pytest.fixture(scope="module")

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from features.models.churn import ChurnModel
-from features.sources.simulation.config import SimConfig
-from features.sources.simulation.world import simulate_world
 from features.system import DecisionSystem
+from tests.paths import PROJECT
 from training.churn.split import ChurnSettings
 from training.churn.tracking import log_churn_run, score_registered
 from training.churn.train import train_churn
@@ -24,7 +21,6 @@ from training.registry import (
     register_and_promote,
 )
 
-PROJECT = Path(__file__).resolve().parents[1]
 SETTINGS = ChurnSettings(max_train_cutoffs=3)
 
 
@@ -56,8 +52,8 @@ def test_config_resolves_sqlite_relative_to_the_file(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def trained():
-    world = simulate_world(SimConfig(n_customers=1000, days=390, seed=8), np.random.default_rng(8))
+def trained(make_world):
+    world = make_world(1000, 390, seed=8)
     return world, train_churn(world, SETTINGS, np.random.default_rng(1), dataset="registry-test")
 
 

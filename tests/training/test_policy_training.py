@@ -1,0 +1,92 @@
+"""Policy training: train and evaluate on a small simulated world, register the system as a challenger."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from features.builders.pipeline import build_features
+from features.contract.catalogue import load_catalogue
+from features.contract.schema import OUTREACH_CHANNELS
+from features.decision.config import load_policy_config
+from features.sources.io import write_tables
+from tests.paths import PROJECT
+from training.churn.split import ChurnSettings
+from training.churn.tracking import log_churn_run
+from training.churn.train import train_churn
+from training.policy.ceiling import effect_value_decomposition
+from training.policy.commands import train_policy_command
+from training.policy.config import PolicyTrainConfig
+from training.policy.train import train_and_evaluate
+from training.registry import load_config
+
+CAT = load_catalogue()
+
+
+def test_train_and_evaluate_on_a_small_simulated_world(make_world) -> None:
+    tables = make_world(800, 200, seed=3)
+    cfg = load_policy_config()
+    budget = cfg.with_limits(budget=30.0, per_channel={"call": 2})
+    train = PolicyTrainConfig(max_campaigns=3, outcome_estimators=40, effect_estimators=30, n_boot=50, seed=1)
+    model, report = train_and_evaluate(tables, CAT, cfg, train, scenarios={"configured": cfg, "budget": budget})
+    for name in ("configured", "budget"):
+        rep = report["scenarios"][name]
+        assert rep["constraint_violations"] == {"consent": 0, "caps": 0, "limits": 0}
+        truth = rep["truth"]
+        assert truth["policy_value"] <= truth["oracle_value"] + 1e-9
+        assert {"random", "top_churn_most_opened", "best_single_action"} <= set(truth["baselines"])
+        assert "contains_true_value" in truth["ope_check"]
+    assert report["scenarios"]["budget"]["limits"]["budget"]["used"] <= 30.0 + 1e-9
+    off = report["off_policy"]["policies"]
+    assert {"ips", "snips", "dr", "dr_incremental"} <= set(off["learned"])
+    # The fitted policy decides from a feature frame alone (how DecisionSystem.score_features calls it).
+    F = build_features(tables, pd.Timestamp(tables.meta["manifest"]["cutoff"]))
+    out = model.decide(F.head(50), None)
+    assert len(out) == 50 and out.index.tolist() == F.index[:50].astype(str).tolist()
+    consent = F.head(50)[[f"chan_{c}_consent" for c in OUTREACH_CHANNELS]].to_numpy() > 0
+    chan = out["nba_channel"].to_numpy()
+    for j, c in enumerate(OUTREACH_CHANNELS):
+        assert not ((chan == c) & ~consent[:, j]).any()
+    # The defense targets' "valuable" bar is fixed at training time: a customer scored alone gets its batch flag.
+    assert model.defense_min_value is not None
+    batch = model.decide(F)
+    for i in range(0, len(F), max(1, len(F) // 15)):
+        alone = model.decide(F.iloc[[i]])
+        assert bool(alone["defense_target"].iloc[0]) == bool(batch["defense_target"].iloc[i])
+        assert list(alone["defense_reasons"].iloc[0]) == list(batch["defense_reasons"].iloc[i])
+    # Which estimate limits the policy: the truth swapped in for the value, then for the effect.
+    dec = effect_value_decomposition(model, tables, pd.Timestamp(tables.meta["manifest"]["cutoff"]), F)
+    for key in ("captured_estimated", "captured_true_value_estimated_effect", "captured_estimated_value_true_effect"):
+        assert dec[key] <= 1 + 1e-9
+    assert set(dec["effect_by_action"]) == set(CAT.ids[1:]) and -1 <= dec["value_correlation"] <= 1
+
+
+def test_policy_training_registers_a_challenger_version_with_its_uplift_curve(
+    tmp_path, monkeypatch, make_world
+) -> None:
+    from mlflow import MlflowClient
+
+    monkeypatch.chdir(tmp_path)  # nothing may land in the working directory
+    world = make_world(800, 390, seed=4)
+    write_tables(world, tmp_path / "data")
+    cfg_file = tmp_path / "mlflow.yaml"
+    cfg_file.write_text((PROJECT / "mlflow.yaml").read_text())
+    config = load_config(cfg_file)
+    settings = ChurnSettings(max_train_cutoffs=2)
+    churn = train_churn(world, settings, np.random.default_rng(1), dataset="policy-registry-test")
+    assert log_churn_run(churn, world, config, settings, dataset="policy-registry-test")["promoted"]
+
+    train = PolicyTrainConfig(max_campaigns=3, outcome_estimators=30, effect_estimators=20, n_boot=30, seed=1)
+    report = train_policy_command(tmp_path / "data", cfg_file, tmp_path / "policy.json", train=train)
+    name = config.registered_models["system"]
+    client = MlflowClient(tracking_uri=config.tracking_uri)
+    version = client.get_model_version_by_alias(name, config.challenger)
+    assert str(version.version) == str(report["mlflow"]["version"])
+    arts = {a.path for a in client.list_artifacts(version.run_id)}
+    assert {"uplift_curve.png", "uplift_curve.json", "policy_report.json"} <= arts
+    curve = report["uplift_curve"]
+    assert curve["share"][0] == 0.0 and curve["gain"][0] == 0.0 and len(curve["gain"]) == len(curve["share"])
+    assert json.loads((tmp_path / "policy.json").read_text())["uplift_curve"]["rows"] == curve["rows"]
+    assert not (tmp_path / "mlruns").exists()
