@@ -66,17 +66,47 @@ def _float_frame(F: pd.DataFrame) -> pd.DataFrame:
 
 
 class DecisionSystem:
-    """Fitted feature pipeline + calibrated churn model (+ optional policy), scoring at a cutoff.
+    """Fitted feature pipeline + calibrated churn model (+ optional policy, value model, personas), scoring at
+    a cutoff.
 
     ``policy`` (added by the policy layer) must offer ``decide(F, churn_probability) -> DataFrame``
-    indexed like ``F`` with the ``POLICY_COLUMNS``; without it those columns are empty.
+    indexed like ``F`` with the ``POLICY_COLUMNS``; without it those columns are empty. ``value_model`` (a
+    :class:`~features.models.ltv.CustomerValueModel`) adds ``customer_value`` and ``value_decile`` to the
+    scores, ``personas`` (a :class:`~features.models.personas.PersonaModel`) adds ``persona``; a system
+    without them (every system pickled before they existed) scores exactly the columns it always did.
     """
 
-    def __init__(self, pipeline, churn_model: ChurnModel, policy=None, *, metadata: dict | None = None):
+    def __init__(self, pipeline, churn_model: ChurnModel, policy=None, *, metadata: dict | None = None,
+                 value_model=None, personas=None):
         self.pipeline = pipeline
         self.churn_model = churn_model
         self.policy = policy
         self.metadata = dict(metadata or {})
+        self.value_model = value_model
+        self.personas = personas
+
+    @property
+    def segment_columns(self) -> tuple[str, ...]:
+        """The value and persona columns this system scores (none for a system without those parts)."""
+        cols: tuple[str, ...] = ()
+        if getattr(self, "value_model", None) is not None:
+            cols += ("customer_value", "value_decile")
+        if getattr(self, "personas", None) is not None:
+            cols += ("persona",)
+        return cols
+
+    def _segment_values(self, F: pd.DataFrame) -> dict:
+        """``customer_value``, ``value_decile`` and ``persona`` of the rows of ``F``, for the parts it has."""
+        out: dict = {}
+        value_model = getattr(self, "value_model", None)
+        if value_model is not None:
+            value = value_model.predict(F) if len(F) else np.empty(0)
+            out["customer_value"] = value
+            out["value_decile"] = value_model.decile(value)
+        personas = getattr(self, "personas", None)
+        if personas is not None:
+            out["persona"] = personas.predict(F) if len(F) else np.empty(0, dtype=object)
+        return out
 
     @property
     def feature_names_(self) -> list[str]:
@@ -150,6 +180,7 @@ class DecisionSystem:
                 else np.zeros(n, dtype=bool),
             }
         )
+        cols.update(self._segment_values(F))
         if self.policy is not None and n:
             decide_columns = getattr(self.policy, "decide_columns", None)
             if callable(decide_columns):
@@ -184,6 +215,7 @@ class DecisionSystem:
         if self.policy is not None:
             for model in (getattr(self.policy, "uplift", None), getattr(self.policy, "value_model", None)):
                 names += list(getattr(model, "feature_names_", []))
+        names += list(getattr(getattr(self, "value_model", None), "feature_names_", []))
         names = list(dict.fromkeys(names))
         index = pd.Index(["warm-up"], dtype="str", name="customer_id")
         self.score_features(pd.DataFrame(np.full((1, len(names)), np.nan), index=index, columns=names))
@@ -196,7 +228,8 @@ class DecisionSystem:
         return list(getattr(static, "kinds_", {}) or {})
 
     def predict(self, model_input, params: dict | None = None) -> pd.DataFrame:
-        """pyfunc ``predict``: one touchpoint log frame in, churn probability per customer out.
+        """pyfunc ``predict``: one touchpoint log frame in, churn probability (and, for a system with those
+        parts, ``customer_value``, ``value_decile`` and ``persona``) per customer out.
 
         Rows are touchpoints (contract columns ``customer_id, ts, channel, kind, direction`` and any
         optional ones). Customer-level values ride along as ``customer.<column>`` columns (e.g.
@@ -238,7 +271,7 @@ class DecisionSystem:
             Tables(customers=customers, touchpoints=tp.reset_index(drop=True)), source="model input"
         )
         scored = self.score(tables, cutoff)
-        return scored[["customer_id", "cutoff", "churn_probability"]]
+        return scored[["customer_id", "cutoff", "churn_probability", *self.segment_columns]]
 
 
 def _frame(cols: dict) -> pd.DataFrame:

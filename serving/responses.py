@@ -38,6 +38,11 @@ def _num(value: Any) -> float | None:
     return None if math.isnan(f) or math.isinf(f) else f
 
 
+def _int(value: Any) -> int | None:
+    f = _num(value)
+    return None if f is None else int(f)
+
+
 def _str(value: Any) -> str | None:
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return None
@@ -120,6 +125,9 @@ def row_to_result(row: Mapping[str, Any]) -> dict[str, Any]:
         "in_market_stage": _str(row.get("in_market_stage")),
         "buy_intent_score": _num(row.get("buy_intent_score")),
         "high_engagement_potential": bool(_num(row.get("high_engagement_potential")) or False),
+        "customer_value": _num(row.get("customer_value")),
+        "value_decile": _int(row.get("value_decile")),
+        "persona": _str(row.get("persona")),
         "next_best_action": nba,
         "alternatives": alternatives,
         "defense_target": bool(_num(row.get("defense_target")) or False),
@@ -194,6 +202,9 @@ def columns_to_table(cols: Mapping[str, Any], n: int, cutoff: pd.Timestamp) -> p
         "in_market_stage": _strs(column("in_market_stage")),
         "buy_intent_score": numbers("buy_intent_score"),
         "high_engagement_potential": flags("high_engagement_potential"),
+        "customer_value": numbers("customer_value"),
+        "value_decile": [_int(v) for v in column("value_decile")],
+        "persona": _strs(column("persona")),
         "defense_target": flags("defense_target"),
         "no_contact_reason": _strs(column("no_contact_reason")),
         "model_version": [str(v) for v in column("model_version")],

@@ -356,6 +356,11 @@ class CustomerScore(BaseModel):
     in_market_stage: str | None
     buy_intent_score: float | None
     high_engagement_potential: bool
+    customer_value: float | None = Field(
+        default=None, description="Expected margin over the value model's horizon (null: no value model)"
+    )
+    value_decile: int | None = Field(default=None, description="1 (lowest) to 10 (highest) customer value")
+    persona: str | None = Field(default=None, description="The customer's persona (null: no persona model)")
     next_best_action: NextBestAction | None
     alternatives: list[Alternative]
     defense_target: bool

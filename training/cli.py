@@ -167,6 +167,38 @@ def evaluate_churn_(
     run_and_echo(evaluate_churn_command, data, config, report, model_uri=model_uri, cutoff=cutoff)
 
 
+@train_app.command("value")
+@user_errors
+def train_value_(
+    data: Annotated[Path, typer.Option(help="Data folder with purchases (simulated, imported or your own).")],
+    horizon_days: Annotated[int | None, typer.Option(
+        min=7, help="Value horizon in days (default: 365, or 90 when the data are too short for 365).")] = None,
+    config: ConfigOption = None,
+    report: ReportOption = None,
+) -> None:
+    """Customer value: BG/NBD + Gamma-Gamma, LightGBM (Tweedie) and their blend, chosen on validation cutoffs and
+    judged on later realised spend against the textbook BG/NBD + Gamma-Gamma; logged to MLflow."""
+    from training.value.commands import train_value_command
+
+    run_and_echo(train_value_command, data, config, report, horizon_days=horizon_days, progress=typer.echo)
+
+
+@app.command("personas")
+@user_errors
+def personas_(
+    data: Annotated[Path, typer.Option(help="Data folder.")],
+    report: ReportOption = None,
+    cutoff: Annotated[str | None, typer.Option(
+        help="Cutoff (default: the manifest's, else the end of the log).")] = None,
+    model_path: Annotated[Path | None, typer.Option(
+        help="A saved decision system whose persona names to keep for matching clusters.")] = None,
+) -> None:
+    """Personas: 6-12 named micro-segments (k chosen by split-half stability and silhouette) and their profiles."""
+    from training.personas.commands import personas_command
+
+    run_and_echo(personas_command, data, report, cutoff=parse_cutoff(cutoff), model_path=model_path)
+
+
 PolicyOption = Annotated[Path | None, typer.Option(help="Decision settings YAML (caps, limits, thresholds).")]
 CatalogueOption = Annotated[Path | None, typer.Option(help="Action catalogue YAML (default: the packaged one).")]
 

@@ -55,12 +55,18 @@ class DefenseConfig:
     min_incremental_value: float = 0.0
 
 
+VALUE_SOURCES: tuple[str, ...] = ("regression", "ltv")
+
+
 @dataclass(frozen=True)
 class ValueConfig:
-    """What keeping a customer is worth: margin on spend, and over how many days of future spend."""
+    """What keeping a customer is worth: margin on spend, over how many days of future spend, and from which
+    model (``regression``: the policy's own spend-rate regression; ``ltv``: the validated customer-value
+    model, scaled from its horizon to ``horizon_days``)."""
 
     margin: float = 0.35
     horizon_days: float = 730.0
+    source: str = "regression"
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,8 @@ def policy_config_from_dict(spec: dict | None) -> PolicyConfig:
         defense=_sub(DefenseConfig, spec.get("defense"), "defense"),
         value=_sub(ValueConfig, spec.get("value"), "value"),
     )
+    if cfg.value.source not in VALUE_SOURCES:
+        raise ValueError(f"policy config: value.source must be one of {list(VALUE_SOURCES)}, got {cfg.value.source!r}")
     if not 0.0 <= cfg.epsilon < 1.0:
         raise ValueError(f"policy config: epsilon must be in [0, 1), got {cfg.epsilon}")
     for name, table in (

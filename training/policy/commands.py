@@ -66,6 +66,33 @@ def _log_run(
         mlflow.log_artifacts(tmp)
 
 
+def _champion_personas(config):
+    """The personas of the registered decision-system champion (None when there is none or it has none)."""
+    from training.registry import load_decision_system
+
+    name = config.registered_models.get("system", "engage-decision-system")
+    try:
+        return getattr(load_decision_system(f"models:/{name}@{config.champion}"), "personas", None)
+    except Exception:  # no champion yet (first run) or an unreadable one: personas get fresh names
+        return None
+
+
+def _with_parts(report: dict, tables: Tables, model: NextBestAction, pipeline, pconfig: PolicyConfig,
+                train: PolicyTrainConfig, previous=None):
+    """The value model and personas for the system, and the policy's figures by persona in the report."""
+    from features.contract.cutoffs import evaluation_cutoff
+    from training.personas.system_parts import policy_by_persona, system_parts
+    from training.policy.rows import features_at
+
+    cutoff = evaluation_cutoff(tables)
+    F = features_at(tables.without_truth(), cutoff, pipeline)
+    parts = system_parts(tables, cutoff, F, pipeline, model, pconfig, previous, train.seed)
+    report["by_persona"] = policy_by_persona(parts, model, tables, F, cutoff, pconfig)
+    report["system_parts"] = {"value_model": parts.value_model is not None, "personas": parts.personas is not None,
+                              **parts.notes}
+    return parts
+
+
 def _register(config, system, tables: Tables, report: dict, churn_uri: str) -> dict:
     """Register the decision system as a challenger; promoted under the churn model's rules."""
     from training.churn.tracking import recorded_metrics
@@ -128,11 +155,14 @@ def train_policy_command(
         scenarios=default_scenarios(pconfig, tables),
         progress=progress,
     )
+    parts = _with_parts(report, tables, model, churn_system.pipeline, pconfig, train, _champion_personas(config))
     system = DecisionSystem(
         churn_system.pipeline,
         churn_system.churn_model,
         policy=model,
         metadata={**churn_system.metadata, "policy": report["method"]},
+        value_model=parts.value_model,
+        personas=parts.personas,
     )
     registry = None
     with mlflow.start_run(experiment_id=experiment_id(config, "policy"), run_name="policy"):
@@ -153,6 +183,7 @@ def evaluate_policy_command(
     catalogue_path=None,
     train: PolicyTrainConfig | None = None,
     progress: Callable[[str], None] | None = None,
+    by_persona: bool = True,
 ) -> dict:
     """``engage evaluate policy --data DIR --report FILE.json``: train on the log, evaluate, write the report.
 
@@ -166,14 +197,22 @@ def evaluate_policy_command(
     tables = read_tables(Path(data))
     catalogue = load_catalogue(catalogue_path)
     pconfig = load_policy_config(policy_config_path)
-    _, report = train_and_evaluate(
+    from features.builders.pipeline import FeaturePipeline
+    from features.contract.cutoffs import evaluation_cutoff
+
+    train = train or PolicyTrainConfig()
+    pipeline = FeaturePipeline().fit(tables.without_truth(), cutoff=evaluation_cutoff(tables))
+    model, report = train_and_evaluate(
         tables,
         catalogue,
         pconfig,
-        train or PolicyTrainConfig(),
+        train,
+        pipeline=pipeline,
         scenarios=default_scenarios(pconfig, tables),
         progress=progress,
     )
+    if by_persona:
+        _with_parts(report, tables, model, pipeline, pconfig, train)
     report = {**summarise(report), **report}
     if report_path is not None:
         write_json(report_path, report)

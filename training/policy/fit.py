@@ -16,6 +16,7 @@ from features.contract.catalogue import Catalogue
 from features.decision.config import PolicyConfig
 from features.decision.nba import NextBestAction
 from features.decision.ope import dr_pseudo_outcomes
+from features.models.ltv import CustomerValueModel, PolicyValue
 from features.models.uplift import UpliftModel
 from features.models.value import ValueModel
 from training.policy.config import PolicyTrainConfig
@@ -27,8 +28,14 @@ def fit_policy(
     catalogue: Catalogue,
     config: PolicyConfig,
     train: PolicyTrainConfig,
+    *,
+    customer_value: CustomerValueModel | None = None,
 ) -> NextBestAction:
-    """Fit the effect model (DR-learner) and the value model on logged rows."""
+    """Fit the effect model (DR-learner) and the value model on logged rows.
+
+    ``customer_value``: a fitted customer-value model to value customers with (``value.source: ltv``)
+    instead of fitting the spend-rate regression on the logged rows.
+    """
     if train.final not in ("reach", "dr", "plugin"):
         raise ValueError(f"policy training: final must be 'reach', 'dr' or 'plugin' here, got {train.final!r}")
     uplift = UpliftModel(
@@ -47,10 +54,13 @@ def fit_policy(
         rows["label"].to_numpy(),
         groups=rows["customer_id"].to_numpy(),
     )
-    stay = rows["label"].to_numpy() == 0
-    value = ValueModel(margin=config.value.margin, horizon_days=config.value.horizon_days, random_state=train.seed).fit(
-        X[stay], rows["spend_per_day"].to_numpy()[stay]
-    )
+    if customer_value is not None:
+        value = PolicyValue(customer_value, config.value.horizon_days)
+    else:
+        stay = rows["label"].to_numpy() == 0
+        value = ValueModel(
+            margin=config.value.margin, horizon_days=config.value.horizon_days, random_state=train.seed
+        ).fit(X[stay], rows["spend_per_day"].to_numpy()[stay])
     # The defense targets' "valuable" bar: the configured quantile of the training population's value.
     min_value = config.defense.min_value
     if min_value is None and len(X):

@@ -28,6 +28,19 @@ from training.policy.offline import offline_estimates
 from training.policy.rows import campaign_cutoffs, report_progress, split_customers, training_rows
 
 Progress = Callable[[str], None] | None
+VALUE_METHODS: dict[str, str] = {
+    "regression": "value = margin x predicted spend/day x horizon",
+    "ltv": "value = the customer-value model's expected margin, scaled to the policy horizon",
+}
+
+
+def customer_value_model(tables: Tables, cutoff: pd.Timestamp, config: PolicyConfig, pipeline, seed: int):
+    """The customer-value model for ``value.source: ltv`` (fitted on the history before ``cutoff``), else None."""
+    if getattr(config.value, "source", "regression") != "ltv":
+        return None
+    from training.value.evaluate import ValueSettings, value_at
+
+    return value_at(tables, cutoff, pipeline, ValueSettings(margin=config.value.margin, seed=seed))
 
 
 @dataclass(frozen=True)
@@ -66,7 +79,12 @@ def split_rows(X: pd.DataFrame, rows: pd.DataFrame, train: PolicyTrainConfig, rn
 
 
 def select_final(
-    logged: LoggedRows, catalogue: Catalogue, config: PolicyConfig, train: PolicyTrainConfig, progress: Progress
+    logged: LoggedRows,
+    catalogue: Catalogue,
+    config: PolicyConfig,
+    train: PolicyTrainConfig,
+    progress: Progress,
+    customer_value=None,
 ) -> Selection:
     """Fit each candidate final stage on the fitting rows; keep the best validation DR gain and its threshold."""
     Xf, rf = logged.part(logged.is_fit)
@@ -74,7 +92,9 @@ def select_final(
     finals = ["reach", "plugin"] if train.final == "auto" else [train.final]
     sel = Selection(final=finals[0])
     for final in finals:
-        cand = sel.candidates[final] = fit_policy(Xf, rf, catalogue, config, replace(train, final=final))
+        cand = sel.candidates[final] = fit_policy(
+            Xf, rf, catalogue, config, replace(train, final=final), customer_value=customer_value
+        )
         thr, gain = select_threshold(cand, Xv, rv, z=train.threshold_z)
         sel.by_final[final] = {"threshold": thr, "validation_dr_gain_per_row": gain}
         report_progress(progress, f"  {final}: threshold {thr:.2f}, validation DR gain per decision {gain:.3f}")
@@ -90,6 +110,7 @@ def deciding_model(
     config: PolicyConfig,
     train: PolicyTrainConfig,
     progress: Progress,
+    customer_value=None,
 ) -> NextBestAction:
     """The chosen candidate (refitted on fit + validation rows when asked) with the chosen threshold."""
     if train.refit:
@@ -98,7 +119,7 @@ def deciding_model(
         keep = logged.is_fit | logged.is_val
         report_progress(progress, f"  refitting {sel.final!r} on {int(keep.sum()):,} rows")
         Xk, rk = logged.part(keep)
-        cand = fit_policy(Xk, rk, catalogue, config, replace(train, final=sel.final))
+        cand = fit_policy(Xk, rk, catalogue, config, replace(train, final=sel.final), customer_value=customer_value)
     else:
         cand = sel.candidates[sel.final]
     return NextBestAction(
@@ -127,7 +148,7 @@ def _report(
         "train_config": asdict(train),
         "policy_config": asdict(config),
         "method": f"effect model final stage {model.uplift.final!r} (S-learner outcome model on LightGBM); "
-        "value = margin x predicted spend/day x horizon",
+        + VALUE_METHODS[getattr(config.value, "source", "regression")],
         "campaign_cutoffs": [str(c.date()) for c in cutoffs],
         "training_rows": int((~logged.is_held).sum()),
         "heldout_rows": int(logged.is_held.sum()),
@@ -198,8 +219,9 @@ def train_and_evaluate(
         f"holding out {int(logged.is_held.sum()):,}",
     )
     t1 = time.time()
-    sel = select_final(logged, catalogue, config, train, progress)
-    model = deciding_model(logged, sel, catalogue, config, train, progress)
+    ltv = customer_value_model(tables, cutoff, config, pipeline, train.seed)
+    sel = select_final(logged, catalogue, config, train, progress, customer_value=ltv)
+    model = deciding_model(logged, sel, catalogue, config, train, progress, customer_value=ltv)
     fit_s = time.time() - t1
     report_progress(progress, "policy: off-policy evaluation on held-out logged decisions")
     report = _report(model, logged, sel, cutoffs, config, train, fit_s, rng)
