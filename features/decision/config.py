@@ -66,7 +66,7 @@ class ValueConfig:
 
     margin: float = 0.35
     horizon_days: float = 730.0
-    source: str = "regression"
+    source: str = "ltv"
 
 
 @dataclass(frozen=True)

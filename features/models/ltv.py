@@ -16,6 +16,7 @@ import pandas as pd
 
 from features.models.bgnbd import BGNBDGammaGamma, summary_from_features
 from features.models.lgbm import booster_of, booster_predict, feature_matrix, lgbm_params, prediction_threads
+from features.models.value import nonnegative_target
 
 CANDIDATES: tuple[str, ...] = ("bgnbd_gamma_gamma", "lgbm_tweedie", "blend")
 # What LightGBM reads from BG/NBD-GG beside the features (when stacked): expected purchases in the horizon,
@@ -47,21 +48,10 @@ class CustomerValueModel:
     horizon after each) and the feature table at the latest cutoff the BG/NBD model is calibrated on.
     """
 
-    def __init__(
-        self,
-        *,
-        horizon_days: float = 365.0,
-        margin: float = 0.35,
-        blend_weight: float = 0.5,
-        n_estimators: int = 300,
-        learning_rate: float = 0.03,
-        num_leaves: int = 15,
-        tweedie_power: float = 1.3,
-        penalizer: float = 0.001,
-        stack_bgnbd: bool = True,
-        random_state: int = 0,
-        n_jobs: int = 1,
-    ) -> None:
+    def __init__(self, *, horizon_days: float = 365.0, margin: float = 0.35, blend_weight: float = 0.5,
+                 n_estimators: int = 300, learning_rate: float = 0.03, num_leaves: int = 15,
+                 tweedie_power: float = 1.3, penalizer: float = 0.001, stack_bgnbd: bool = True,
+                 random_state: int = 0, n_jobs: int = 1) -> None:
         self.horizon_days = horizon_days
         self.margin = margin
         self.blend_weight = blend_weight
@@ -89,11 +79,7 @@ class CustomerValueModel:
         reads the BG/NBD quantities of each row (:data:`STACKED`), from a BG/NBD fitted on the rows of the
         row's own ``groups`` value (its training cutoff: the population at that time, nothing later).
         """
-        y = np.asarray(spend, dtype=float)
-        if len(y) != len(X):
-            raise ValueError(f"CustomerValueModel: X has {len(X)} rows, spend {len(y)}")
-        if (~np.isfinite(y) | (y < 0)).any():
-            raise ValueError(f"CustomerValueModel: {int((~np.isfinite(y) | (y < 0)).sum())} negative or missing spends")
+        y = nonnegative_target(spend, X, "CustomerValueModel", "spends")
         self.feature_names_ = [str(c) for c in X.columns]
         try:
             self.bgnbd_ = BGNBDGammaGamma(penalizer=self.penalizer).fit(summary_from_features(F_latest))

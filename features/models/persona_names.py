@@ -54,6 +54,9 @@ PHRASES: dict[str, tuple[str, str | None]] = {
     "referrer_ad_share": ("ad-driven", None),
 }
 PERSONA_FEATURES: tuple[str, ...] = tuple(PHRASES)
+# Features that mean what their phrase says only above a level somewhere in the data: channel breadth
+# never above 1 (a log with one channel, e.g. web purchases) says "active lately", not "omnichannel".
+NEEDS_MAX_ABOVE: dict[str, float] = {"breadth_channels_90d": 1.0}
 PROFILE_SIZE = 5
 NAME_PARTS = 3
 MIN_Z = 0.3  # a feature names a persona only when its mean is this many population SDs away

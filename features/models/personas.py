@@ -17,7 +17,7 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
-from features.models.persona_names import PERSONA_FEATURES, generated_names, profiles
+from features.models.persona_names import NEEDS_MAX_ABOVE, PERSONA_FEATURES, generated_names, profiles
 
 MIN_STABILITY = 0.8
 
@@ -62,7 +62,8 @@ class PersonaModel:
     def _fit_space(self, F: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         cols = [c for c in PERSONA_FEATURES if c in F.columns]
         raw = F[cols].astype(float)
-        keep = [c for c in cols if raw[c].notna().any() and raw[c].nunique(dropna=True) > 1]
+        keep = [c for c in cols if raw[c].notna().any() and raw[c].nunique(dropna=True) > 1
+                and raw[c].max() > NEEDS_MAX_ABOVE.get(c, -np.inf)]
         if len(keep) < 2:
             raise ValueError(f"personas: {len(keep)} varying persona features in {len(F)} rows; at least 2 needed")
         self.features_ = keep

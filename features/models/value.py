@@ -13,6 +13,17 @@ import pandas as pd
 from features.models.lgbm import booster_of, booster_predict, feature_matrix, lgbm_params, prediction_threads
 
 
+def nonnegative_target(values, X: pd.DataFrame, owner: str, name: str) -> np.ndarray:
+    """``values`` as a float array, checked: one per row of ``X``, finite and >= 0 (a spend target)."""
+    y = np.asarray(values, dtype=float)
+    if len(y) != len(X):
+        raise ValueError(f"{owner}: X has {len(X)} rows, {name} {len(y)}")
+    bad = ~np.isfinite(y) | (y < 0)
+    if bad.any():
+        raise ValueError(f"{owner}: {int(bad.sum())} negative or missing {name}")
+    return y
+
+
 class ValueModel:
     """Forward value of keeping a customer: ``margin x expected spend per day while active x horizon``.
 
@@ -43,11 +54,7 @@ class ValueModel:
 
     def fit(self, X: pd.DataFrame, spend_per_day: np.ndarray) -> ValueModel:
         """Fit the daily spend rate from features ``X`` (rows of customers who stayed)."""
-        y = np.asarray(spend_per_day, dtype=float)
-        if len(y) != len(X):
-            raise ValueError(f"ValueModel: X has {len(X)} rows, spend_per_day {len(y)}")
-        if (~np.isfinite(y) | (y < 0)).any():
-            raise ValueError(f"ValueModel: {int((~np.isfinite(y) | (y < 0)).sum())} negative or missing spend rates")
+        y = nonnegative_target(spend_per_day, X, "ValueModel", "spend rates")
         self.feature_names_ = [str(c) for c in X.columns]
         self.model_ = lgb.LGBMRegressor(
             **lgbm_params(

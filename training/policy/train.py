@@ -21,6 +21,7 @@ from features.contract.cutoffs import evaluation_cutoff
 from features.contract.schema import Tables
 from features.decision.config import PolicyConfig
 from features.decision.nba import NextBestAction
+from features.models.ltv import PolicyValue
 from training.policy.config import PolicyTrainConfig
 from training.policy.evaluate import evaluate_at_cutoff
 from training.policy.fit import fit_policy, select_threshold, uplift_curve
@@ -34,13 +35,24 @@ VALUE_METHODS: dict[str, str] = {
 }
 
 
-def customer_value_model(tables: Tables, cutoff: pd.Timestamp, config: PolicyConfig, pipeline, seed: int):
-    """The customer-value model for ``value.source: ltv`` (fitted on the history before ``cutoff``), else None."""
+def value_source(model: NextBestAction) -> str:
+    """Which value the policy decides with: ``ltv`` (the customer-value model) or ``regression``."""
+    return "ltv" if isinstance(model.value_model, PolicyValue) else "regression"
+
+
+def customer_value_model(tables: Tables, cutoff: pd.Timestamp, config: PolicyConfig, pipeline, seed: int,
+                         progress: Progress = None):
+    """The customer-value model for ``value.source: ltv`` (fitted on the history before ``cutoff``); None for
+    ``regression``, or when the history is too short for a temporal value model (the regression is used)."""
     if getattr(config.value, "source", "regression") != "ltv":
         return None
     from training.value.evaluate import ValueSettings, value_at
 
-    return value_at(tables, cutoff, pipeline, ValueSettings(margin=config.value.margin, seed=seed))
+    try:
+        return value_at(tables, cutoff, pipeline, ValueSettings(margin=config.value.margin, seed=seed))
+    except ValueError as exc:
+        report_progress(progress, f"policy: value.source ltv not possible here, using the regression ({exc})")
+        return None
 
 
 @dataclass(frozen=True)
@@ -148,7 +160,8 @@ def _report(
         "train_config": asdict(train),
         "policy_config": asdict(config),
         "method": f"effect model final stage {model.uplift.final!r} (S-learner outcome model on LightGBM); "
-        + VALUE_METHODS[getattr(config.value, "source", "regression")],
+        + VALUE_METHODS[value_source(model)],
+        "value_source": value_source(model),
         "campaign_cutoffs": [str(c.date()) for c in cutoffs],
         "training_rows": int((~logged.is_held).sum()),
         "heldout_rows": int(logged.is_held.sum()),
@@ -219,7 +232,7 @@ def train_and_evaluate(
         f"holding out {int(logged.is_held.sum()):,}",
     )
     t1 = time.time()
-    ltv = customer_value_model(tables, cutoff, config, pipeline, train.seed)
+    ltv = customer_value_model(tables, cutoff, config, pipeline, train.seed, progress)
     sel = select_final(logged, catalogue, config, train, progress, customer_value=ltv)
     model = deciding_model(logged, sel, catalogue, config, train, progress, customer_value=ltv)
     fit_s = time.time() - t1
