@@ -90,3 +90,11 @@ def test_policy_training_registers_a_challenger_version_with_its_uplift_curve(
     assert curve["share"][0] == 0.0 and curve["gain"][0] == 0.0 and len(curve["gain"]) == len(curve["share"])
     assert json.loads((tmp_path / "policy.json").read_text())["uplift_curve"]["rows"] == curve["rows"]
     assert not (tmp_path / "mlruns").exists()
+    # the registered system carries the customer-value model and the personas (value.source ltv by default)
+    from training.registry import load_decision_system
+
+    assert report["value_source"] == "ltv" and report["by_persona"]
+    system = load_decision_system(f"models:/{name}@{config.challenger}")
+    scored = system.score(world.without_truth(), pd.Timestamp(world.meta["manifest"]["cutoff"]))
+    assert {"customer_value", "value_decile", "persona"} <= set(scored.columns)
+    assert set(scored["persona"]) <= set(system.personas.names_)

@@ -33,7 +33,7 @@ def blobs(n_per: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
 @pytest.fixture(scope="module")
 def first() -> tuple[PersonaModel, pd.DataFrame, np.ndarray]:
     F, truth = blobs(60, seed=1)
-    return PersonaModel(k_range=(4, 8), n_splits=2, random_state=0).fit(F), F, truth
+    return PersonaModel(k_range=(4, 8), n_splits=2, n_init=3, random_state=0).fit(F), F, truth
 
 
 def test_k_is_chosen_by_stability_and_silhouette(first) -> None:
@@ -66,7 +66,7 @@ def test_names_and_profiles_come_from_the_distinguishing_feature(first) -> None:
 def test_a_refit_keeps_the_names_of_matching_clusters(first) -> None:
     model, F, truth = first
     F2, truth2 = blobs(50, seed=7)  # new customers, new draw, another seed for k-means
-    again = PersonaModel(k_range=(4, 8), n_splits=2, random_state=3).fit(F2, previous=model)
+    again = PersonaModel(k_range=(4, 8), n_splits=2, n_init=3, random_state=3).fit(F2, previous=model)
     for feature in GROUP_FEATURES:
         old = pd.Series(model.predict(F))[truth == feature].iloc[0]
         new = pd.Series(again.predict(F2))[truth2 == feature].iloc[0]
