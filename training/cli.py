@@ -168,7 +168,14 @@ def evaluate_churn_(
 
 
 PolicyOption = Annotated[Path | None, typer.Option(help="Decision settings YAML (caps, limits, thresholds).")]
-CatalogueOption = Annotated[Path | None, typer.Option(help="Action catalogue YAML (default: the packaged one).")]
+CatalogueOption = Annotated[Path | None, typer.Option(
+    help="Action catalogue YAML (default: the packaged one, or the logged actions when the log holds others).")]
+ObjectiveOption = Annotated[str | None, typer.Option(
+    help="What the policy optimises: retention, visit, conversion, spend or margin (default: the policy config's, "
+         "retention).")]
+HorizonOption = Annotated[int | None, typer.Option(
+    min=1, help="Outcome window after each campaign decision, in days (default: the policy config's; 90 for "
+                "retention, 14 for the campaign objectives).")]
 
 
 @train_app.command("policy")
@@ -179,13 +186,20 @@ def train_policy_(
     report: ReportOption = None,
     policy_config: PolicyOption = None,
     catalogue: CatalogueOption = None,
+    objective: ObjectiveOption = None,
+    horizon_days: HorizonOption = None,
     register: Annotated[bool, typer.Option(help="Register the decision system as challenger; try promotion.")] = True,
 ) -> None:
-    """Learn the next-best-action policy from logged outreach and register features + churn + policy as one unit."""
+    """Learn the next-best-action policy from logged outreach and register features (+ churn) + policy as one unit.
+
+    Promoted to champion only when it beats its baselines (best single action, no contact) with a DR interval
+    above zero, and the champion's policy on the same held-out decisions; the report's first line says which.
+    """
     from training.policy.commands import train_policy_command
 
     run_and_echo(train_policy_command, data, config, report, policy_config_path=policy_config,
-                 catalogue_path=catalogue, register=register, progress=typer.echo)
+                 catalogue_path=catalogue, objective=objective, horizon_days=horizon_days, register=register,
+                 progress=typer.echo)
 
 
 @evaluate_app.command("policy")
@@ -195,12 +209,14 @@ def evaluate_policy_(
     report: ReportOption = None,
     policy_config: PolicyOption = None,
     catalogue: CatalogueOption = None,
+    objective: ObjectiveOption = None,
+    horizon_days: HorizonOption = None,
 ) -> None:
     """Off-policy evaluation (IPS, SNIPS, DR with bootstrap intervals) and, on simulated data, the true value."""
     from training.policy.commands import evaluate_policy_command
 
     run_and_echo(evaluate_policy_command, data, report, policy_config_path=policy_config, catalogue_path=catalogue,
-                 progress=typer.echo)
+                 objective=objective, horizon_days=horizon_days, progress=typer.echo)
 
 
 @evaluate_app.command("starbucks")

@@ -213,6 +213,66 @@ def promotion_decision(
     )
 
 
+def _champion_version(client, name: str, alias: str):
+    """The model version holding ``alias``, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def _record(
+    client, config: MlflowConfig, name: str, version: str, champ, decision: tuple[bool, str], tags: dict[str, str]
+) -> dict[str, Any]:
+    """Tag the version with the decision (and ``tags``), move the champion alias to it when promoted; the
+    registry part of the report."""
+    promote, reason = decision
+    tags = {
+        "promotion_decision": "promoted" if promote else "rejected",
+        "promotion_reason": reason[:4000],
+        "compared_with_version": str(champ.version) if champ is not None else "none",
+        **tags,
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    if promote:
+        client.set_registered_model_alias(name, config.champion, version)
+    log.info("%s v%s: %s (%s)", name, version, tags["promotion_decision"], reason)
+    return {
+        "registered_model": name,
+        "version": version,
+        "promoted": promote,
+        "reason": reason,
+        "champion_version": version if promote else (str(champ.version) if champ is not None else None),
+    }
+
+
+def _new_version(client, config: MlflowConfig, model_info, model_key: str) -> tuple[str, str]:
+    """The logged model's registered name and version, now holding the challenger alias."""
+    name = config.registered_models.get(model_key, f"engage-{model_key}")
+    version = str(model_info.registered_model_version)
+    if version in ("None", ""):
+        raise ValueError("model was not registered (no registered_model_version)")
+    client.set_registered_model_alias(name, config.challenger, version)
+    return name, version
+
+
+def register_with_decision(
+    config: MlflowConfig, model_info, *, promote: bool, reason: str, model_key: str, tags: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Give the logged model's new version the challenger alias and apply a promotion decision made elsewhere
+    (the policy gate, :mod:`training.policy.gate`): tags ``promotion_decision``, ``promotion_reason``,
+    ``compared_with_version`` and ``tags``; the champion alias moves only when ``promote``."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=config.tracking_uri)
+    name, version = _new_version(client, config, model_info, model_key)
+    champ = _champion_version(client, name, config.champion)
+    return _record(client, config, name, version, champ, (promote, reason), tags or {})
+
+
 def register_and_promote(
     config: MlflowConfig,
     model_info,
@@ -227,43 +287,19 @@ def register_and_promote(
     as ``challenger_metrics``. The decision and its reason are stored as version tags.
     """
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     client = MlflowClient(tracking_uri=config.tracking_uri)
-    name = config.registered_models.get(model_key, f"engage-{model_key}")
-    version = str(model_info.registered_model_version)
-    if version in ("None", ""):
-        raise ValueError("model was not registered (no registered_model_version)")
-    client.set_registered_model_alias(name, config.challenger, version)
-    try:
-        champ = client.get_model_version_by_alias(name, config.champion)
-    except MlflowException:
-        champ = None
+    name, version = _new_version(client, config, model_info, model_key)
+    champ = _champion_version(client, name, config.champion)
     champion_metrics = None
     if champ is not None and str(champ.version) != version:
         log.info("measuring champion %s v%s on the same test cutoff", name, champ.version)
         champion_metrics = champion_metrics_fn(f"models:/{name}/{champ.version}")
-    promote, reason = promotion_decision(challenger_metrics, champion_metrics, config.promotion)
-    tags = {
-        "promotion_decision": "promoted" if promote else "rejected",
-        "promotion_reason": reason,
-        "compared_with_version": str(champ.version) if champ is not None else "none",
-    }
+    decision = promotion_decision(challenger_metrics, champion_metrics, config.promotion)
+    tags = {}
     for k in ("auc", "brier", "ece"):
         if k in challenger_metrics:
             tags[f"test_{k}"] = f"{challenger_metrics[k]:.6f}"
         if champion_metrics and k in champion_metrics:
             tags[f"champion_test_{k}"] = f"{champion_metrics[k]:.6f}"
-    for key, value in tags.items():
-        client.set_model_version_tag(name, version, key, value)
-    if promote:
-        client.set_registered_model_alias(name, config.champion, version)
-    log.info("%s v%s: %s (%s)", name, version, tags["promotion_decision"], reason)
-    return {
-        "registered_model": name,
-        "version": version,
-        "promoted": promote,
-        "reason": reason,
-        "champion_version": version if promote else (str(champ.version) if champ is not None else None),
-        "champion_metrics": champion_metrics,
-    }
+    return {**_record(client, config, name, version, champ, decision, tags), "champion_metrics": champion_metrics}
