@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract.catalogue import Catalogue
-from features.decision.assignment import assign, limit_matrix
+from features.decision.assignment import assign, greedy_assign, limit_matrix
 from features.decision.config import DefenseConfig, PolicyConfig
 from features.decision.eligibility import consent_arrays, eligibility_arrays, history_arrays
 
@@ -171,16 +171,20 @@ def _choose(
     eligible[inactive, 1:] = False
     A, b, _ = limit_matrix(catalogue, config.limits)
     threshold, score, allowed = config.min_incremental_value, ev, eligible
-    if fixed_action is not None:
-        # The fallback: the one action scores 1 and no other contact is allowed, so the assignment gives it to
-        # every customer who may get it, within the round's limits (runner-ups still come from ``ev``).
+    if fixed_action is None:
+        choice = assign(score, allowed, A, b, min_value=threshold)
+    else:
+        # The fallback: one action for every customer who may get it; where the round's limits bind, those with
+        # the highest estimated value of it first (runner-ups still come from ``ev``).
         allowed = np.zeros_like(eligible)
         allowed[:, 0] = True
         allowed[:, fixed_action] = eligible[:, fixed_action]
         score = np.zeros_like(ev)
-        score[:, fixed_action] = 0.0 if fixed_action == 0 else 1.0
+        if fixed_action:
+            rank = np.argsort(np.argsort(ev[:, fixed_action], kind="stable"), kind="stable")
+            score[:, fixed_action] = 1.0 + rank / max(n, 1)
         threshold = 0.0
-    choice = assign(score, allowed, A, b, min_value=threshold)
+        choice = greedy_assign(score, allowed, A, b, min_value=threshold)
     unconstrained = np.where(allowed & (score > threshold), score, -np.inf)
     unconstrained[:, 0] = -np.inf
     has_positive = np.isfinite(unconstrained.max(axis=1))

@@ -161,3 +161,41 @@ def test_a_churn_champion_trained_on_other_data_is_refused_for_retention_and_ski
     assert "engage-churn v1 was trained on other data: 'telco' (7043 customers)" in refused.output
     base = foundation(config, policy_config_from_dict({"objective": "visit"}), campaign.tables, str(data))
     assert base.churn_model is None and base.pipeline is None and "not used" in base.note
+
+
+def test_each_objective_reads_its_outcome_from_touchpoint_kinds_in_the_window() -> None:
+    from features.contract.schema import Tables
+    from training.policy.outcomes import TouchArrays, outcomes_at
+
+    s = CAMPAIGN_DAY
+    day = pd.Timedelta(days=1)
+    customers = pd.DataFrame({"customer_id": list("abcd"), "signup_ts": pd.NaT})
+    touch = pd.DataFrame(
+        [
+            ("a", s + day, "page_view", "inbound", np.nan),
+            ("b", s + 2 * day, "purchase", "inbound", 50.0),
+            ("b", s + 3 * day, "return", "inbound", -10.0),
+            ("c", s + day, "impression", "inbound", np.nan),  # passive: not a visit
+            ("c", s + 20 * day, "visit", "inbound", np.nan),  # after the 14-day window
+            ("d", s - day, "visit", "inbound", np.nan),  # before the decision
+            ("d", s + day, "visit", "outbound", np.nan),  # not the customer's own visit
+        ],
+        columns=["customer_id", "ts", "kind", "direction", "amount"],
+    )
+    tables = Tables(customers=customers, touchpoints=touch.assign(channel="web"))
+    arrays = TouchArrays.of(tables)
+    expected = {
+        "visit": [1, 1, 0, 0],
+        "conversion": [0, 1, 0, 0],
+        "spend": [0, 40, 0, 0],
+        "margin": [0, 40, 0, 0],  # the outcome is spend; the margin applies in the reward
+    }
+    for objective, values in expected.items():
+        config = policy_config_from_dict({"objective": objective, "horizon_days": 14})
+        res = outcomes_at(arrays, s, config)
+        np.testing.assert_allclose(res.outcome, values, err_msg=objective)
+        np.testing.assert_allclose(res.spend_per_day, [0, 50 / 14, 0, 0])
+    # A lookback leaves out customers without their own activity in it, and says why.
+    config = policy_config_from_dict({"objective": "visit", "labels": {"active_within_days": 30}})
+    res = outcomes_at(arrays, s + 4 * day, config)
+    assert list(res.reason) == [None, None, INACTIVE_BEFORE, None] and np.isnan(res.outcome[2])

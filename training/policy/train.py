@@ -27,7 +27,7 @@ from training.policy.config import PolicyTrainConfig
 from training.policy.evaluate import evaluate_at_cutoff
 from training.policy.fit import fit_policy, select_threshold, uplift_curve
 from training.policy.gate import policy_gate
-from training.policy.offline import ChampionPolicy, offline_estimates
+from training.policy.offline import ChampionPolicy, best_single_action, offline_estimates
 from training.policy.rows import (
     LoggedDecisions,
     campaign_cutoffs,
@@ -170,6 +170,7 @@ def _report(
     """The training summary and the off-policy estimates on the held-out rows."""
     Xh, rh = logged.part(logged.is_held)
     p0_h = model.expected_values(Xh)["p0"]
+    single = best_single_action(model, *logged.part(logged.is_val))  # chosen, like the policy, off the held-out rows
     objective = config.objective_spec
     return {
         "objective": objective.name,
@@ -189,7 +190,7 @@ def _report(
         "selected_threshold": model.config.min_incremental_value,
         "effect_features": getattr(model.uplift, "effect_feature_names_", None),
         "effect_screen_loss": {str(k): v for k, v in getattr(model.uplift, "screen_loss_", {}).items()},
-        "off_policy": offline_estimates(model, Xh, rh, p0_h, rng, train.n_boot, champion),
+        "off_policy": offline_estimates(model, Xh, rh, p0_h, rng, train.n_boot, champion, single=single),
         "uplift_curve": uplift_curve(model, Xh, rh),
         "scenarios": {},
     }
@@ -235,6 +236,37 @@ def _headline_first(report: dict, gate, sel: Selection, dropped: dict) -> dict:
         **dropped,
         **report,
     }
+
+
+def _decide_scenarios(
+    model: NextBestAction,
+    gate,
+    tables: Tables,
+    cutoff: pd.Timestamp,
+    scenarios: dict[str, PolicyConfig],
+    pipeline,
+    train: PolicyTrainConfig,
+    rng: np.random.Generator,
+    progress: Progress,
+) -> dict:
+    """The system's decisions at the cutoff under each scenario's settings (and, on simulated data, the truth
+    of the learned policy the gate refused)."""
+    out: dict = {}
+    for name, cfg in scenarios.items():
+        report_progress(progress, f"policy: deciding at {cutoff.date()} ({name})")
+        cfg = replace(cfg, min_incremental_value=max(cfg.min_incremental_value, model.config.min_incremental_value))
+        out[name] = evaluate_at_cutoff(model, tables, cutoff, cfg, pipeline=pipeline, rng=rng, n_boot=train.n_boot)
+        if gate.fallback_action is not None and tables.truth is not None:
+            # On simulated data, what the learned policy the gate refused would truly have been worth.
+            learned = evaluate_at_cutoff(
+                model.with_fallback(None), tables, cutoff, cfg, pipeline=pipeline, rng=rng, n_boot=train.n_boot
+            )
+            keep = ("policy_value", "oracle_value", "captured_uplift_ratio", "share_harmed_true")
+            out[name]["refused_learned_policy"] = {
+                "contacts": learned["contacts"],
+                "truth": {k: learned["truth"][k] for k in keep},
+            }
+    return out
 
 
 def train_and_evaluate(
@@ -287,11 +319,8 @@ def train_and_evaluate(
     gate = policy_gate(report)
     report_progress(progress, gate.headline)
     model = model.with_fallback(gate.fallback_action)
-    for name, cfg in (scenarios or {"configured": config}).items():
-        report_progress(progress, f"policy: deciding at {cutoff.date()} ({name})")
-        cfg = replace(cfg, min_incremental_value=max(cfg.min_incremental_value, model.config.min_incremental_value))
-        report["scenarios"][name] = evaluate_at_cutoff(
-            model, tables, cutoff, cfg, pipeline=pipeline, rng=rng, n_boot=train.n_boot
-        )
+    report["scenarios"] = _decide_scenarios(
+        model, gate, tables, cutoff, scenarios or {"configured": config}, pipeline, train, rng, progress
+    )
     report["seconds"] = time.time() - t0
     return model, _headline_first(report, gate, sel, dropped)

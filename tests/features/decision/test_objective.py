@@ -84,6 +84,11 @@ def test_a_fallback_decides_one_action_for_every_eligible_customer_within_the_li
     assert set(out["decision_reason"][contacted]) == {FALLBACK}
     assert sorted(out["no_contact_reason"][~contacted]) == ["budget", "no_consent"]
     assert out["alternatives"][0][0]["action"] == "email:womens"  # runner-ups still come from the model
+    # A binding budget (2 contacts of cost 1.5): the customers with the highest estimated value of it first.
+    ev[:, 1] = [0.1, 0.5, 0.3, 0.9, 0.2, 0.8]
+    budget = cfg.with_limits(max_contacts=None, budget=3.0)
+    out = decide_columns(ev, consent, CAT, budget, fixed_action=CAT.ids.index("email:mens"))
+    assert list(np.flatnonzero(out["nba_action"] == "email:mens")) == [1, 3]  # 5 has the most but no consent
     nobody = decide_columns(ev, consent, CAT, cfg, fixed_action=0)
     assert set(nobody["nba_action"]) == {"no_contact"}
     assert list(nobody["no_contact_reason"]) == [FALLBACK] * 5 + ["no_consent"]
