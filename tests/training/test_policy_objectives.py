@@ -63,7 +63,7 @@ def test_objective_and_horizon_flags_end_to_end_without_opens(campaign, tmp_path
     assert report["training_rows"] + report["heldout_rows"] == N
     chosen = report["chosen_effect_model"]
     assert set(chosen["candidates"]) == {"plugin", "dr"} and "reach" in chosen["not_candidates"]
-    gains = {k: v["validation_dr_gain_per_row"] for k, v in chosen["candidates"].items()}
+    gains = {k: v["out_of_fold_dr_gain_per_row"] for k, v in chosen["candidates"].items()}
     assert chosen["name"] == max(gains, key=gains.get)
     assert report["catalogue"]["source"] == "log"
     assert set(report["catalogue"]["actions"]) == {"no_contact", "email:mens", "email:womens"}
