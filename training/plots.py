@@ -130,3 +130,12 @@ def draw_grouped_bars(ax, table: pd.DataFrame, *, ylabel: str = "", title: str =
     ax.set_xticks(x, [str(i) for i in table.index])
     ax.set(ylabel=ylabel, title=title)
     ax.legend(fontsize="small")
+
+
+def draw_bars(ax, values: pd.Series, *, xlabel: str = "", title: str = "", digits: int = 3) -> None:
+    """Horizontal bars of named values (e.g. AUC of baselines, model, ceiling and oracle), values written on."""
+    ax.barh(list(values.index), values.to_numpy(float), color="tab:blue")
+    for y, v in enumerate(values.to_numpy(float)):
+        ax.text(v, y, f" {v:.{digits}f}", va="center", fontsize="small")
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set(xlabel=xlabel, title=title)

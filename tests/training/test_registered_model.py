@@ -17,14 +17,9 @@ import pandas as pd
 import pytest
 
 from features.contract.flat import flat_frame
-from features.sources.io import read_tables, write_tables
+from features.sources.io import read_tables
 from tests.paths import PROJECT
-from training.churn.split import ChurnSettings
-from training.churn.tracking import log_churn_run
-from training.churn.train import train_churn
-from training.policy.commands import train_policy_command
-from training.policy.config import PolicyTrainConfig
-from training.registry import load_config
+from tests.training.registered import register_churn_and_policy
 from training.run_info import git_commit
 
 pytestmark = pytest.mark.slow  # the fixture trains, logs and registers a churn model and a decision system
@@ -56,24 +51,15 @@ def registered(tmp_path_factory, make_world) -> Registered:
     import mlflow
     from mlflow import MlflowClient
 
-    tmp = tmp_path_factory.mktemp("registered")
-    world = make_world(800, 390, seed=4)
-    write_tables(world, tmp / "data")
-    cfg_file = tmp / "mlflow.yaml"
-    cfg_file.write_text((PROJECT / "mlflow.yaml").read_text())
-    config = load_config(cfg_file)
-    settings = ChurnSettings(max_train_cutoffs=2)
-    churn = train_churn(world, settings, np.random.default_rng(1), dataset="registered-test")
-    tables = read_tables(tmp / "data")  # as a user's run reads it: the folder is the dataset's source
-    churn_out = log_churn_run(churn, tables, config, settings, dataset="registered-test")
-    train = PolicyTrainConfig(max_campaigns=3, outcome_estimators=30, effect_estimators=20, n_boot=30, seed=1)
-    report = train_policy_command(tmp / "data", cfg_file, train=train)
+    done = register_churn_and_policy(tmp_path_factory.mktemp("registered"), make_world(800, 390, seed=4),
+                                     "registered-test")
+    config, report = done.config, done.report
     name = config.registered_models["system"]
     mlflow.set_tracking_uri(config.tracking_uri)
     mv = MlflowClient(tracking_uri=config.tracking_uri).get_model_version_by_alias(name, "champion")
     assert str(mv.version) == str(report["mlflow"]["version"])
-    return Registered(config, tmp / "data", report["scenarios"]["configured"]["cutoff"], name, str(mv.version),
-                      churn_out["run_id"], mv.run_id)
+    return Registered(config, done.data, report["scenarios"]["configured"]["cutoff"], name, str(mv.version),
+                      done.churn["run_id"], mv.run_id)
 
 
 def _customers_flat(customers: pd.DataFrame) -> pd.DataFrame:
