@@ -64,8 +64,11 @@ def code_tags(folder: Path = PROJECT) -> dict[str, str]:
     return {"mlflow.source.git.commit": commit, "git_dirty": str(dirty).lower()}
 
 
-def log_data_input(fingerprint: dict[str, Any], source: str | None, *, context: str = "training") -> None:
-    """The data folder as the active run's dataset input (name, digest, source), and its ``data.*`` tags."""
+def log_data_input(
+    fingerprint: dict[str, Any], source: str | None, *, context: str = "training", tag_prefix: str = "data"
+) -> None:
+    """The data folder as the active run's dataset input (name, digest, source; ``context`` e.g. ``training``
+    or ``testing``) and its fingerprint as ``<tag_prefix>.*`` tags."""
     import mlflow
     from mlflow.data.code_dataset_source import CodeDatasetSource
     from mlflow.data.dataset_source_registry import resolve_dataset_source
@@ -81,8 +84,8 @@ def log_data_input(fingerprint: dict[str, Any], source: str | None, *, context: 
     name = str(fingerprint.get("dataset") or (Path(source).name if source else "tables"))
     dataset = MetaDataset(where, name=name, digest=str(fingerprint["sha256"])[:DIGEST_CHARS])
     mlflow.log_input(dataset, context=context)
-    mlflow.set_tags({f"data.{k}": str(v) for k, v in fingerprint.items()})
-    mlflow.set_tags({"data.source": str(source or "tables in memory"), **code_tags()})
+    mlflow.set_tags({f"{tag_prefix}.{k}": str(v) for k, v in fingerprint.items()})
+    mlflow.set_tags({f"{tag_prefix}.source": str(source or "tables in memory"), **code_tags()})
 
 
 def describe_version(config, model_key: str, version: str, text: str) -> None:

@@ -1,7 +1,8 @@
 """A churn run in MLflow: parameters, data fingerprint, metrics, evaluation artifacts, the model and its promotion.
 
-The challenger is compared with the current champion on the same footing: derived labels re-score the
-champion on this run's test rows; given labels compare the cross-validated figures recorded on each version.
+The challenger is compared with the current champion on the same footing: with a separate test folder, both
+are scored on it; otherwise derived labels re-score the champion on this run's test rows, and given labels
+compare the cross-validated figures recorded on each version.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pandas as pd
 from features.builders.dictionary import feature_dictionary
 from features.contract.cutoffs import utc_timestamp
 from features.contract.schema import Tables
+from training.churn.experiments import HeldOutTest
 from training.churn.result import ChurnResult
 from training.churn.split import ChurnSettings
 from training.metrics import churn_metrics
@@ -95,6 +97,9 @@ def run_params(settings: ChurnSettings, report: dict[str, Any]) -> dict[str, Any
 def run_metrics(report: dict[str, Any]) -> dict[str, float]:
     """The report's numbers and every baseline's metrics (``baseline_<name>_<metric>``), NaNs left out."""
     flat = {k: v for k, v in report.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    for k, v in report.get("test", {}).items():  # figures on a separate test folder
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            flat[f"test_{k}"] = v
     for name, met in report.get("baselines", {}).items():
         for k, v in met.items():
             flat[f"baseline_{name}_{k}"] = v
@@ -132,22 +137,27 @@ def write_evaluation(result: ChurnResult, folder: Path) -> None:
     write_json(folder / "report.json", result.report)
 
 
-def _promote(config, info, result: ChurnResult, tables: Tables, test_cutoff: pd.Timestamp) -> dict[str, Any]:
+def _promote(
+    config, info, result: ChurnResult, tables: Tables, test_cutoff: pd.Timestamp, holdout: HeldOutTest | None
+) -> dict[str, Any]:
     """Register the challenger and promote it if it beats the champion on comparable figures."""
     from training.registry import register_and_promote
 
     report = result.report
 
     def champion_metrics(uri: str) -> dict[str, float]:
+        if holdout is not None:  # both measured on the separate test folder
+            return score_registered(uri, holdout.tables, holdout.keys, holdout.cutoff)
         if report["mode"] != "temporal":
             # given labels: compare cross-validated figures recorded on the champion's version
             return recorded_metrics(config, uri)
         return score_registered(uri, tables, result.test_keys, test_cutoff)
 
+    challenger = holdout.metrics if holdout is not None else report
     return register_and_promote(
         config,
         info,
-        challenger_metrics={k: report[k] for k in PROMOTION_METRICS},
+        challenger_metrics={k: challenger[k] for k in PROMOTION_METRICS},
         champion_metrics_fn=champion_metrics,
     )
 
@@ -160,8 +170,12 @@ def log_churn_run(
     *,
     dataset: str,
     register: bool = True,
+    holdout: HeldOutTest | None = None,
 ) -> dict[str, Any]:
-    """Log params, fingerprint, metrics, plots, dictionary and model; register and maybe promote."""
+    """Log params, fingerprint, metrics, plots, dictionary and model; register and maybe promote.
+
+    ``holdout``: the run measured on a separate test folder (its fingerprint is logged as ``test_data.*``
+    tags, and promotion compares on it)."""
     import tempfile
 
     import mlflow
@@ -174,6 +188,9 @@ def log_churn_run(
         mlflow.log_params(run_params(settings, report))
         fp = data_fingerprint(tables, dataset, report["cutoffs"])
         log_data_input(fp, tables.meta.get("source"))
+        if holdout is not None:
+            test_fp = data_fingerprint(holdout.tables, holdout.dataset, {"test": str(holdout.cutoff)})
+            log_data_input(test_fp, holdout.tables.meta.get("source"), context="testing", tag_prefix="test_data")
         mlflow.log_metrics(run_metrics(report))
         with tempfile.TemporaryDirectory() as tmp:
             write_evaluation(result, Path(tmp))
@@ -190,7 +207,7 @@ def log_churn_run(
         out: dict[str, Any] = {"run_id": run.info.run_id, "model_uri": info.model_uri}
     if register:
         system.metadata["model_version"] = f"{model_name}/{info.registered_model_version}"
-        out.update(_promote(config, info, result, tables, test_cutoff))
+        out.update(_promote(config, info, result, tables, test_cutoff, holdout))
         describe_version(config, "churn", out["version"], version_description(report, fp, out))
     return out
 
@@ -205,5 +222,6 @@ def version_description(report: dict[str, Any], fingerprint: dict[str, Any], pro
         f"test cutoff {cut.get('test')}. Test AUC {report['auc']:.4f}, "
         f"PR-AUC {report.get('pr_auc', float('nan')):.4f}, Brier {report['brier']:.4f}, ECE {report['ece']:.4f}"
         + (f" (logistic RFM baseline AUC {rfm:.4f})" if rfm is not None else "")
+        + (f"; on the separate test data AUC {report['test_auc']:.4f}" if report.get("test_auc") is not None else "")
         + f". Promotion: {'promoted to champion' if promotion['promoted'] else 'not promoted'} ({promotion['reason']})."
     )
