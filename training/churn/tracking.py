@@ -21,8 +21,10 @@ from features.contract.schema import Tables
 from training.churn.experiments import HeldOutTest
 from training.churn.result import ChurnResult
 from training.churn.split import ChurnSettings
-from training.metrics import churn_metrics, plot_calibration, plot_gains
+from training.metrics import churn_metrics
+from training.plots import draw_calibration, draw_gains, draw_pr, draw_roc, draw_shap_summary, write_chart
 from training.report import write_json
+from training.run_info import data_summary, describe_version, log_data_input
 
 # The churn metrics a registered version records as ``test_<name>`` tags, and promotion compares.
 PROMOTION_METRICS: tuple[str, ...] = ("auc", "brier", "ece")
@@ -104,18 +106,29 @@ def run_metrics(report: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in flat.items() if v == v}
 
 
-def write_evaluation(result: ChurnResult, folder: Path) -> None:
-    """Calibration and gains charts, feature dictionary, importance, segment metrics and the report."""
+# At most this many test rows go into the SHAP summary plot (one point per row and feature).
+SHAP_ROWS = 2000
+
+
+def write_charts(result: ChurnResult, folder: Path) -> None:
+    """ROC, precision-recall, calibration and gains charts (model and baselines) and the SHAP summary."""
     y = result.test_keys["label"].to_numpy()
-    curves = {"churn model": (y, result.test_prob)}
-    for name, s in result.baseline_scores.items():
-        if name == "logistic_rfm" or name == "logistic_all_features":
-            curves[name] = (y, s)
-    plot_calibration(curves, folder / "calibration_curve.png")
-    plot_gains(
-        {"churn model": (y, result.test_prob), **{k: (y, v) for k, v in result.baseline_scores.items()}},
-        folder / "gains_chart.png",
-    )
+    curves = {"churn model": (y, result.test_prob), **{k: (y, v) for k, v in result.baseline_scores.items()}}
+    logistic = {k: v for k, v in curves.items() if k in ("churn model", "logistic_rfm", "logistic_all_features")}
+    write_chart(folder / "roc_curve.png", draw_roc, curves)
+    write_chart(folder / "pr_curve.png", draw_pr, curves)
+    write_chart(folder / "calibration_curve.png", draw_calibration, logistic)
+    write_chart(folder / "gains_chart.png", draw_gains, curves)
+    F = result.test_features
+    if len(F):
+        sample = F.sample(min(len(F), SHAP_ROWS), random_state=0) if len(F) > SHAP_ROWS else F
+        contrib = result.system.churn_model.contributions(sample)
+        write_chart(folder / "shap_summary.png", draw_shap_summary, contrib, sample, size=(8, 6))
+
+
+def write_evaluation(result: ChurnResult, folder: Path) -> None:
+    """Charts, feature dictionary, importance, segment metrics and the report."""
+    write_charts(result, folder)
     feature_dictionary(result.system.pipeline).to_csv(folder / "feature_dictionary.csv", index=False)
     if result.importance is not None:
         result.importance.to_csv(folder / "feature_importance.csv", index=False)
@@ -174,10 +187,10 @@ def log_churn_run(
     with mlflow.start_run(experiment_id=experiment_id(config, "churn"), run_name=f"churn-{dataset or 'data'}") as run:
         mlflow.log_params(run_params(settings, report))
         fp = data_fingerprint(tables, dataset, report["cutoffs"])
-        mlflow.set_tags({f"data.{k}": str(v) for k, v in fp.items()})
+        log_data_input(fp, tables.meta.get("source"))
         if holdout is not None:
             test_fp = data_fingerprint(holdout.tables, holdout.dataset, {"test": str(holdout.cutoff)})
-            mlflow.set_tags({f"test_data.{k}": str(v) for k, v in test_fp.items()})
+            log_data_input(test_fp, holdout.tables.meta.get("source"), context="testing", tag_prefix="test_data")
         mlflow.log_metrics(run_metrics(report))
         with tempfile.TemporaryDirectory() as tmp:
             write_evaluation(result, Path(tmp))
@@ -195,4 +208,20 @@ def log_churn_run(
     if register:
         system.metadata["model_version"] = f"{model_name}/{info.registered_model_version}"
         out.update(_promote(config, info, result, tables, test_cutoff, holdout))
+        describe_version(config, "churn", out["version"], version_description(report, fp, out))
     return out
+
+
+def version_description(report: dict[str, Any], fingerprint: dict[str, Any], promotion: dict[str, Any]) -> str:
+    """What a registered churn version is: its data, cutoffs, test figures and the promotion decision."""
+    cut = report["cutoffs"]
+    rfm = report.get("baselines", {}).get("logistic_rfm", {}).get("auc")
+    return (
+        f"Churn model ({report['mode']} labels, calibration {report['calibration']}) trained on "
+        f"{data_summary(fingerprint)}; cutoffs {fingerprint['cutoff_first']} to {fingerprint['cutoff_last']}, "
+        f"test cutoff {cut.get('test')}. Test AUC {report['auc']:.4f}, "
+        f"PR-AUC {report.get('pr_auc', float('nan')):.4f}, Brier {report['brier']:.4f}, ECE {report['ece']:.4f}"
+        + (f" (logistic RFM baseline AUC {rfm:.4f})" if rfm is not None else "")
+        + (f"; on the separate test data AUC {report['test_auc']:.4f}" if report.get("test_auc") is not None else "")
+        + f". Promotion: {'promoted to champion' if promotion['promoted'] else 'not promoted'} ({promotion['reason']})."
+    )

@@ -15,7 +15,7 @@ from features.contract.schema import Tables
 from features.decision.config import PolicyConfig
 from features.decision.nba import NextBestAction
 from training.policy.config import PolicyTrainConfig
-from training.policy.plots import policy_plot, uplift_plot
+from training.policy.plots import policy_plot, qini_plot, uplift_plot
 from training.policy.summary import flat_metrics, summarise
 from training.policy.train import train_and_evaluate
 from training.report import write_json
@@ -62,6 +62,7 @@ def _log_run(
         write_json(Path(tmp) / "policy_report.json", report)
         policy_plot(report, Path(tmp) / "policy_value.png")
         uplift_plot(report, Path(tmp) / "uplift_curve.png")
+        qini_plot(report, Path(tmp) / "qini_curve.png")
         write_json(Path(tmp) / "uplift_curve.json", report["uplift_curve"])
         mlflow.log_artifacts(tmp)
 
@@ -84,6 +85,22 @@ def _register(config, system, tables: Tables, report: dict, churn_uri: str) -> d
         challenger_metrics=recorded_metrics(config, churn_uri),
         champion_metrics_fn=lambda uri: recorded_metrics(config, uri),
         model_key="system",
+    )
+
+
+def version_description(report: dict, fingerprint: dict, churn_uri: str, promotion: dict) -> str:
+    """What a registered decision-system version is: data, cutoff, churn model, held-out value and promotion."""
+    from training.run_info import data_summary
+
+    learned = report["off_policy"]["policies"].get("learned", {}).get("dr_incremental", {})
+    q = report.get("qini", {})
+    return (
+        f"Decision system: next-best-action policy ({report['method']}) on the churn model {churn_uri}, trained "
+        f"on {data_summary(fingerprint)}, decisions at cutoff {report['scenarios']['configured']['cutoff']}. "
+        f"Held-out DR incremental value per decision {learned.get('value', float('nan')):.4f} (95 % CI "
+        f"{learned.get('low', float('nan')):.4f} to {learned.get('high', float('nan')):.4f}); AUUC "
+        f"{q.get('auuc', float('nan')):.4f}, Qini coefficient {q.get('qini_coefficient', float('nan')):.4f}. "
+        f"Promotion: {'promoted to champion' if promotion['promoted'] else 'not promoted'} ({promotion['reason']})."
     )
 
 
@@ -110,7 +127,9 @@ def train_policy_command(
     from features.decision.config import load_policy_config
     from features.sources.io import read_tables
     from features.system import DecisionSystem
+    from training.churn.tracking import data_fingerprint
     from training.registry import experiment_id, load_config
+    from training.run_info import describe_version, log_data_input
 
     config = load_config(config_path)
     mlflow.set_tracking_uri(config.tracking_uri)
@@ -136,9 +155,13 @@ def train_policy_command(
     )
     registry = None
     with mlflow.start_run(experiment_id=experiment_id(config, "policy"), run_name="policy"):
+        fp = data_fingerprint(tables, Path(data).name, {"test": report["scenarios"]["configured"]["cutoff"]})
+        log_data_input(fp, tables.meta.get("source"))
         _log_run(report, model, train, pconfig, churn_uri)
         if register:
             registry = _register(config, system, tables, report, churn_uri)
+            text = version_description(report, fp, churn_uri, registry)
+            describe_version(config, "system", registry["version"], text)
     report["mlflow"] = registry
     if report_path is not None:
         write_json(report_path, report)
