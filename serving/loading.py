@@ -8,7 +8,8 @@ Three sources, chosen from the environment by :func:`source_from_env` (the servi
   model ``engage-decision-system`` packed into the Bento by ``bentoml build`` (see
   :func:`package_champion`), so a built Bento runs without the MLflow database;
 - otherwise the MLflow registry: ``models:/<name>@<alias>`` with the tracking URI, name and alias from
-  ``mlflow.yaml`` (``ENGAGE_MLFLOW_CONFIG``, default ``./mlflow.yaml``).
+  ``mlflow.yaml`` (``ENGAGE_MLFLOW_CONFIG``, default ``./mlflow.yaml``), read without creating or migrating
+  it (:mod:`serving.champion`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from serving.champion import check_registry, registry_lock
 from serving.engine import ModelInfo
 
 BENTO_MODEL_NAME = "engage-decision-system"
@@ -185,11 +187,14 @@ def load_system(source: ModelSource) -> tuple[Any, ModelInfo]:
             info.version, {**info.versions, "bento_model": str(model.tag)}, source.describe()
         )
     cfg = read_registry_config(source.location)
-    import mlflow
+    import mlflow  # first: a worker waiting for a champion pays for the import once, not when one appears
     import mlflow.pyfunc
 
+    check_registry(cfg)  # read-only: a registry that does not exist yet is not created here
+
     mlflow.set_tracking_uri(cfg["tracking_uri"])
-    name, mv = _champion(mlflow.MlflowClient(tracking_uri=cfg["tracking_uri"]), cfg)
+    with registry_lock(cfg):
+        name, mv = _champion(mlflow.MlflowClient(tracking_uri=cfg["tracking_uri"]), cfg)
     # Pin the version found, so an alias moved while loading cannot give a mixed answer.
     system = _unwrap(mlflow.pyfunc.load_model(f"models:/{name}/{mv.version}"))
     version = f"{name}/{mv.version}"
@@ -210,6 +215,7 @@ def package_champion(config: str | Path = "mlflow.yaml") -> str:
     import mlflow
 
     cfg = read_registry_config(config)
+    check_registry(cfg)
     mlflow.set_tracking_uri(cfg["tracking_uri"])
     name, mv = _champion(mlflow.MlflowClient(tracking_uri=cfg["tracking_uri"]), cfg)
     version = f"{name}/{mv.version}"
@@ -225,13 +231,3 @@ def package_champion(config: str | Path = "mlflow.yaml") -> str:
         )
     return str(bmodel.tag)
 
-
-def env_flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
-    """A boolean environment setting (1/true/yes/on)."""
-    value = env.get(name)
-    return default if value is None else value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_path(env: Mapping[str, str], name: str) -> Path | None:
-    value = env.get(name)
-    return Path(value) if value else None

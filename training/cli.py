@@ -237,15 +237,22 @@ def serve(
     model_path: ModelPathOption = None,
     token_file: Annotated[Path | None, typer.Option(help="File holding the bearer token (enables auth).")] = None,
     decision_log: Annotated[Path | None, typer.Option(help="Append every decision to this JSON Lines file.")] = None,
+    wait: Annotated[bool, typer.Option(help="Start even without a model, and serve once one can be loaded "
+                                            "(retried every ENGAGE_LOAD_RETRY_S seconds).")] = False,
+    insecure: Annotated[bool, typer.Option(help="Allow a --host other than loopback without a token.")] = False,
 ) -> None:
-    """Start the BentoML scoring service with the champion decision system."""
+    """Start the BentoML scoring service with the champion decision system.
+
+    Exit statuses: 2 a bad option or setting (e.g. a token under 16 characters, or a --host other than loopback
+    without a token); 3 no model to serve (no champion, no model file, or it could not be loaded)."""
     from serving.server import default_workers
     from serving.server import serve as run_server
 
     workers = workers or default_workers()
 
     raise typer.Exit(code=run_server(host=host, port=port, workers=workers, model_path=model_path,
-                                     mlflow_config=config, token_file=token_file, decision_log=decision_log))
+                                     mlflow_config=config, token_file=token_file, decision_log=decision_log,
+                                     wait=wait, insecure=insecure))
 
 
 @app.command()
