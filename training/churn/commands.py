@@ -49,17 +49,35 @@ def train_churn_command(
     register: bool = True,
     overrides: dict | None = None,
 ) -> dict[str, Any]:
-    """``engage train churn``: read a data folder, train, log to MLflow, register, promote; the report."""
+    """``engage train churn``: read a data folder, train, log to MLflow, register, promote; the report.
+
+    Runs of killed processes are marked FAILED first; a locked registry is retried; when registering fails
+    anyway, the model is saved locally and the error names the ``engage register`` command that finishes.
+    """
+    from dataclasses import asdict
+
+    from features.contract.errors import retry_while_busy
     from features.sources.io import read_tables
+    from training.churn.tracking import data_fingerprint
     from training.registry import load_config
+    from training.unregistered import keep_on_failure, prepare_registry
 
     config = load_config(config_path)
     settings = settings_for(config, overrides)
+    prepare_registry(config)
     data = Path(data)
     log.info("reading %s", data)
     tables = read_tables(data)
     result = fit_for_tables(tables, settings, np.random.default_rng(settings.seed), dataset=data.name)
-    registry = log_churn_run(result, tables, config, settings, dataset=data.name, register=register)
+    pending = {
+        "kind": "churn", "data": str(data.resolve()), "settings": asdict(settings), "report": result.report,
+        "data_sha256": data_fingerprint(tables, data.name, result.report["cutoffs"])["sha256"],
+    }
+    with keep_on_failure(config, result.system, pending, config_path):
+        registry = retry_while_busy(
+            lambda: log_churn_run(result, tables, config, settings, dataset=data.name, register=register),
+            seconds=config.busy_retry_seconds, what="registering the churn model", where=config.tracking_uri,
+        )
     report = {**result.report, "mlflow": registry}
     if report_path is not None:
         write_json(report_path, report)
@@ -86,6 +104,7 @@ def evaluate_churn_command(
     """``engage evaluate churn``: score the champion (or ``model_uri``) on a data folder's test cutoff."""
     import mlflow
 
+    from features.contract.errors import retry_while_busy
     from features.sources.io import read_tables
     from training.registry import load_config, load_decision_system
 
@@ -94,7 +113,8 @@ def evaluate_churn_command(
     tables = read_tables(Path(data))
     mlflow.set_tracking_uri(config.tracking_uri)
     uri = model_uri or f"models:/{config.registered_models.get('churn', 'engage-churn')}@{config.champion}"
-    system = load_decision_system(uri)
+    system = retry_while_busy(lambda: load_decision_system(uri), seconds=config.busy_retry_seconds,
+                              what=f"loading {uri}", where=config.tracking_uri)
     labels, test = evaluation_labels(tables, settings, cutoff)
     scored = system.score(tables, test).set_index("customer_id")
     p = scored["churn_probability"].reindex(labels["customer_id"].astype(str)).to_numpy()

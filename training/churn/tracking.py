@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -119,24 +120,47 @@ def write_evaluation(result: ChurnResult, folder: Path) -> None:
     write_json(folder / "report.json", result.report)
 
 
-def _promote(config, info, result: ChurnResult, tables: Tables, test_cutoff: pd.Timestamp) -> dict[str, Any]:
-    """Register the challenger and promote it if it beats the champion on comparable figures."""
-    from training.registry import register_and_promote
-
-    report = result.report
+def champion_metrics_fn(config, mode: str, tables: Tables, keys: pd.DataFrame, test_cutoff) -> Callable:
+    """How the champion is measured against a challenger: re-scored on the challenger's test rows (derived
+    labels), or its recorded cross-validated figures (given labels: no common rows to score)."""
 
     def champion_metrics(uri: str) -> dict[str, float]:
-        if report["mode"] != "temporal":
-            # given labels: compare cross-validated figures recorded on the champion's version
+        if mode != "temporal":
             return recorded_metrics(config, uri)
-        return score_registered(uri, tables, result.test_keys, test_cutoff)
+        return score_registered(uri, tables, keys, test_cutoff)
+
+    return champion_metrics
+
+
+def promote_churn(config, logged, report: dict[str, Any], tables: Tables, keys: pd.DataFrame) -> dict[str, Any]:
+    """Compare the registered challenger with the champion on comparable figures; promote it if it wins."""
+    from training.registry import register_and_promote
 
     return register_and_promote(
         config,
-        info,
+        logged,
         challenger_metrics={k: report[k] for k in PROMOTION_METRICS},
-        champion_metrics_fn=champion_metrics,
+        champion_metrics_fn=champion_metrics_fn(
+            config, report["mode"], tables, keys, utc_timestamp(report["cutoffs"]["test"])
+        ),
     )
+
+
+def _log_contents(result: ChurnResult, tables: Tables, settings: ChurnSettings, dataset: str) -> None:
+    """Parameters, data fingerprint, metrics, failed baselines and evaluation artifacts, into the active run."""
+    import tempfile
+
+    import mlflow
+
+    report = result.report
+    mlflow.log_params(run_params(settings, report))
+    fp = data_fingerprint(tables, dataset, report["cutoffs"])
+    mlflow.set_tags({f"data.{k}": str(v) for k, v in fp.items()})
+    mlflow.set_tags({f"baseline_failed.{k}": v[:5000] for k, v in report.get("baselines_failed", {}).items()})
+    mlflow.log_metrics(run_metrics(report))
+    with tempfile.TemporaryDirectory() as tmp:
+        write_evaluation(result, Path(tmp))
+        mlflow.log_artifacts(tmp, artifact_path="evaluation")
 
 
 def log_churn_run(
@@ -148,34 +172,27 @@ def log_churn_run(
     dataset: str,
     register: bool = True,
 ) -> dict[str, Any]:
-    """Log params, fingerprint, metrics, plots, dictionary and model; register and maybe promote."""
-    import tempfile
+    """Log params, fingerprint, metrics, plots, dictionary and model; register and maybe promote.
 
-    import mlflow
-
-    from training.registry import experiment_id, input_example, log_decision_system
+    Everything happens inside one tracked run (:func:`training.runs.tracked_run`): a process killed on the
+    way leaves a run the next training command marks FAILED.
+    """
+    from training.registry import log_decision_system
+    from training.runs import tracked_run
 
     report = result.report
     model_name = config.registered_models.get("churn", "engage-churn")
-    with mlflow.start_run(experiment_id=experiment_id(config, "churn"), run_name=f"churn-{dataset or 'data'}") as run:
-        mlflow.log_params(run_params(settings, report))
-        fp = data_fingerprint(tables, dataset, report["cutoffs"])
-        mlflow.set_tags({f"data.{k}": str(v) for k, v in fp.items()})
-        mlflow.log_metrics(run_metrics(report))
-        with tempfile.TemporaryDirectory() as tmp:
-            write_evaluation(result, Path(tmp))
-            mlflow.log_artifacts(tmp, artifact_path="evaluation")
-        test_cutoff = utc_timestamp(report["cutoffs"]["test"])
+    with tracked_run(config, "churn", f"churn-{dataset or 'data'}") as run:
+        _log_contents(result, tables, settings, dataset)
         system = result.system
         system.metadata["run_id"] = run.info.run_id
-        info = log_decision_system(
+        logged = log_decision_system(
             system,
-            example=input_example(tables),
-            cutoff=test_cutoff,
+            cutoff=utc_timestamp(report["cutoffs"]["test"]),
             registered_model_name=model_name if register else None,
         )
-        out: dict[str, Any] = {"run_id": run.info.run_id, "model_uri": info.model_uri}
-    if register:
-        system.metadata["model_version"] = f"{model_name}/{info.registered_model_version}"
-        out.update(_promote(config, info, result, tables, test_cutoff))
+        out: dict[str, Any] = {"run_id": run.info.run_id, "model_uri": logged.model_uri, "model_sha256": logged.sha256}
+        if register:
+            system.metadata["model_version"] = f"{model_name}/{logged.registered_model_version}"
+            out.update(promote_churn(config, logged, report, tables, result.test_keys))
     return out
