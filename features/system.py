@@ -298,11 +298,11 @@ def verify_sha256(path: str | Path, expected: str | None, *, name: str | None = 
         return
     found = file_sha256(path)
     if found != expected.strip().lower():
+        what = f"the model file of {name}" if name else f"model file {path}"
         raise ModelIntegrityError(
-            f"model file of {name or path}: SHA-256 {found[:12]}… does not match the recorded "
-            f"{expected.strip()[:12]}…; "
-            "the file changed after it was saved or registered: restore it from a trusted copy or train and "
-            "register the model again"
+            f"{what}: SHA-256 {found[:12]}… does not match the recorded {expected.strip()[:12]}…; the file "
+            "changed after it was saved or registered: restore it from a trusted copy or train and register the "
+            "model again"
         )
 
 

@@ -25,13 +25,12 @@ WorkersOption = Annotated[int | None, typer.Option(min=1, help="Worker processes
 # The exit statuses of every command (shown by --help and listed in the README).
 EXIT_STATUSES: dict[int, str] = {
     0: "success",
-    1: "unexpected error (a bug: the traceback is printed)",
-    2: "bad input or options (a malformed file, an unknown value, an output that exists without --overwrite)",
-    3: "no model: no champion in the registry, or no model at the given URI or path",
-    4: "model file corrupt, truncated or not matching the SHA-256 recorded at registration",
-    5: "registry busy: still locked by another process after the retries (busy_retry_seconds)",
-    6: "registry failed otherwise (unreachable, unwritable); a trained model is kept and the command to register "
-       "it printed",
+    1: "unexpected error (a bug; the traceback is printed)",
+    2: "bad input or options; nothing was written",
+    3: "no model: no champion, or nothing at the model URI or path",
+    4: "model file corrupt, or not matching its recorded SHA-256",
+    5: "registry busy: still locked after the retries",
+    6: "registry failed otherwise; a trained model is kept for engage register",
 }
 EXIT_HELP = "\b\nExit statuses:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_STATUSES.items())
 

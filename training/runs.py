@@ -75,7 +75,10 @@ def fail_abandoned_runs(config: MlflowConfig, keys: tuple[str, ...] = ("churn", 
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=config.tracking_uri)
-    ids = [experiment_id(config, key) for key in keys]
+    found = [client.get_experiment_by_name(config.experiments.get(key, f"engage-{key}")) for key in keys]
+    ids = [exp.experiment_id for exp in found if exp is not None]
+    if not ids:
+        return []
     failed = []
     for run in client.search_runs(ids, filter_string="attributes.status = 'RUNNING'", max_results=1000):
         if not _owner_gone(config, run):
