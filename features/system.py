@@ -92,8 +92,20 @@ class DecisionSystem:
 
     @property
     def feature_names_(self) -> list[str]:
-        """The feature columns the churn model reads."""
-        return list(self.churn_model.feature_names_)
+        """The feature columns the system reads: the churn model's, then those only the policy's models read.
+
+        The churn model leaves out features that were constant in its training rows, which the policy's
+        models may still read; a feature row sent to ``score_features`` must hold all of them.
+        """
+        names = list(self.churn_model.feature_names_)
+        if self.policy is not None:
+            for model in (getattr(self.policy, "uplift", None), getattr(self.policy, "value_model", None)):
+                names += [str(n) for n in getattr(model, "feature_names_", [])]
+        names = list(dict.fromkeys(names))
+        if hasattr(self.pipeline, "get_feature_names_out"):  # in the feature table's order
+            order = {str(n): i for i, n in enumerate(self.pipeline.get_feature_names_out())}
+            names.sort(key=lambda n: order.get(n, len(order)))
+        return names
 
     @property
     def model_version(self) -> str:
@@ -192,11 +204,7 @@ class DecisionSystem:
         names: list[str] = []
         if hasattr(self.pipeline, "get_feature_names_out"):
             names += [str(n) for n in self.pipeline.get_feature_names_out()]
-        names += self.feature_names_
-        if self.policy is not None:
-            for model in (getattr(self.policy, "uplift", None), getattr(self.policy, "value_model", None)):
-                names += list(getattr(model, "feature_names_", []))
-        names = list(dict.fromkeys(names))
+        names = list(dict.fromkeys(names + self.feature_names_))
         index = pd.Index(["warm-up"], dtype="str", name="customer_id")
         self.score_features(pd.DataFrame(np.full((1, len(names)), np.nan), index=index, columns=names))
 

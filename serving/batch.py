@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.contract.cutoffs import evaluation_cutoff
+from features.contract.cutoffs import SOURCES, scoring_cutoff
 from features.sources.outputs import check_outputs, write_outputs
 from serving.decision_log import DecisionLog
 from serving.engine import REASON_MODES, ScoringEngine
@@ -129,8 +129,9 @@ def score_data(
 ) -> dict[str, Any]:
     """Score every customer of a data folder and write the table (and the defense list).
 
-    ``cutoff`` defaults to the data's manifest cutoff (simulated data), else now. Nothing is written
-    when the data or options are invalid.
+    ``cutoff`` defaults to the data's manifest cutoff (simulated data), else its labels' (a labelled folder
+    is scored where its labels stand: :func:`features.contract.cutoffs.scoring_cutoff`), else now; the
+    summary says which (``cutoff_source``). Nothing is written when the data or options are invalid.
     """
     from features.sources.io import read_tables
 
@@ -139,7 +140,9 @@ def score_data(
     check_outputs(targets, overwrite=overwrite)
     t0 = time.perf_counter()
     tables = read_tables(Path(data))
-    at = evaluation_cutoff(tables, cutoff, fallback="now")
+    choice = scoring_cutoff(tables, cutoff)
+    at = choice.at
+    logger.info("scoring at %s", choice.describe())
     engine = engine or load_engine(model_path=model_path, mlflow_config=mlflow_config)
     with _no_gc_pauses():
         table = score_tables_batch(engine, tables, at)
@@ -149,6 +152,8 @@ def score_data(
         "customers": len(table),
         "model_version": engine.info.version,
         "cutoff": at.isoformat(),
+        "cutoff_source": choice.source,
+        "cutoff_reason": SOURCES[choice.source],
     }
     if defense_out is not None:
         outputs[Path(defense_out)] = defense_list(table)

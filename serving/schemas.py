@@ -317,11 +317,24 @@ class EmptyRequest(BaseModel):
 
 
 class Reason(BaseModel):
-    """A reason code for the churn score: the feature, its readable label and its contribution."""
+    """A reason code for the churn score: the feature, its readable label, its contribution and the customer's value.
+
+    A customer attribute is one reason (its one-hot columns summed) whose label states the customer's own
+    value (``Contract = Month-to-month``). Models trained before values were added give ``value`` and
+    ``attribute`` as null.
+    """
 
     feature: str
     label: str
     contribution: float
+    value: bool | float | str | None = Field(
+        default=None,
+        description="The customer's value: an attribute's category, number or true/false, or a behavioural "
+        "feature's number; null when missing or unknown",
+    )
+    attribute: str | None = Field(
+        default=None, description="The customer attribute the reason is about; null for behavioural features"
+    )
 
 
 class NextBestAction(BaseModel):

@@ -152,11 +152,18 @@ def train_churn_(
     config: ConfigOption = None,
     report: ReportOption = None,
     register: Annotated[bool, typer.Option(help="Register the model as challenger and try promotion.")] = True,
+    test_data: Annotated[Path | None, typer.Option(
+        help="A separate labelled data folder to test on: the report's test_auc and test metrics come from it, "
+             "and promotion compares on it.")] = None,
+    exclude_attributes: Annotated[str | None, typer.Option(
+        help="Customer attributes to leave out, comma-separated (e.g. a split column).")] = None,
 ) -> None:
     """Train the calibrated churn model at many cutoffs, log it to MLflow, register it, try promotion."""
     from training.churn.commands import train_churn_command
+    from training.churn.experiments import parse_attributes
 
-    run_and_echo(train_churn_command, data, config, report, register=register)
+    run_and_echo(train_churn_command, data, config, report, register=register, test_data=test_data,
+                 exclude_attributes=parse_attributes(exclude_attributes))
 
 
 @evaluate_app.command("churn", epilog=EXIT_HELP)
@@ -262,7 +269,8 @@ def score(
     out: Annotated[Path, typer.Option(help="Scores to write: .parquet, .csv or .csv.gz.")],
     data: Annotated[Path | None, typer.Option(help="Data folder to score (every customer).")] = None,
     features: Annotated[Path | None, typer.Option(help="Or: a precomputed feature table to score.")] = None,
-    cutoff: Annotated[str | None, typer.Option(help="Scoring cutoff (default: the manifest's, else now).")] = None,
+    cutoff: Annotated[str | None, typer.Option(
+        help="Scoring cutoff (default: the manifest's, else the labels', else now; the output says which).")] = None,
     defense_out: Annotated[Path | None, typer.Option(help="Also write the CRM list of defense targets.")] = None,
     config: ConfigOption = None,
     model_path: ModelPathOption = None,
@@ -286,6 +294,7 @@ def score(
     if data is not None:
         result = score_data(data, out, cutoff=parse_cutoff(cutoff), defense_out=defense_out, model_path=model_path,
                             mlflow_config=mlflow_config, decision_log=decision_log, overwrite=overwrite)
+        typer.echo(f"scored at {result['cutoff']}: {result['cutoff_reason']}", err=True)
     else:
         result = score_feature_table(features, out, cutoff=parse_cutoff(cutoff), model_path=model_path,
                                      mlflow_config=mlflow_config, overwrite=overwrite, reasons=reasons)

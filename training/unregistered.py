@@ -103,35 +103,60 @@ def _read_pending(folder: Path) -> dict[str, Any]:
     return json.loads(spec_file.read_text())
 
 
+def _comparison_rows(spec: dict[str, Any], data: Path | None):
+    """The rows a saved churn model and the champion are compared on: ``(tables, keys, holdout)``.
+
+    A separate test folder is measured again; derived labels need the training folder itself (checked by its
+    fingerprint); given labels compare recorded figures and need no data.
+    """
+    from features.contract.cutoffs import utc_timestamp
+    from features.sources.io import read_tables
+    from training.churn.experiments import measure_on_folder, without_attributes
+    from training.churn.split import ChurnSettings, derived_labels
+    from training.churn.tracking import data_fingerprint
+
+    report, settings = spec["report"], ChurnSettings.from_dict(spec["settings"])
+    if spec.get("test_data"):
+        test = Path(spec["test_data"])
+        return None, None, measure_on_folder(system_of(spec), read_tables(test), settings, dataset=test.name)
+    if report["mode"] != "temporal":
+        return None, None, None
+    folder = Path(data or spec["data"])
+    tables = without_attributes(read_tables(folder), tuple(spec.get("exclude_attributes") or ()))
+    found = data_fingerprint(tables, folder.name, report["cutoffs"])["sha256"]
+    if found != spec["data_sha256"]:
+        raise ValueError(f"{folder}: not the data the model was trained on (fingerprint {found[:12]}… instead "
+                         f"of {spec['data_sha256'][:12]}…); the champion must be measured on the same rows")
+    test = utc_timestamp(report["cutoffs"]["test"])
+    return tables, derived_labels(tables, [test], settings).reset_index(drop=True), None
+
+
+def system_of(spec: dict[str, Any]):
+    """The saved decision system of a pending registration (checked against the digest saved beside it)."""
+    from features.system import load_system_file
+
+    return load_system_file(Path(spec["folder"]) / SYSTEM_FOLDER)
+
+
 def _register_churn(config: MlflowConfig, system, spec: dict[str, Any], data: Path | None) -> dict[str, Any]:
     """Log a run for a saved churn model, register it and promote it (champion re-measured on its test rows)."""
     import mlflow
 
     from features.contract.cutoffs import utc_timestamp
-    from features.sources.io import read_tables
-    from training.churn.split import ChurnSettings, derived_labels
-    from training.churn.tracking import data_fingerprint, promote_churn, run_metrics
+    from training.churn.tracking import promote_churn, run_metrics
     from training.registry import log_decision_system
     from training.runs import tracked_run
 
     report = spec["report"]
-    folder = Path(data or spec["data"])
-    test = utc_timestamp(report["cutoffs"]["test"])
-    tables = keys = None
-    if report["mode"] == "temporal":  # the champion is re-scored on the challenger's test rows: the same data
-        tables = read_tables(folder)
-        found = data_fingerprint(tables, folder.name, report["cutoffs"])["sha256"]
-        if found != spec["data_sha256"]:
-            raise ValueError(f"{folder}: not the data the model was trained on (fingerprint {found[:12]}… instead "
-                             f"of {spec['data_sha256'][:12]}…); the champion must be measured on the same rows")
-        keys = derived_labels(tables, [test], ChurnSettings.from_dict(spec["settings"])).reset_index(drop=True)
+    tables, keys, holdout = _comparison_rows(spec, data)
     name = config.registered_models.get("churn", "engage-churn")
-    with tracked_run(config, "churn", f"register-churn-{folder.name}") as run:
+    with tracked_run(config, "churn", f"register-churn-{Path(spec['data']).name}") as run:
         mlflow.set_tags({"engage.registered_from": spec["folder"], "data.sha256": spec["data_sha256"]})
         mlflow.log_metrics(run_metrics(report))
         system.metadata["run_id"] = run.info.run_id
-        logged = log_decision_system(system, cutoff=test, registered_model_name=name)
-        return {"run_id": run.info.run_id, **promote_churn(config, logged, report, tables, keys)}
+        logged = log_decision_system(system, cutoff=utc_timestamp(report["cutoffs"]["test"]),
+                                     registered_model_name=name)
+        return {"run_id": run.info.run_id, **promote_churn(config, logged, report, tables, keys, holdout)}
 
 
 def _register_system(config: MlflowConfig, system, spec: dict[str, Any]) -> dict[str, Any]:
@@ -151,12 +176,11 @@ def register_pending(folder: str | Path, config_path: Path | None = None, *, dat
     """``engage register --model-path DIR``: register a model saved by a training run whose registration failed."""
     import mlflow
 
-    from features.system import load_system_file
     from training.registry import load_config
 
     folder = Path(folder)
     spec = {**_read_pending(folder), "folder": str(folder)}
-    system = load_system_file(folder / SYSTEM_FOLDER)  # checked against the digest saved beside it
+    system = system_of(spec)
     config = load_config(config_path)
     mlflow.set_tracking_uri(config.tracking_uri)
     prepare_registry(config)

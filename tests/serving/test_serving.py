@@ -934,3 +934,20 @@ def test_a_malformed_linger_setting_names_itself(monkeypatch, model_file):
         monkeypatch, model_file, ENGAGE_BATCH_LINGER_MS="soon"
     ):
         pass
+
+
+def test_reason_codes_carry_the_customers_value_and_older_reasons_still_validate():
+    """Reasons gained ``value`` and ``attribute``; a reason without them (an older model's) gets nulls."""
+    from serving.responses import _reason
+    from serving.schemas import Reason
+
+    new = {"feature": "attr_plan_yes", "label": "plan = yes", "contribution": 0.4, "value": "yes", "attribute": "plan"}
+    numeric = {"feature": "recency_days", "label": "days", "contribution": 0.2, "value": np.float64(12.0),
+               "attribute": None}
+    flag = {"feature": "attr_vip", "label": "vip = true", "contribution": 0.1, "value": np.bool_(True),
+            "attribute": "vip"}
+    old = {"feature": "recency_days", "label": "days", "contribution": 0.2}
+    got = [Reason.model_validate(_reason(r)).model_dump() for r in (new, numeric, flag, old)]
+    assert [(g["value"], g["attribute"]) for g in got] == [("yes", "plan"), (12.0, None), (True, "vip"), (None, None)]
+    assert type(got[1]["value"]) is float and type(got[2]["value"]) is bool
+    assert [list(g)[:3] for g in got] == [["feature", "label", "contribution"]] * 4  # the fields clients read first

@@ -1,7 +1,8 @@
 """A churn run in MLflow: parameters, data fingerprint, metrics, evaluation artifacts, the model and its promotion.
 
-The challenger is compared with the current champion on the same footing: derived labels re-score the
-champion on this run's test rows; given labels compare the cross-validated figures recorded on each version.
+The challenger is compared with the current champion on the same footing: with a separate test folder, both
+are scored on it; otherwise derived labels re-score the champion on this run's test rows, and given labels
+compare the cross-validated figures recorded on each version.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pandas as pd
 from features.builders.dictionary import feature_dictionary
 from features.contract.cutoffs import utc_timestamp
 from features.contract.schema import Tables
+from training.churn.experiments import HeldOutTest
 from training.churn.result import ChurnResult
 from training.churn.split import ChurnSettings
 from training.metrics import churn_metrics, plot_calibration, plot_gains
@@ -94,6 +96,9 @@ def run_params(settings: ChurnSettings, report: dict[str, Any]) -> dict[str, Any
 def run_metrics(report: dict[str, Any]) -> dict[str, float]:
     """The report's numbers and every baseline's metrics (``baseline_<name>_<metric>``), NaNs left out."""
     flat = {k: v for k, v in report.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    for k, v in report.get("test", {}).items():  # figures on a separate test folder
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            flat[f"test_{k}"] = v
     for name, met in report.get("baselines", {}).items():
         for k, v in met.items():
             flat[f"baseline_{name}_{k}"] = v
@@ -120,11 +125,15 @@ def write_evaluation(result: ChurnResult, folder: Path) -> None:
     write_json(folder / "report.json", result.report)
 
 
-def champion_metrics_fn(config, mode: str, tables: Tables, keys: pd.DataFrame, test_cutoff) -> Callable:
-    """How the champion is measured against a challenger: re-scored on the challenger's test rows (derived
-    labels), or its recorded cross-validated figures (given labels: no common rows to score)."""
+def champion_metrics_fn(config, mode: str, tables: Tables | None, keys: pd.DataFrame | None, test_cutoff,
+                        holdout: HeldOutTest | None = None) -> Callable[[str], dict[str, float]]:
+    """How the champion is measured against a challenger: on the separate test folder when there is one;
+    else re-scored on the challenger's test rows (derived labels), or its recorded cross-validated figures
+    (given labels: no common rows to score)."""
 
     def champion_metrics(uri: str) -> dict[str, float]:
+        if holdout is not None:  # both measured on the separate test folder
+            return score_registered(uri, holdout.tables, holdout.keys, holdout.cutoff)
         if mode != "temporal":
             return recorded_metrics(config, uri)
         return score_registered(uri, tables, keys, test_cutoff)
@@ -132,22 +141,26 @@ def champion_metrics_fn(config, mode: str, tables: Tables, keys: pd.DataFrame, t
     return champion_metrics
 
 
-def promote_churn(config, logged, report: dict[str, Any], tables: Tables, keys: pd.DataFrame) -> dict[str, Any]:
+def promote_churn(config, logged, report: dict[str, Any], tables: Tables | None, keys: pd.DataFrame | None,
+                  holdout: HeldOutTest | None = None) -> dict[str, Any]:
     """Compare the registered challenger with the champion on comparable figures; promote it if it wins."""
     from training.registry import register_and_promote
 
+    challenger = holdout.metrics if holdout is not None else report
     return register_and_promote(
         config,
         logged,
-        challenger_metrics={k: report[k] for k in PROMOTION_METRICS},
+        challenger_metrics={k: challenger[k] for k in PROMOTION_METRICS},
         champion_metrics_fn=champion_metrics_fn(
-            config, report["mode"], tables, keys, utc_timestamp(report["cutoffs"]["test"])
+            config, report["mode"], tables, keys, utc_timestamp(report["cutoffs"]["test"]), holdout
         ),
     )
 
 
-def _log_contents(result: ChurnResult, tables: Tables, settings: ChurnSettings, dataset: str) -> None:
-    """Parameters, data fingerprint, metrics, failed baselines and evaluation artifacts, into the active run."""
+def _log_contents(
+    result: ChurnResult, tables: Tables, settings: ChurnSettings, dataset: str, holdout: HeldOutTest | None
+) -> None:
+    """Parameters, data fingerprints, metrics, failed baselines and evaluation artifacts, into the active run."""
     import tempfile
 
     import mlflow
@@ -156,6 +169,9 @@ def _log_contents(result: ChurnResult, tables: Tables, settings: ChurnSettings, 
     mlflow.log_params(run_params(settings, report))
     fp = data_fingerprint(tables, dataset, report["cutoffs"])
     mlflow.set_tags({f"data.{k}": str(v) for k, v in fp.items()})
+    if holdout is not None:
+        test_fp = data_fingerprint(holdout.tables, holdout.dataset, {"test": str(holdout.cutoff)})
+        mlflow.set_tags({f"test_data.{k}": str(v) for k, v in test_fp.items()})
     mlflow.set_tags({f"baseline_failed.{k}": v[:5000] for k, v in report.get("baselines_failed", {}).items()})
     mlflow.log_metrics(run_metrics(report))
     with tempfile.TemporaryDirectory() as tmp:
@@ -171,11 +187,14 @@ def log_churn_run(
     *,
     dataset: str,
     register: bool = True,
+    holdout: HeldOutTest | None = None,
 ) -> dict[str, Any]:
     """Log params, fingerprint, metrics, plots, dictionary and model; register and maybe promote.
 
-    Everything happens inside one tracked run (:func:`training.runs.tracked_run`): a process killed on the
-    way leaves a run the next training command marks FAILED.
+    ``holdout``: the run measured on a separate test folder (its fingerprint is logged as ``test_data.*``
+    tags, and promotion compares on it). Everything happens inside one tracked run
+    (:func:`training.runs.tracked_run`): a process killed on the way leaves a run the next training command
+    marks FAILED.
     """
     from training.registry import log_decision_system
     from training.runs import tracked_run
@@ -183,7 +202,7 @@ def log_churn_run(
     report = result.report
     model_name = config.registered_models.get("churn", "engage-churn")
     with tracked_run(config, "churn", f"churn-{dataset or 'data'}") as run:
-        _log_contents(result, tables, settings, dataset)
+        _log_contents(result, tables, settings, dataset, holdout)
         system = result.system
         system.metadata["run_id"] = run.info.run_id
         logged = log_decision_system(
@@ -194,5 +213,5 @@ def log_churn_run(
         out: dict[str, Any] = {"run_id": run.info.run_id, "model_uri": logged.model_uri, "model_sha256": logged.sha256}
         if register:
             system.metadata["model_version"] = f"{model_name}/{logged.registered_model_version}"
-            out.update(promote_churn(config, logged, report, tables, result.test_keys))
+            out.update(promote_churn(config, logged, report, tables, result.test_keys, holdout))
     return out
