@@ -121,12 +121,14 @@ def test_a_locked_registry_is_retried_then_status_5(data, config, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_failed_registration_keeps_the_model_for_engage_register_status_6(data, config, tmp_path):
+@pytest.mark.parametrize("test_data", [False, True], ids=["own-test-rows", "separate-test-folder"])
+def test_a_failed_registration_keeps_the_model_for_engage_register_status_6(data, config, tmp_path, test_data):
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where the artifact store should be")
     config.write_text(config.read_text().replace("artifact_location: work/mlartifacts",
                                                  "artifact_location: blocked/mlartifacts"))
-    code, err = engage("train", "churn", "--data", data, "--config", config)
+    extra = ["--test-data", data] if test_data else []
+    code, err = engage("train", "churn", "--data", data, "--config", config, *extra)
     line = one_line(err)
     assert code == 6 and "registering the trained model failed" in line, err
     folder = Path(re.search(r"the model is saved in (\S+):", line).group(1))
@@ -138,5 +140,7 @@ def test_a_failed_registration_keeps_the_model_for_engage_register_status_6(data
     assert result.exit_code == 0, result.output
     registered = json.loads(result.stdout)
     assert registered["version"] == "1" and registered["promoted"]
+    spec = json.loads((folder / "registration.json").read_text())
+    assert (spec["test_data"] is not None) == test_data
     code, err = engage("register", "--model-path", folder, "--config", config)
     assert code == 2 and "already registered" in one_line(err)
