@@ -3,7 +3,9 @@
 ``DecisionSystem`` bundles the fitted :class:`~features.builders.pipeline.FeaturePipeline`, the calibrated
 :class:`~features.models.churn.ChurnModel` and (optionally) the next-best-action policy. It is pickled into
 the registered MLflow model; :func:`_load_pyfunc` is the MLflow ``loader_module`` hook (this module
-never imports MLflow: MLflow calls it with the model's data path and gets a predict-able object).
+never imports MLflow: MLflow calls it with the model's data path and gets a predict-able object), and
+:meth:`DecisionSystem.predict` is the pyfunc's answer: the contract as one flat frame in, the full decision
+per customer out (:func:`decision_frame`).
 
 A pickle runs code when it is loaded, so model files must come from a trusted store. What this module adds
 is integrity: :func:`save_system` writes the file's SHA-256 beside it (and registration records it as the
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import pickle
 from collections.abc import Iterator
 from pathlib import Path
@@ -211,59 +214,77 @@ class DecisionSystem:
     # ---- MLflow pyfunc entry ----------------------------------------------------------------------
     def static_attributes(self) -> list[str]:
         """Customer attribute columns the fitted pipeline reads (empty when it has no static family)."""
-        return list(self.attribute_kinds())
+        return list(self.static_attribute_kinds())
 
-    def attribute_kinds(self) -> dict[str, str]:
-        """Each customer attribute the fitted pipeline reads and its kind (``bool``, ``datetime``, ``numeric``
-        or ``categorical``)."""
+    def static_attribute_kinds(self) -> dict[str, str]:
+        """Each customer attribute the fitted pipeline reads, with the kind found at fit (``categorical``,
+        ``bool``, ``numeric``, ``datetime``)."""
         families = self.pipeline.families() if hasattr(self.pipeline, "families") else {}
-        static = families.get("static")
-        return dict(getattr(static, "kinds_", {}) or {})
+        return dict(getattr(families.get("static"), "kinds_", {}) or {})
 
     def predict(self, model_input, params: dict | None = None) -> pd.DataFrame:
-        """pyfunc ``predict``: one touchpoint log frame in, churn probability per customer out.
+        """pyfunc ``predict``: the contract as one flat frame in, the full decision per customer out.
 
-        Rows are touchpoints (contract columns ``customer_id, ts, channel, kind, direction`` and any
-        optional ones). Customer-level values ride along as ``customer.<column>`` columns (e.g.
-        ``customer.signup_ts``, ``customer.consent_email``, ``customer.region``; first value per
-        customer wins); attributes the model knows but the input lacks count as missing. A customer
-        with no touchpoints is a row with ``kind`` empty. ``params["cutoff"]`` (default: just after the
-        last touchpoint) is the scoring cutoff.
+        The input is a flat frame (:mod:`features.contract.flat`): a touchpoints table as read, plus optional
+        ``customer.*`` and ``outreach.*`` columns; attributes the model knows but the input lacks count as
+        missing. ``params["cutoff"]`` (default: just after the latest timestamp) is the scoring cutoff. The
+        output is :func:`decision_frame` of :meth:`score`: one row per customer, in order of first appearance.
         """
-        frame = pd.DataFrame(model_input).copy()
-        if "customer_id" not in frame.columns or "ts" not in frame.columns:
-            raise ValueError(
-                "model input: a touchpoints frame with customer_id, ts, channel, kind, direction"
-            )
-        frame["customer_id"] = frame["customer_id"].astype(str)
-        frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-        raw_cutoff = (params or {}).get("cutoff")
-        cutoff = pd.Timestamp(raw_cutoff) if raw_cutoff else frame["ts"].max() + pd.Timedelta(microseconds=1)
-        cust_cols = [c for c in frame.columns if c.startswith("customer.")]
-        customers = (
-            frame[["customer_id", *cust_cols]]
-            .drop_duplicates("customer_id")
-            .rename(columns=lambda c: c.removeprefix("customer."))
-            .reset_index(drop=True)
-        )
-        if "signup_ts" not in customers:
-            customers["signup_ts"] = pd.NaT
-        customers["signup_ts"] = pd.to_datetime(customers["signup_ts"], utc=True)
-        for c in ("email", "sms", "push", "call"):
-            if f"consent_{c}" not in customers:
-                customers[f"consent_{c}"] = False
-        for attr in self.static_attributes():
-            if attr not in customers:
-                customers[attr] = None
-        tp = frame.drop(columns=cust_cols)
-        tp = tp[tp["kind"].notna() & (tp["kind"].astype(str) != "")] if "kind" in tp else tp
+        from features.contract.flat import tables_from_flat
         from features.contract.validate import validate_tables
 
-        tables, _ = validate_tables(
-            Tables(customers=customers, touchpoints=tp.reset_index(drop=True)), source="model input"
-        )
-        scored = self.score(tables, cutoff)
-        return scored[["customer_id", "cutoff", "churn_probability"]]
+        tables = tables_from_flat(pd.DataFrame(model_input), self.static_attributes())
+        tables, _ = validate_tables(tables, source="model input")
+        return decision_frame(self.score(tables, _pyfunc_cutoff(tables, (params or {}).get("cutoff"))))
+
+
+# The pyfunc output's names for the next best action's columns (the service's ``next_best_action`` fields).
+PYFUNC_RENAMES: dict[str, str] = {
+    "nba_action": "action",
+    "nba_channel": "channel",
+    "nba_offer": "offer",
+    "nba_expected_incremental_value": "expected_incremental_value",
+    "nba_propensity": "propensity",
+}
+# Score columns holding lists (of reason or action records): JSON text in a flat output table.
+NESTED_COLUMNS: tuple[str, ...] = ("churn_reasons", "alternatives", "defense_reasons")
+
+
+def _pyfunc_cutoff(tables: Tables, given) -> pd.Timestamp:
+    """The given cutoff, else just after the latest touchpoint or outreach timestamp, else now."""
+    if given:
+        return utc_timestamp(given)
+    stamps = [t["ts"].max() for t in (tables.touchpoints, tables.outreach) if t is not None and len(t)]
+    stamps = [t for t in stamps if pd.notna(t)]
+    return max(stamps) + pd.Timedelta(microseconds=1) if stamps else pd.Timestamp.now(tz="UTC")
+
+
+def _plain(value):
+    """``value`` with numpy scalars as Python ones and NaN as None, so that it is JSON."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    return None if isinstance(value, float) and value != value else value
+
+
+def _json_text(value) -> str | None:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return json.dumps(_plain(value), separators=(",", ":"))
+
+
+def decision_frame(scored: pd.DataFrame) -> pd.DataFrame:
+    """The scoring output as the registered model answers: next-best-action columns under the service's
+    names (``action, channel, offer, expected_incremental_value, propensity``) and list columns as JSON text;
+    every other column (churn, engagement, defense, ``model_version``, ``cutoff``) as scored."""
+    out = scored.rename(columns=PYFUNC_RENAMES)
+    for col in NESTED_COLUMNS:
+        if col in out:
+            out[col] = pd.Series([_json_text(v) for v in out[col]], index=out.index, dtype=object)
+    return out
 
 
 def _frame(cols: dict) -> pd.DataFrame:

@@ -3,9 +3,8 @@
 MLflow stores the example beside the model (``input_example.json``, ``serving_input_example.json``) and derives
 the model's signature from it, so whoever can read the registry can read the example. It is therefore built
 from the contract's vocabularies and the attribute list of the fitted system (names and kinds only), for two
-made-up customers whose ids, times and values come from no table. The first customer fills every contract
-column; the second leaves every optional one empty, so the signature marks exactly the contract's required
-columns as required.
+made-up customers whose ids, times and values come from no table: the first fills every optional touchpoint
+column, the second leaves them (and its attributes) empty, as a customer with a short history would.
 """
 
 from __future__ import annotations
@@ -60,12 +59,12 @@ def _customers(cutoff: pd.Timestamp, attribute_kinds: dict[str, str]) -> pd.Data
     signup = cutoff.tz_convert("UTC").tz_localize(None).normalize() - pd.Timedelta(days=400)
     cols: dict[str, list] = {
         "customer_id": list(EXAMPLE_IDS),
-        "customer.signup_ts": [signup, pd.NaT],
-        **{f"customer.{col}": pd.Series([True, None], dtype=object) for col in CONSENT_COLUMNS.values()},
+        "customer.signup_ts": [signup, signup + pd.Timedelta(days=200)],
+        **{f"customer.{col}": [True, False] for col in CONSENT_COLUMNS.values()},
     }
     for name, kind in attribute_kinds.items():
-        if kind == "datetime":
-            cols[f"customer.{name}"] = [signup, pd.NaT]
+        if kind == "datetime":  # a missing time would reach the serving example as the text "NaT"
+            cols[f"customer.{name}"] = [signup, signup]
         elif kind == "numeric":
             cols[f"customer.{name}"] = [_ATTRIBUTE_VALUES[kind], np.nan]
         else:

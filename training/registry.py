@@ -2,8 +2,10 @@
 
 The registered model is an MLflow ``python_function`` model whose ``loader_module`` is
 :mod:`features.system`: the pickled :class:`~features.system.DecisionSystem` (fitted feature pipeline +
-calibrated churn model) is its data, so ``models:/<name>@champion`` loads with nothing but the
-``engage`` package and no tracking server.
+calibrated churn model, optionally the policy) is its data, the ``features`` package is its code
+(``code_paths``) and its requirements pin what that code imports, so ``models:/<name>@champion`` loads in an
+environment built from the model's own ``requirements.txt``, with no tracking server. Its signature is the
+data contract as one flat frame (:mod:`features.contract.flat`) in, the decision per customer out.
 """
 
 from __future__ import annotations
@@ -141,33 +143,112 @@ def experiment_id(config: MlflowConfig, key: str = "churn") -> str:
 # ------------------------------------------------------------------------------------------ model
 
 
+def model_requirements() -> list[str]:
+    """Exact pins (``name==version``, as installed now) of every third-party distribution that the code
+    shipped with the model imports: what the model needs besides MLflow, which MLflow pins itself."""
+    import ast
+    import importlib.metadata as md
+    import sys
+
+    import features
+
+    modules: set[str] = set()
+    for path in Path(features.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                modules.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                modules.add(node.module.split(".")[0])
+    modules -= {*sys.stdlib_module_names, "features", "__future__"}
+    dists = md.packages_distributions()
+    missing = sorted(m for m in modules if m not in dists)
+    if missing:
+        raise RuntimeError(f"model requirements: no installed distribution provides {', '.join(missing)}")
+    return sorted({f"{d}=={md.version(d)}" for m in modules for d in dists[m]}, key=str.lower)
+
+
+def _shipped_code(folder: Path) -> Path:
+    """A copy of the ``features`` package (without caches) in ``folder``: the model's ``code_paths``, so that
+    it loads where ``engage`` is not installed. Everything pickled in a model lives in ``features``."""
+    import shutil
+
+    import features
+
+    target = folder / "features"
+    shutil.copytree(Path(features.__file__).parent, target, ignore=shutil.ignore_patterns("__pycache__", "*.py[co]"))
+    return target
+
+
+_SCHEMA_TYPES = {"f": "double", "b": "boolean", "M": "datetime"}
+
+
+def pyfunc_signature(system, example=None, cutoff=None):
+    """The model signature: the flat contract frame in (:mod:`features.contract.flat`, with the customer
+    attributes this system reads), the decision columns out, and the ``cutoff`` parameter.
+
+    The output columns and their types are those of ``system.predict`` on ``example`` (default: one customer
+    with no history).
+    """
+    import pandas as pd
+    from mlflow.models import ModelSignature
+    from mlflow.types import DataType
+    from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
+
+    from features.contract.flat import flat_columns
+
+    def dtype(kind: str):
+        return AnyType() if kind == "any" else DataType[kind]
+
+    inputs = Schema(
+        [ColSpec(dtype(c.kind), c.name, required=c.required) for c in flat_columns(system.static_attribute_kinds())]
+    )
+    if example is None or not len(example):
+        example = pd.DataFrame({"customer_id": ["example"], "ts": [pd.NaT], "channel": [None], "kind": [None],
+                                "direction": [None]})
+    output = system.predict(example, {"cutoff": str(cutoff) if cutoff is not None else ""})
+    outputs = Schema(
+        [ColSpec(DataType[_SCHEMA_TYPES.get(output[c].dtype.kind, "string")], c) for c in output.columns]
+    )
+    return ModelSignature(inputs, outputs, params=ParamSchema([ParamSpec("cutoff", DataType.string, "")]))
+
+
 @dataclass(frozen=True)
-class LoggedModel:
-    """A decision system logged in the active run: its URI, its registered version (``None`` when not
-    registered) and the SHA-256 of its model file (recorded on the version as the ``model_sha256`` tag)."""
+class _Reserved:
+    """A registered version created before its model's files are logged, so that the model knows its version."""
 
-    model_uri: str
-    registered_model_version: str | None
-    sha256: str
-
-
-def _signature(system, example, cutoff):
-    from mlflow.models import infer_signature
-
-    params = {"cutoff": str(cutoff) if cutoff is not None else ""}
-    output = system.predict(example, params)
-    output = output.assign(cutoff=output["cutoff"].astype(str))
-    return infer_signature(example, output, params=params)
+    name: str
+    version: str
+    model_id: str
 
 
-def log_decision_system(
-    system, *, name: str = "model", cutoff=None, registered_model_name: str | None = None
-) -> LoggedModel:
-    """Log ``system`` as a pyfunc model in the active run and, when a name is given, register it as a new
-    version carrying its model file's SHA-256.
+def _reserve_version(name: str):
+    """An empty logged model in the active run, registered as a new version of ``name``."""
+    import mlflow
 
-    The input example (and the signature derived from it) is synthetic (:mod:`training.input_example`): no
-    row of the training data reaches the registry. ``cutoff`` is the example's scoring cutoff (default: now).
+    logged = mlflow.initialize_logged_model(name="model")
+    mv = mlflow.register_model(f"models:/{logged.model_id}", name)
+    return _Reserved(name, str(mv.version), logged.model_id)
+
+
+def _release(reserved: _Reserved) -> None:
+    """Undo a reservation whose model could not be logged: no version may point at missing files."""
+    import mlflow
+    from mlflow.entities import LoggedModelStatus
+
+    mlflow.MlflowClient().delete_model_version(reserved.name, reserved.version)
+    mlflow.finalize_logged_model(reserved.model_id, LoggedModelStatus.FAILED)
+
+
+def log_decision_system(system, *, name: str = "model", cutoff=None, registered_model_name: str | None = None):
+    """Log ``system`` as a portable pyfunc model in the active run; returns MLflow's ModelInfo, with the
+    ``registered_model_version`` and the ``model_sha256`` of its model file.
+
+    The model carries the ``features`` code and exact pins of what that code imports, so it loads in an
+    environment built from its own requirements. With ``registered_model_name`` its version is registered
+    first, so that the pickled system reports it (``model_version``) in every answer, and the SHA-256 of the
+    model file is recorded on it as the ``model_sha256`` tag, which every load checks. The input example is
+    synthetic (:mod:`training.input_example`): no row of the training data reaches the registry. ``cutoff`` is
+    the example's scoring cutoff (default: now).
     """
     import mlflow
     import pandas as pd
@@ -176,23 +257,34 @@ def log_decision_system(
     from training.input_example import synthetic_input_example
 
     at = pd.Timestamp(cutoff) if cutoff is not None else pd.Timestamp.now(tz="UTC")
-    example = synthetic_input_example(at, system.attribute_kinds())
-    with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "system"
-        digest = file_sha256(save_system(system, data))
-        info = mlflow.pyfunc.log_model(
-            name=name,
-            loader_module="features.system",
-            data_path=str(data),
-            signature=_signature(system, example, at),
-            input_example=example,
-            pip_requirements=["lightgbm", "scikit-learn", "pandas", "numpy", "feature-engine", "pyarrow"],
-        )
-    version = None
-    if registered_model_name:
-        mv = mlflow.register_model(info.model_uri, registered_model_name, tags={CHECKSUM_TAG: digest})
-        version = str(mv.version)
-    return LoggedModel(info.model_uri, version, digest)
+    example = synthetic_input_example(at, system.static_attribute_kinds())
+    signature = pyfunc_signature(system, example, at)
+    reserved = _reserve_version(registered_model_name) if registered_model_name else None
+    if reserved is not None:
+        system.metadata["model_version"] = f"{reserved.name}/{reserved.version}"
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            data = Path(tmp) / "system"
+            digest = file_sha256(save_system(system, data))
+            info = mlflow.pyfunc.log_model(
+                name=name,
+                loader_module="features.system",
+                data_path=str(data),
+                code_paths=[str(_shipped_code(Path(tmp)))],
+                signature=signature,
+                input_example=example,
+                pip_requirements=model_requirements(),
+                model_id=reserved.model_id if reserved is not None else None,
+            )
+    except BaseException:
+        if reserved is not None:
+            _release(reserved)
+        raise
+    info.model_sha256 = digest
+    if reserved is not None:
+        info.registered_model_version = reserved.version
+        mlflow.MlflowClient().set_model_version_tag(reserved.name, reserved.version, CHECKSUM_TAG, digest)
+    return info
 
 
 def load_decision_system(uri: str, *, tracking_uri: str | None = None):

@@ -143,8 +143,9 @@ def _register_churn(config: MlflowConfig, system, spec: dict[str, Any], data: Pa
     import mlflow
 
     from features.contract.cutoffs import utc_timestamp
-    from training.churn.tracking import promote_churn, run_metrics
+    from training.churn.tracking import promote_churn, run_metrics, version_description
     from training.registry import log_decision_system
+    from training.run_info import describe_version
     from training.runs import tracked_run
 
     report = spec["report"]
@@ -156,7 +157,9 @@ def _register_churn(config: MlflowConfig, system, spec: dict[str, Any], data: Pa
         system.metadata["run_id"] = run.info.run_id
         logged = log_decision_system(system, cutoff=utc_timestamp(report["cutoffs"]["test"]),
                                      registered_model_name=name)
-        return {"run_id": run.info.run_id, **promote_churn(config, logged, report, tables, keys, holdout)}
+        out = {"run_id": run.info.run_id, **promote_churn(config, logged, report, tables, keys, holdout)}
+        describe_version(config, "churn", out["version"], version_description(report, spec["fingerprint"], out))
+        return out
 
 
 def _register_system(config: MlflowConfig, system, spec: dict[str, Any]) -> dict[str, Any]:
@@ -169,7 +172,8 @@ def _register_system(config: MlflowConfig, system, spec: dict[str, Any]) -> dict
     with tracked_run(config, "policy", "register-policy") as run:
         mlflow.set_tags({"engage.registered_from": spec["folder"]})
         log_report(spec["report"])
-        return {"run_id": run.info.run_id, **register_system(config, system, spec["report"], spec["churn_uri"])}
+        registered = register_system(config, system, spec["report"], spec["churn_uri"], spec.get("fingerprint"))
+        return {"run_id": run.info.run_id, **registered}
 
 
 def register_pending(folder: str | Path, config_path: Path | None = None, *, data: Path | None = None) -> dict:

@@ -14,11 +14,18 @@ pytestmark = pytest.mark.slow
 
 
 def _with_identifying_attributes(world):
-    """The world's customers with an e-mail address each: a value that would identify them anywhere."""
+    """The world with random customer ids (no literal in any source file can match them by chance) and an
+    e-mail address per customer: values that would identify a customer wherever they turned up."""
     rng = np.random.default_rng(5)
-    customers = world.customers.copy()
+    ids = {cid: f"K{rng.integers(16**10):010x}" for cid in world.customers["customer_id"].astype(str)}
+
+    def renamed(frame):
+        return None if frame is None else frame.assign(customer_id=frame["customer_id"].astype(str).map(ids))
+
+    customers = renamed(world.customers)
     customers["email"] = [f"{cid.lower()}.{rng.integers(10**8)}@mail.example" for cid in customers["customer_id"]]
-    return world.with_(customers=customers)
+    return world.with_(customers=customers, touchpoints=renamed(world.touchpoints), outreach=renamed(world.outreach),
+                       truth=renamed(world.truth))
 
 
 def test_a_freshly_trained_registry_holds_no_customer_data(make_world, tmp_path, monkeypatch):

@@ -49,9 +49,10 @@ def churn_pending(data: Path, tables: Tables, settings: ChurnSettings, report: d
 
     from training.churn.tracking import data_fingerprint
 
+    fingerprint = data_fingerprint(tables, Path(data).name, report["cutoffs"])
     return {
         "kind": "churn", "data": str(Path(data).resolve()), "settings": asdict(settings), "report": report,
-        "data_sha256": data_fingerprint(tables, Path(data).name, report["cutoffs"])["sha256"],
+        "data_sha256": fingerprint["sha256"], "fingerprint": fingerprint,
         "test_data": str(Path(test_data).resolve()) if test_data is not None else None,
         "exclude_attributes": list(exclude_attributes),
     }

@@ -22,8 +22,10 @@ from features.contract.schema import Tables
 from training.churn.experiments import HeldOutTest
 from training.churn.result import ChurnResult
 from training.churn.split import ChurnSettings
-from training.metrics import churn_metrics, plot_calibration, plot_gains
+from training.metrics import churn_metrics
+from training.plots import draw_calibration, draw_gains, draw_pr, draw_roc, draw_shap_summary, write_chart
 from training.report import write_json
+from training.run_info import data_summary, describe_version, log_data_input
 
 # The churn metrics a registered version records as ``test_<name>`` tags, and promotion compares.
 PROMOTION_METRICS: tuple[str, ...] = ("auc", "brier", "ece")
@@ -105,18 +107,29 @@ def run_metrics(report: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in flat.items() if v == v}
 
 
-def write_evaluation(result: ChurnResult, folder: Path) -> None:
-    """Calibration and gains charts, feature dictionary, importance, segment metrics and the report."""
+# At most this many test rows go into the SHAP summary plot (one point per row and feature).
+SHAP_ROWS = 2000
+
+
+def write_charts(result: ChurnResult, folder: Path) -> None:
+    """ROC, precision-recall, calibration and gains charts (model and baselines) and the SHAP summary."""
     y = result.test_keys["label"].to_numpy()
-    curves = {"churn model": (y, result.test_prob)}
-    for name, s in result.baseline_scores.items():
-        if name == "logistic_rfm" or name == "logistic_all_features":
-            curves[name] = (y, s)
-    plot_calibration(curves, folder / "calibration_curve.png")
-    plot_gains(
-        {"churn model": (y, result.test_prob), **{k: (y, v) for k, v in result.baseline_scores.items()}},
-        folder / "gains_chart.png",
-    )
+    curves = {"churn model": (y, result.test_prob), **{k: (y, v) for k, v in result.baseline_scores.items()}}
+    logistic = {k: v for k, v in curves.items() if k in ("churn model", "logistic_rfm", "logistic_all_features")}
+    write_chart(folder / "roc_curve.png", draw_roc, curves)
+    write_chart(folder / "pr_curve.png", draw_pr, curves)
+    write_chart(folder / "calibration_curve.png", draw_calibration, logistic)
+    write_chart(folder / "gains_chart.png", draw_gains, curves)
+    F = result.test_features
+    if len(F):
+        sample = F.sample(min(len(F), SHAP_ROWS), random_state=0) if len(F) > SHAP_ROWS else F
+        contrib = result.system.churn_model.contributions(sample)
+        write_chart(folder / "shap_summary.png", draw_shap_summary, contrib, sample, size=(8, 6))
+
+
+def write_evaluation(result: ChurnResult, folder: Path) -> None:
+    """Charts, feature dictionary, importance, segment metrics and the report."""
+    write_charts(result, folder)
     feature_dictionary(result.system.pipeline).to_csv(folder / "feature_dictionary.csv", index=False)
     if result.importance is not None:
         result.importance.to_csv(folder / "feature_importance.csv", index=False)
@@ -159,8 +172,9 @@ def promote_churn(config, logged, report: dict[str, Any], tables: Tables | None,
 
 def _log_contents(
     result: ChurnResult, tables: Tables, settings: ChurnSettings, dataset: str, holdout: HeldOutTest | None
-) -> None:
-    """Parameters, data fingerprints, metrics, failed baselines and evaluation artifacts, into the active run."""
+) -> dict[str, Any]:
+    """Parameters, data inputs, metrics, failed baselines and evaluation artifacts, into the active run; returns
+    the training data's fingerprint."""
     import tempfile
 
     import mlflow
@@ -168,15 +182,16 @@ def _log_contents(
     report = result.report
     mlflow.log_params(run_params(settings, report))
     fp = data_fingerprint(tables, dataset, report["cutoffs"])
-    mlflow.set_tags({f"data.{k}": str(v) for k, v in fp.items()})
+    log_data_input(fp, tables.meta.get("source"))
     if holdout is not None:
         test_fp = data_fingerprint(holdout.tables, holdout.dataset, {"test": str(holdout.cutoff)})
-        mlflow.set_tags({f"test_data.{k}": str(v) for k, v in test_fp.items()})
+        log_data_input(test_fp, holdout.tables.meta.get("source"), context="testing", tag_prefix="test_data")
     mlflow.set_tags({f"baseline_failed.{k}": v[:5000] for k, v in report.get("baselines_failed", {}).items()})
     mlflow.log_metrics(run_metrics(report))
     with tempfile.TemporaryDirectory() as tmp:
         write_evaluation(result, Path(tmp))
         mlflow.log_artifacts(tmp, artifact_path="evaluation")
+    return fp
 
 
 def log_churn_run(
@@ -202,7 +217,7 @@ def log_churn_run(
     report = result.report
     model_name = config.registered_models.get("churn", "engage-churn")
     with tracked_run(config, "churn", f"churn-{dataset or 'data'}") as run:
-        _log_contents(result, tables, settings, dataset, holdout)
+        fp = _log_contents(result, tables, settings, dataset, holdout)
         system = result.system
         system.metadata["run_id"] = run.info.run_id
         logged = log_decision_system(
@@ -210,8 +225,24 @@ def log_churn_run(
             cutoff=utc_timestamp(report["cutoffs"]["test"]),
             registered_model_name=model_name if register else None,
         )
-        out: dict[str, Any] = {"run_id": run.info.run_id, "model_uri": logged.model_uri, "model_sha256": logged.sha256}
+        out: dict[str, Any] = {"run_id": run.info.run_id, "model_uri": logged.model_uri,
+                               "model_sha256": logged.model_sha256}
         if register:
-            system.metadata["model_version"] = f"{model_name}/{logged.registered_model_version}"
             out.update(promote_churn(config, logged, report, tables, result.test_keys, holdout))
+            describe_version(config, "churn", out["version"], version_description(report, fp, out))
     return out
+
+
+def version_description(report: dict[str, Any], fingerprint: dict[str, Any], promotion: dict[str, Any]) -> str:
+    """What a registered churn version is: its data, cutoffs, test figures and the promotion decision."""
+    cut = report["cutoffs"]
+    rfm = report.get("baselines", {}).get("logistic_rfm", {}).get("auc")
+    return (
+        f"Churn model ({report['mode']} labels, calibration {report['calibration']}) trained on "
+        f"{data_summary(fingerprint)}; cutoffs {fingerprint['cutoff_first']} to {fingerprint['cutoff_last']}, "
+        f"test cutoff {cut.get('test')}. Test AUC {report['auc']:.4f}, "
+        f"PR-AUC {report.get('pr_auc', float('nan')):.4f}, Brier {report['brier']:.4f}, ECE {report['ece']:.4f}"
+        + (f" (logistic RFM baseline AUC {rfm:.4f})" if rfm is not None else "")
+        + (f"; on the separate test data AUC {report['test_auc']:.4f}" if report.get("test_auc") is not None else "")
+        + f". Promotion: {'promoted to champion' if promotion['promoted'] else 'not promoted'} ({promotion['reason']})."
+    )

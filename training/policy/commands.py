@@ -67,15 +67,18 @@ def _log_run(
 
 
 def _publish(config, system, model, report: dict, train: PolicyTrainConfig, pconfig: PolicyConfig, churn_uri: str,
-             register: bool) -> dict | None:
-    """Log the run and register the system (retried while the registry is locked)."""
+             register: bool, data: tuple[dict, str | None]) -> dict | None:
+    """Log the run (``data``: the data's fingerprint and source) and register the system (retried while the
+    registry is locked)."""
     from features.contract.errors import retry_while_busy
+    from training.run_info import log_data_input
     from training.runs import tracked_run
 
     def attempt() -> dict | None:
         with tracked_run(config, "policy", "policy"):
+            log_data_input(*data)
             _log_run(report, model, train, pconfig, churn_uri)
-            return register_system(config, system, report, churn_uri) if register else None
+            return register_system(config, system, report, churn_uri, data[0]) if register else None
 
     return retry_while_busy(attempt, seconds=config.busy_retry_seconds, what="registering the decision system",
                             where=config.tracking_uri)
@@ -105,6 +108,7 @@ def train_policy_command(
     from features.decision.config import load_policy_config
     from features.sources.io import read_tables
     from features.system import DecisionSystem
+    from training.churn.tracking import data_fingerprint
     from training.registry import load_config
     from training.unregistered import keep_on_failure, prepare_registry
 
@@ -131,10 +135,12 @@ def train_policy_command(
         policy=model,
         metadata={**churn_system.metadata, "policy": report["method"]},
     )
-    pending = {"kind": "system", "data": str(Path(data).resolve()), "churn_uri": churn_uri,
+    fp = data_fingerprint(tables, Path(data).name, {"test": report["scenarios"]["configured"]["cutoff"]})
+    pending = {"kind": "system", "data": str(Path(data).resolve()), "churn_uri": churn_uri, "fingerprint": fp,
                "report": without_customer_ids(report)}
     with keep_on_failure(config, system, pending, config_path):
-        report["mlflow"] = _publish(config, system, model, report, train, pconfig, churn_uri, register)
+        report["mlflow"] = _publish(config, system, model, report, train, pconfig, churn_uri, register,
+                                    (fp, tables.meta.get("source")))
     if report_path is not None:
         write_json(report_path, report)
     return report

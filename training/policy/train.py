@@ -25,6 +25,7 @@ from training.policy.config import PolicyTrainConfig
 from training.policy.evaluate import evaluate_at_cutoff
 from training.policy.fit import fit_policy, select_threshold, uplift_curve
 from training.policy.offline import offline_estimates
+from training.policy.qini import qini_summary
 from training.policy.rows import campaign_cutoffs, report_progress, split_customers, training_rows
 
 Progress = Callable[[str], None] | None
@@ -138,6 +139,7 @@ def _report(
         "effect_screen_loss": {str(k): v for k, v in getattr(model.uplift, "screen_loss_", {}).items()},
         "off_policy": offline_estimates(model, Xh, rh, p0_h, rng, train.n_boot),
         "uplift_curve": uplift_curve(model, Xh, rh),
+        "qini": qini_summary(model, Xh, rh),
         "scenarios": {},
     }
 
