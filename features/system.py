@@ -6,18 +6,27 @@ the registered MLflow model; :func:`_load_pyfunc` is the MLflow ``loader_module`
 never imports MLflow: MLflow calls it with the model's data path and gets a predict-able object), and
 :meth:`DecisionSystem.predict` is the pyfunc's answer: the contract as one flat frame in, the full decision
 per customer out (:func:`decision_frame`).
+
+A pickle runs code when it is loaded, so model files must come from a trusted store. What this module adds
+is integrity: :func:`save_system` writes the file's SHA-256 beside it (and registration records it as the
+version's ``model_sha256`` tag); every load compares the file with the digest it was given or found beside
+it before unpickling, and a corrupt or altered file is a :class:`~features.contract.errors.ModelIntegrityError`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from features.contract.cutoffs import utc_timestamp
+from features.contract.errors import ModelIntegrityError
 from features.contract.schema import IN_MARKET, SOCIAL_LADDER, STORE_LADDER, Tables
 from features.decision.columns import DECISION_COLUMNS
 from features.models.churn import ChurnModel
@@ -25,6 +34,9 @@ from features.models.lgbm import float_values
 from features.renames import load_pickle
 
 SYSTEM_FILE = "decision_system.pkl"
+# The digest written beside a saved system, and the model-version tag registration records it under.
+CHECKSUM_SUFFIX = ".sha256"
+CHECKSUM_TAG = "model_sha256"
 
 # The decision columns a score carries: all but ``decision_reason``, with ``no_contact_reason`` last (the
 # order of the scoring output's columns).
@@ -294,25 +306,91 @@ class PyfuncDecisionSystem:
         return self.python_model
 
 
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, as 64 hex digits."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: str | Path, expected: str | None, *, name: str | None = None) -> None:
+    """Raise :class:`ModelIntegrityError` unless ``path`` hashes to ``expected``; also when ``expected`` is
+    ``None``, the digest file written beside ``path`` (if any) is checked. ``name``: how the error names the
+    model (default: the path)."""
+    path = Path(path)
+    sidecar = path.with_name(path.name + CHECKSUM_SUFFIX)
+    if expected is None and sidecar.is_file():
+        expected = (sidecar.read_text().split() or [""])[0]
+    if expected is None:
+        return
+    found = file_sha256(path)
+    if found != expected.strip().lower():
+        what = f"the model file of {name}" if name else f"model file {path}"
+        raise ModelIntegrityError(
+            f"{what}: SHA-256 {found[:12]}… does not match the recorded {expected.strip()[:12]}…; the file "
+            "changed after it was saved or registered: restore it from a trusted copy or train and register the "
+            "model again"
+        )
+
+
+# What unpickling raises on bytes that are not a whole pickle (a class that cannot be found is another matter:
+# an ImportError or AttributeError, raised as it is).
+_CORRUPT_PICKLE = (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, OverflowError,
+                   UnicodeDecodeError)
+
+
+@contextlib.contextmanager
+def unpickling(path: str | Path) -> Iterator[None]:
+    """Turn the errors of unreadable pickle bytes into a :class:`ModelIntegrityError` naming the file."""
+    try:
+        yield
+    except _CORRUPT_PICKLE as exc:
+        raise ModelIntegrityError(
+            f"model file {path} is corrupt, truncated or not a pickle ({type(exc).__name__}: {exc}); restore it "
+            "from a trusted copy or train and register the model again"
+        ) from exc
+
+
 def save_system(system: DecisionSystem, path: str | Path) -> Path:
-    """Pickle ``system`` into folder ``path`` (created) as the pyfunc data path; returns the file."""
+    """Pickle ``system`` into folder ``path`` (created) as the pyfunc data path, with its SHA-256 beside it;
+    returns the pickle file."""
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / SYSTEM_FILE
     with open(target, "wb") as fh:
         pickle.dump(system, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    target.with_name(target.name + CHECKSUM_SUFFIX).write_text(f"{file_sha256(target)}  {target.name}\n")
     return target
 
 
-def load_system_file(path: str | Path) -> DecisionSystem:
-    """Unpickle a decision system from a data folder (or the pickle file itself)."""
+def load_pickle_file(path: str | Path, expected_sha256: str | None = None):
+    """Unpickle a model file (following class moves) after checking its digest (given, or the one beside it)."""
+    verify_sha256(path, expected_sha256)
+    with open(path, "rb") as fh, unpickling(path):
+        return load_pickle(fh)
+
+
+def load_system_file(path: str | Path, expected_sha256: str | None = None) -> DecisionSystem:
+    """Unpickle a decision system from a data folder (or the pickle file itself), checking its digest."""
     path = Path(path)
     target = path / SYSTEM_FILE if path.is_dir() else path
-    with open(target, "rb") as fh:
-        system = load_pickle(fh)
+    system = load_pickle_file(target, expected_sha256)
     if not isinstance(system, DecisionSystem):
         raise TypeError(f"{target}: holds a {type(system).__name__}, not a DecisionSystem")
     return system
+
+
+def model_folder_file(folder: str | Path) -> Path:
+    """The decision-system pickle inside an MLflow model folder written by registration (``data/system/``)."""
+    import yaml
+
+    folder = Path(folder)
+    spec = yaml.safe_load((folder / "MLmodel").read_text()) or {}
+    data = ((spec.get("flavors") or {}).get("python_function") or {}).get("data") or "data/system"
+    found = folder / data
+    return found / SYSTEM_FILE if found.is_dir() else found
 
 
 def _load_pyfunc(data_path: str) -> PyfuncDecisionSystem:

@@ -18,10 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from features.contract.errors import ModelNotFoundError
+
 NO_CHAMPION = "no champion model in {registry}; run `engage demo` or `engage train`"
 
 
-class NoChampionError(LookupError):
+class NoChampionError(ModelNotFoundError):
     """The registry has no model with the champion alias (or does not exist yet)."""
 
 

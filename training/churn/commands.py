@@ -42,6 +42,22 @@ def fit_for_tables(
     return train_churn(tables, settings, rng, pipeline=pipeline, dataset=dataset)
 
 
+def churn_pending(data: Path, tables: Tables, settings: ChurnSettings, report: dict, test_data: Path | None,
+                  exclude_attributes: tuple[str, ...]) -> dict[str, Any]:
+    """What ``engage register`` needs to register a churn model saved when registering failed."""
+    from dataclasses import asdict
+
+    from training.churn.tracking import data_fingerprint
+
+    fingerprint = data_fingerprint(tables, Path(data).name, report["cutoffs"])
+    return {
+        "kind": "churn", "data": str(Path(data).resolve()), "settings": asdict(settings), "report": report,
+        "data_sha256": fingerprint["sha256"], "fingerprint": fingerprint,
+        "test_data": str(Path(test_data).resolve()) if test_data is not None else None,
+        "exclude_attributes": list(exclude_attributes),
+    }
+
+
 def train_churn_command(
     data: Path,
     config_path: Path | None = None,
@@ -56,12 +72,17 @@ def train_churn_command(
 
     ``test_data``: a separate labelled folder the trained system is measured on (``test``, ``test_auc`` in
     the report; promotion compares on it). ``exclude_attributes``: customer attributes left out of training.
+    Runs of killed processes are marked FAILED first; a locked registry is retried; when registering fails
+    anyway, the model is saved locally and the error names the ``engage register`` command that finishes.
     """
+    from features.contract.errors import retry_while_busy
     from features.sources.io import read_tables
     from training.registry import load_config
+    from training.unregistered import keep_on_failure, prepare_registry
 
     config = load_config(config_path)
     settings = settings_for(config, overrides)
+    prepare_registry(config)
     data = Path(data)
     log.info("reading %s", data)
     tables = without_attributes(read_tables(data), exclude_attributes)
@@ -75,7 +96,13 @@ def train_churn_command(
     if exclude_attributes:
         result.report["excluded_attributes"] = list(exclude_attributes)
         result.system.metadata["excluded_attributes"] = list(exclude_attributes)
-    registry = log_churn_run(result, tables, config, settings, dataset=data.name, register=register, holdout=held)
+    pending = churn_pending(data, tables, settings, result.report, test_data, exclude_attributes)
+    with keep_on_failure(config, result.system, pending, config_path):
+        registry = retry_while_busy(
+            lambda: log_churn_run(result, tables, config, settings, dataset=data.name, register=register,
+                                  holdout=held),
+            seconds=config.busy_retry_seconds, what="registering the churn model", where=config.tracking_uri,
+        )
     report = {**result.report, "mlflow": registry}
     if report_path is not None:
         write_json(report_path, report)
@@ -93,6 +120,7 @@ def evaluate_churn_command(
     """``engage evaluate churn``: score the champion (or ``model_uri``) on a data folder's test cutoff."""
     import mlflow
 
+    from features.contract.errors import retry_while_busy
     from features.sources.io import read_tables
     from training.registry import load_config, load_decision_system
 
@@ -101,7 +129,8 @@ def evaluate_churn_command(
     tables = read_tables(Path(data))
     mlflow.set_tracking_uri(config.tracking_uri)
     uri = model_uri or f"models:/{config.registered_models.get('churn', 'engage-churn')}@{config.champion}"
-    system = load_decision_system(uri)
+    system = retry_while_busy(lambda: load_decision_system(uri), seconds=config.busy_retry_seconds,
+                              what=f"loading {uri}", where=config.tracking_uri)
     labels, test = evaluation_labels(tables, settings, cutoff)
     scored = system.score(tables, test).set_index("customer_id")
     p = scored["churn_probability"].reindex(labels["customer_id"].astype(str)).to_numpy()

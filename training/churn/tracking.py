@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -137,29 +138,60 @@ def write_evaluation(result: ChurnResult, folder: Path) -> None:
     write_json(folder / "report.json", result.report)
 
 
-def _promote(
-    config, info, result: ChurnResult, tables: Tables, test_cutoff: pd.Timestamp, holdout: HeldOutTest | None
-) -> dict[str, Any]:
-    """Register the challenger and promote it if it beats the champion on comparable figures."""
-    from training.registry import register_and_promote
-
-    report = result.report
+def champion_metrics_fn(config, mode: str, tables: Tables | None, keys: pd.DataFrame | None, test_cutoff,
+                        holdout: HeldOutTest | None = None) -> Callable[[str], dict[str, float]]:
+    """How the champion is measured against a challenger: on the separate test folder when there is one;
+    else re-scored on the challenger's test rows (derived labels), or its recorded cross-validated figures
+    (given labels: no common rows to score)."""
 
     def champion_metrics(uri: str) -> dict[str, float]:
         if holdout is not None:  # both measured on the separate test folder
             return score_registered(uri, holdout.tables, holdout.keys, holdout.cutoff)
-        if report["mode"] != "temporal":
-            # given labels: compare cross-validated figures recorded on the champion's version
+        if mode != "temporal":
             return recorded_metrics(config, uri)
-        return score_registered(uri, tables, result.test_keys, test_cutoff)
+        return score_registered(uri, tables, keys, test_cutoff)
+
+    return champion_metrics
+
+
+def promote_churn(config, logged, report: dict[str, Any], tables: Tables | None, keys: pd.DataFrame | None,
+                  holdout: HeldOutTest | None = None) -> dict[str, Any]:
+    """Compare the registered challenger with the champion on comparable figures; promote it if it wins."""
+    from training.registry import register_and_promote
 
     challenger = holdout.metrics if holdout is not None else report
     return register_and_promote(
         config,
-        info,
+        logged,
         challenger_metrics={k: challenger[k] for k in PROMOTION_METRICS},
-        champion_metrics_fn=champion_metrics,
+        champion_metrics_fn=champion_metrics_fn(
+            config, report["mode"], tables, keys, utc_timestamp(report["cutoffs"]["test"]), holdout
+        ),
     )
+
+
+def _log_contents(
+    result: ChurnResult, tables: Tables, settings: ChurnSettings, dataset: str, holdout: HeldOutTest | None
+) -> dict[str, Any]:
+    """Parameters, data inputs, metrics, failed baselines and evaluation artifacts, into the active run; returns
+    the training data's fingerprint."""
+    import tempfile
+
+    import mlflow
+
+    report = result.report
+    mlflow.log_params(run_params(settings, report))
+    fp = data_fingerprint(tables, dataset, report["cutoffs"])
+    log_data_input(fp, tables.meta.get("source"))
+    if holdout is not None:
+        test_fp = data_fingerprint(holdout.tables, holdout.dataset, {"test": str(holdout.cutoff)})
+        log_data_input(test_fp, holdout.tables.meta.get("source"), context="testing", tag_prefix="test_data")
+    mlflow.set_tags({f"baseline_failed.{k}": v[:5000] for k, v in report.get("baselines_failed", {}).items()})
+    mlflow.log_metrics(run_metrics(report))
+    with tempfile.TemporaryDirectory() as tmp:
+        write_evaluation(result, Path(tmp))
+        mlflow.log_artifacts(tmp, artifact_path="evaluation")
+    return fp
 
 
 def log_churn_run(
@@ -175,40 +207,29 @@ def log_churn_run(
     """Log params, fingerprint, metrics, plots, dictionary and model; register and maybe promote.
 
     ``holdout``: the run measured on a separate test folder (its fingerprint is logged as ``test_data.*``
-    tags, and promotion compares on it)."""
-    import tempfile
-
-    import mlflow
-
-    from training.registry import experiment_id, input_example, log_decision_system
+    tags, and promotion compares on it). Everything happens inside one tracked run
+    (:func:`training.runs.tracked_run`): a process killed on the way leaves a run the next training command
+    marks FAILED.
+    """
+    from training.registry import log_decision_system
+    from training.runs import tracked_run
 
     report = result.report
     model_name = config.registered_models.get("churn", "engage-churn")
-    with mlflow.start_run(experiment_id=experiment_id(config, "churn"), run_name=f"churn-{dataset or 'data'}") as run:
-        mlflow.log_params(run_params(settings, report))
-        fp = data_fingerprint(tables, dataset, report["cutoffs"])
-        log_data_input(fp, tables.meta.get("source"))
-        if holdout is not None:
-            test_fp = data_fingerprint(holdout.tables, holdout.dataset, {"test": str(holdout.cutoff)})
-            log_data_input(test_fp, holdout.tables.meta.get("source"), context="testing", tag_prefix="test_data")
-        mlflow.log_metrics(run_metrics(report))
-        with tempfile.TemporaryDirectory() as tmp:
-            write_evaluation(result, Path(tmp))
-            mlflow.log_artifacts(tmp, artifact_path="evaluation")
-        test_cutoff = utc_timestamp(report["cutoffs"]["test"])
+    with tracked_run(config, "churn", f"churn-{dataset or 'data'}") as run:
+        fp = _log_contents(result, tables, settings, dataset, holdout)
         system = result.system
         system.metadata["run_id"] = run.info.run_id
-        info = log_decision_system(
+        logged = log_decision_system(
             system,
-            example=input_example(tables),
-            cutoff=test_cutoff,
+            cutoff=utc_timestamp(report["cutoffs"]["test"]),
             registered_model_name=model_name if register else None,
         )
-        out: dict[str, Any] = {"run_id": run.info.run_id, "model_uri": info.model_uri}
-    if register:
-        system.metadata["model_version"] = f"{model_name}/{info.registered_model_version}"
-        out.update(_promote(config, info, result, tables, test_cutoff, holdout))
-        describe_version(config, "churn", out["version"], version_description(report, fp, out))
+        out: dict[str, Any] = {"run_id": run.info.run_id, "model_uri": logged.model_uri,
+                               "model_sha256": logged.model_sha256}
+        if register:
+            out.update(promote_churn(config, logged, report, tables, result.test_keys, holdout))
+            describe_version(config, "churn", out["version"], version_description(report, fp, out))
     return out
 
 

@@ -185,6 +185,7 @@ def _report(
         "best_iteration": model.best_iteration_,
         "features": feature_use(model),
         "baselines": baselines.metrics,
+        "baselines_failed": baselines.failed,
         **oracle_metrics(tables, rows.k_test, split.test),
         "cutoffs": split.as_dict(),
         "rows": {"train": len(rows.F_train), "val": len(rows.F_val), "test": len(rows.F_test)},

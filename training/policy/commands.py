@@ -6,7 +6,6 @@ as one unit; evaluation needs no MLflow (a freshly fitted pipeline, the report o
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -15,8 +14,8 @@ from features.contract.schema import Tables
 from features.decision.config import PolicyConfig
 from features.decision.nba import NextBestAction
 from training.policy.config import PolicyTrainConfig
-from training.policy.plots import policy_plot, qini_plot, uplift_plot
-from training.policy.summary import flat_metrics, summarise
+from training.policy.registration import log_report, register_system, without_customer_ids
+from training.policy.summary import summarise
 from training.policy.train import train_and_evaluate
 from training.report import write_json
 
@@ -34,13 +33,20 @@ def default_scenarios(config: PolicyConfig, tables: Tables) -> dict[str, PolicyC
 
 def _churn_champion(config):
     """The churn champion's URI and decision system (its pipeline and churn model carry the policy)."""
+    from features.contract.errors import ModelNotFoundError, retry_while_busy
     from training.registry import load_decision_system
 
     churn_uri = f"models:/{config.registered_models.get('churn', 'engage-churn')}@{config.champion}"
     try:
-        return churn_uri, load_decision_system(churn_uri)
-    except Exception as exc:
-        raise ValueError(f"no churn champion at {churn_uri}: run `engage train churn` first ({exc})") from exc
+        system = retry_while_busy(
+            lambda: load_decision_system(churn_uri), seconds=config.busy_retry_seconds,
+            what="loading the churn champion", where=config.tracking_uri,
+        )
+    except ModelNotFoundError as exc:
+        raise ModelNotFoundError(
+            f"no churn champion at {churn_uri} in {config.tracking_uri}: run `engage train churn` first"
+        ) from exc
+    return churn_uri, system
 
 
 def _log_run(
@@ -57,51 +63,25 @@ def _log_run(
             "churn_model": churn_uri,
         }
     )
-    mlflow.log_metrics(flat_metrics(report))
-    with tempfile.TemporaryDirectory() as tmp:
-        write_json(Path(tmp) / "policy_report.json", report)
-        policy_plot(report, Path(tmp) / "policy_value.png")
-        uplift_plot(report, Path(tmp) / "uplift_curve.png")
-        qini_plot(report, Path(tmp) / "qini_curve.png")
-        write_json(Path(tmp) / "uplift_curve.json", report["uplift_curve"])
-        mlflow.log_artifacts(tmp)
+    log_report(report)
 
 
-def _register(config, system, tables: Tables, report: dict, churn_uri: str) -> dict:
-    """Register the decision system as a challenger; promoted under the churn model's rules."""
-    from training.churn.tracking import recorded_metrics
-    from training.registry import input_example, log_decision_system, register_and_promote
+def _publish(config, system, model, report: dict, train: PolicyTrainConfig, pconfig: PolicyConfig, churn_uri: str,
+             register: bool, data: tuple[dict, str | None]) -> dict | None:
+    """Log the run (``data``: the data's fingerprint and source) and register the system (retried while the
+    registry is locked)."""
+    from features.contract.errors import retry_while_busy
+    from training.run_info import log_data_input
+    from training.runs import tracked_run
 
-    name = config.registered_models.get("system", "engage-decision-system")
-    info = log_decision_system(
-        system,
-        example=input_example(tables),
-        cutoff=report["scenarios"]["configured"]["cutoff"],
-        registered_model_name=name,
-    )
-    return register_and_promote(
-        config,
-        info,
-        challenger_metrics=recorded_metrics(config, churn_uri),
-        champion_metrics_fn=lambda uri: recorded_metrics(config, uri),
-        model_key="system",
-    )
+    def attempt() -> dict | None:
+        with tracked_run(config, "policy", "policy"):
+            log_data_input(*data)
+            _log_run(report, model, train, pconfig, churn_uri)
+            return register_system(config, system, report, churn_uri, data[0]) if register else None
 
-
-def version_description(report: dict, fingerprint: dict, churn_uri: str, promotion: dict) -> str:
-    """What a registered decision-system version is: data, cutoff, churn model, held-out value and promotion."""
-    from training.run_info import data_summary
-
-    learned = report["off_policy"]["policies"].get("learned", {}).get("dr_incremental", {})
-    q = report.get("qini", {})
-    return (
-        f"Decision system: next-best-action policy ({report['method']}) on the churn model {churn_uri}, trained "
-        f"on {data_summary(fingerprint)}, decisions at cutoff {report['scenarios']['configured']['cutoff']}. "
-        f"Held-out DR incremental value per decision {learned.get('value', float('nan')):.4f} (95 % CI "
-        f"{learned.get('low', float('nan')):.4f} to {learned.get('high', float('nan')):.4f}); AUUC "
-        f"{q.get('auuc', float('nan')):.4f}, Qini coefficient {q.get('qini_coefficient', float('nan')):.4f}. "
-        f"Promotion: {'promoted to champion' if promotion['promoted'] else 'not promoted'} ({promotion['reason']})."
-    )
+    return retry_while_busy(attempt, seconds=config.busy_retry_seconds, what="registering the decision system",
+                            where=config.tracking_uri)
 
 
 def train_policy_command(
@@ -119,7 +99,8 @@ def train_policy_command(
 
     The feature pipeline and churn model come from the churn champion (``engage train churn`` first);
     the policy is added to them and the whole decision system is registered as one unit under
-    ``registered_models.system`` with the challenger alias, promoted to champion under the same rules.
+    ``registered_models.system``, promoted to champion under the same rules. When registering fails, the
+    system is saved locally and the error names the ``engage register`` command that finishes the job.
     """
     import mlflow
 
@@ -128,11 +109,12 @@ def train_policy_command(
     from features.sources.io import read_tables
     from features.system import DecisionSystem
     from training.churn.tracking import data_fingerprint
-    from training.registry import experiment_id, load_config
-    from training.run_info import describe_version, log_data_input
+    from training.registry import load_config
+    from training.unregistered import keep_on_failure, prepare_registry
 
     config = load_config(config_path)
     mlflow.set_tracking_uri(config.tracking_uri)
+    prepare_registry(config)
     tables = read_tables(Path(data))
     catalogue = load_catalogue(catalogue_path)
     pconfig = load_policy_config(policy_config_path)
@@ -153,16 +135,12 @@ def train_policy_command(
         policy=model,
         metadata={**churn_system.metadata, "policy": report["method"]},
     )
-    registry = None
-    with mlflow.start_run(experiment_id=experiment_id(config, "policy"), run_name="policy"):
-        fp = data_fingerprint(tables, Path(data).name, {"test": report["scenarios"]["configured"]["cutoff"]})
-        log_data_input(fp, tables.meta.get("source"))
-        _log_run(report, model, train, pconfig, churn_uri)
-        if register:
-            registry = _register(config, system, tables, report, churn_uri)
-            text = version_description(report, fp, churn_uri, registry)
-            describe_version(config, "system", registry["version"], text)
-    report["mlflow"] = registry
+    fp = data_fingerprint(tables, Path(data).name, {"test": report["scenarios"]["configured"]["cutoff"]})
+    pending = {"kind": "system", "data": str(Path(data).resolve()), "churn_uri": churn_uri, "fingerprint": fp,
+               "report": without_customer_ids(report)}
+    with keep_on_failure(config, system, pending, config_path):
+        report["mlflow"] = _publish(config, system, model, report, train, pconfig, churn_uri, register,
+                                    (fp, tables.meta.get("source")))
     if report_path is not None:
         write_json(report_path, report)
     return report

@@ -209,7 +209,8 @@ def train_and_evaluate(
         report_progress(progress, f"policy: deciding at {cutoff.date()} ({name})")
         cfg = replace(cfg, min_incremental_value=max(cfg.min_incremental_value, model.config.min_incremental_value))
         report["scenarios"][name] = evaluate_at_cutoff(
-            model, tables, cutoff, cfg, pipeline=pipeline, rng=rng, n_boot=train.n_boot
+            model, tables, cutoff, cfg, pipeline=pipeline, rng=rng, n_boot=train.n_boot,
+            customer_ids=train.report_customer_ids,
         )
     report["seconds"] = time.time() - t0
     return model, report
