@@ -113,7 +113,7 @@ def _echo_policy(echo: Callable[[str], None], scenario: dict[str, Any], truth: d
     echo(f"      why not contacted: {scenario['no_contact_reasons']}")
     echo(f"      back-door defense targets: {scenario['defense_targets']:,}; for example:")
     for example in scenario.get("defense_examples", [])[:3]:
-        echo(f"        {example['customer_id']}: " + "; ".join(example["defense_reasons"]))
+        echo("        " + "; ".join(example["defense_reasons"]))
 
 
 def _policy(demo: Demo) -> dict[str, Any]:

@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pandas as pd
 
 from features.builders.pipeline import build_features
 from features.contract.catalogue import load_catalogue
 from features.contract.schema import OUTREACH_CHANNELS
 from features.decision.config import load_policy_config
-from features.sources.io import write_tables
-from tests.paths import PROJECT
-from training.churn.split import ChurnSettings
-from training.churn.tracking import log_churn_run
-from training.churn.train import train_churn
+from tests.training.registered import register_churn_and_policy
 from training.policy.ceiling import effect_value_decomposition
-from training.policy.commands import train_policy_command
 from training.policy.config import PolicyTrainConfig
 from training.policy.train import train_and_evaluate
-from training.registry import load_config
 
 CAT = load_catalogue()
 
@@ -73,17 +66,10 @@ def test_policy_training_registers_a_challenger_version_with_its_uplift_curve(
     from mlflow import MlflowClient
 
     monkeypatch.chdir(tmp_path)  # nothing may land in the working directory
-    world = make_world(800, 390, seed=4)
-    write_tables(world, tmp_path / "data")
-    cfg_file = tmp_path / "mlflow.yaml"
-    cfg_file.write_text((PROJECT / "mlflow.yaml").read_text())
-    config = load_config(cfg_file)
-    settings = ChurnSettings(max_train_cutoffs=2)
-    churn = train_churn(world, settings, np.random.default_rng(1), dataset="policy-registry-test")
-    assert log_churn_run(churn, world, config, settings, dataset="policy-registry-test")["promoted"]
-
-    train = PolicyTrainConfig(max_campaigns=3, outcome_estimators=30, effect_estimators=20, n_boot=30, seed=1)
-    report = train_policy_command(tmp_path / "data", cfg_file, tmp_path / "policy.json", train=train)
+    done = register_churn_and_policy(tmp_path, make_world(800, 390, seed=4), "policy-registry-test",
+                                     tmp_path / "policy.json")
+    assert done.churn["promoted"]
+    config, report = done.config, done.report
     name = config.registered_models["system"]
     client = MlflowClient(tracking_uri=config.tracking_uri)
     version = client.get_model_version_by_alias(name, config.challenger)

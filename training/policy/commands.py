@@ -9,7 +9,6 @@ command line's ``--objective`` and ``--horizon-days`` on top.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -18,9 +17,9 @@ from features.contract.schema import Tables
 from features.decision.config import PolicyConfig
 from features.decision.nba import NextBestAction
 from training.policy.config import PolicyTrainConfig
-from training.policy.plots import policy_plot, uplift_plot
+from training.policy.registration import log_report, register_system, without_customer_ids
 from training.policy.rows import report_progress
-from training.policy.summary import flat_metrics, summarise
+from training.policy.summary import summarise
 from training.policy.train import train_and_evaluate
 from training.report import write_json
 
@@ -61,38 +60,27 @@ def _log_run(
             "churn_model": churn_uri or "none",
         }
     )
-    mlflow.log_metrics({**flat_metrics(report), "beats_baselines": float(report["beats_baselines"])})
+    mlflow.log_metrics({"beats_baselines": float(report["beats_baselines"])})
     mlflow.set_tags({"policy.headline": report["headline"][:4000], "policy.chosen": report["chosen_policy"]})
-    with tempfile.TemporaryDirectory() as tmp:
-        write_json(Path(tmp) / "policy_report.json", report)
-        policy_plot(report, Path(tmp) / "policy_value.png")
-        uplift_plot(report, Path(tmp) / "uplift_curve.png")
-        write_json(Path(tmp) / "uplift_curve.json", report["uplift_curve"])
-        mlflow.log_artifacts(tmp)
+    log_report(report)
 
 
-def _register(config, system, tables: Tables, report: dict) -> dict:
-    """Register the decision system as a challenger; promoted only as the policy gate decided."""
-    from training.registry import input_example, log_decision_system, register_with_decision
+def _publish(config, system, model, report: dict, train: PolicyTrainConfig, pconfig: PolicyConfig, churn_uri: str,
+             register: bool, data: tuple[dict, str | None]) -> dict | None:
+    """Log the run (``data``: the data's fingerprint and source) and register the system (retried while the
+    registry is locked)."""
+    from features.contract.errors import retry_while_busy
+    from training.run_info import log_data_input
+    from training.runs import tracked_run
 
-    name = config.registered_models.get("system", "engage-decision-system")
-    info = log_decision_system(
-        system,
-        example=input_example(tables),
-        cutoff=report["scenarios"]["configured"]["cutoff"],
-        registered_model_name=name,
-    )
-    gate = report["gate"]
-    learned = report["off_policy"]["policies"]["learned"]["dr"]
-    tags = {
-        "policy_objective": report["objective"],
-        "policy_beats_baselines": str(gate["beats_baselines"]).lower(),
-        "policy_chosen": gate["chosen"],
-        "policy_learned_dr": f"{learned['value']:.6g}",
-    }
-    return register_with_decision(
-        config, info, promote=gate["promote"], reason=gate["reason"], model_key="system", tags=tags
-    )
+    def attempt() -> dict | None:
+        with tracked_run(config, "policy", "policy"):
+            log_data_input(*data)
+            _log_run(report, model, train, pconfig, churn_uri)
+            return register_system(config, system, report, churn_uri, data[0]) if register else None
+
+    return retry_while_busy(attempt, seconds=config.busy_retry_seconds, what="registering the decision system",
+                            where=config.tracking_uri)
 
 
 def train_policy_command(
@@ -113,17 +101,21 @@ def train_policy_command(
     The feature pipeline and churn model come from the churn champion when the objective needs it (retention)
     or it was trained on the same data; otherwise a pipeline is fitted here and the system has no churn
     model. The whole decision system is registered as one unit under ``registered_models.system`` with the
-    challenger alias, and becomes champion only when the policy gate says so.
+    challenger alias, and becomes champion only when the policy gate says so. When registering fails, the
+    system is saved locally and the error names the ``engage register`` command that finishes the job.
     """
     import mlflow
 
     from features.sources.io import read_tables
     from features.system import DecisionSystem
+    from training.churn.tracking import data_fingerprint
     from training.policy.inputs import champion_policy, choose_catalogue, foundation
-    from training.registry import experiment_id, load_config
+    from training.registry import load_config
+    from training.unregistered import keep_on_failure, prepare_registry
 
     config = load_config(config_path)
     mlflow.set_tracking_uri(config.tracking_uri)
+    prepare_registry(config)
     pconfig = policy_settings(policy_config_path, objective, horizon_days)
     tables = read_tables(Path(data))
     cat = choose_catalogue(catalogue_path, tables, progress)
@@ -147,12 +139,12 @@ def train_policy_command(
         policy=model,
         metadata={**base.metadata, "policy": report["method"], "objective": pconfig.objective},
     )
-    registry = None
-    with mlflow.start_run(experiment_id=experiment_id(config, "policy"), run_name=f"policy-{pconfig.objective}"):
-        _log_run(report, model, train or PolicyTrainConfig(), pconfig, base.churn_uri)
-        if register:
-            registry = _register(config, system, tables, report)
-    report["mlflow"] = registry
+    fp = data_fingerprint(tables, Path(data).name, {"test": report["scenarios"]["configured"]["cutoff"]})
+    pending = {"kind": "system", "data": str(Path(data).resolve()), "churn_uri": base.churn_uri, "fingerprint": fp,
+               "report": without_customer_ids(report)}
+    with keep_on_failure(config, system, pending, config_path):
+        report["mlflow"] = _publish(config, system, model, report, train or PolicyTrainConfig(), pconfig,
+                                    base.churn_uri, register, (fp, tables.meta.get("source")))
     if report_path is not None:
         write_json(report_path, report)
     return report

@@ -24,6 +24,8 @@ class PolicyTrainConfig:
     ``effect_ridge``: ridge penalty of the ``reach`` final stage's shared slopes (per logged row).
     ``effect_features``: how many features the ``reach`` stage's slopes use (``"auto"``: screened and chosen on
     held-out pseudo-outcomes; an integer; ``None``: all). See :class:`features.models.uplift.UpliftModel`.
+    ``report_customer_ids``: name the customers in the report's defense examples (off: reports are shared,
+    and the copy logged to MLflow never names them).
     """
 
     max_campaigns: int | None = None
@@ -38,3 +40,4 @@ class PolicyTrainConfig:
     threshold_z: float = 0.0
     effect_ridge: float = 0.3
     effect_features: int | str | None = "auto"
+    report_customer_ids: bool = False

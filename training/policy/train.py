@@ -28,6 +28,7 @@ from training.policy.evaluate import evaluate_at_cutoff
 from training.policy.fit import fit_policy, out_of_fold_gain, select_threshold, uplift_curve
 from training.policy.gate import policy_gate
 from training.policy.offline import ChampionPolicy, best_single_action, offline_estimates
+from training.policy.qini import qini_summary
 from training.policy.rows import (
     LoggedDecisions,
     campaign_cutoffs,
@@ -199,6 +200,7 @@ def _report(
         "effect_screen_loss": {str(k): v for k, v in getattr(model.uplift, "screen_loss_", {}).items()},
         "off_policy": offline_estimates(model, Xh, rh, p0_h, rng, train.n_boot, champion, single=single),
         "uplift_curve": uplift_curve(model, Xh, rh),
+        "qini": qini_summary(model, Xh, rh),
         "scenarios": {},
     }
 
@@ -262,7 +264,8 @@ def _decide_scenarios(
     for name, cfg in scenarios.items():
         report_progress(progress, f"policy: deciding at {cutoff.date()} ({name})")
         cfg = replace(cfg, min_incremental_value=max(cfg.min_incremental_value, model.config.min_incremental_value))
-        out[name] = evaluate_at_cutoff(model, tables, cutoff, cfg, pipeline=pipeline, rng=rng, n_boot=train.n_boot)
+        out[name] = evaluate_at_cutoff(model, tables, cutoff, cfg, pipeline=pipeline, rng=rng, n_boot=train.n_boot,
+                                       customer_ids=train.report_customer_ids)
         if gate.fallback_action is not None and tables.truth is not None:
             # On simulated data, what the learned policy the gate refused would truly have been worth.
             learned = evaluate_at_cutoff(
