@@ -1,7 +1,9 @@
 """The decision system: what is registered, loaded and served — raw touchpoints in, decisions out.
 
 ``DecisionSystem`` bundles the fitted :class:`~features.builders.pipeline.FeaturePipeline`, the calibrated
-:class:`~features.models.churn.ChurnModel` and (optionally) the next-best-action policy. It is pickled into
+:class:`~features.models.churn.ChurnModel` and (optionally) the next-best-action policy. A system for a
+campaign objective may have no churn model: its scores then carry no churn probability and no churn
+reasons. It is pickled into
 the registered MLflow model; :func:`_load_pyfunc` is the MLflow ``loader_module`` hook (this module
 never imports MLflow: MLflow calls it with the model's data path and gets a predict-able object), and
 :meth:`DecisionSystem.predict` is the pyfunc's answer: the contract as one flat frame in, the full decision
@@ -84,10 +86,13 @@ class DecisionSystem:
     """Fitted feature pipeline + calibrated churn model (+ optional policy), scoring at a cutoff.
 
     ``policy`` (added by the policy layer) must offer ``decide(F, churn_probability) -> DataFrame``
-    indexed like ``F`` with the ``POLICY_COLUMNS``; without it those columns are empty.
+    indexed like ``F`` with the ``POLICY_COLUMNS``; without it those columns are empty. ``churn_model`` may be
+    ``None`` when there is a policy (a campaign objective needs no churn model).
     """
 
-    def __init__(self, pipeline, churn_model: ChurnModel, policy=None, *, metadata: dict | None = None):
+    def __init__(self, pipeline, churn_model: ChurnModel | None, policy=None, *, metadata: dict | None = None):
+        if churn_model is None and policy is None:
+            raise ValueError("DecisionSystem: needs a churn model, a policy, or both")
         self.pipeline = pipeline
         self.churn_model = churn_model
         self.policy = policy
@@ -98,9 +103,10 @@ class DecisionSystem:
         """The feature columns the system reads: the churn model's, then those only the policy's models read.
 
         The churn model leaves out features that were constant in its training rows, which the policy's
-        models may still read; a feature row sent to ``score_features`` must hold all of them.
+        models may still read; a feature row sent to ``score_features`` must hold all of them. A system for a
+        campaign objective has no churn model: then only the policy's.
         """
-        names = list(self.churn_model.feature_names_)
+        names = [] if self.churn_model is None else list(self.churn_model.feature_names_)
         if self.policy is not None:
             for model in (getattr(self.policy, "uplift", None), getattr(self.policy, "value_model", None)):
                 names += [str(n) for n in getattr(model, "feature_names_", [])]
@@ -119,7 +125,9 @@ class DecisionSystem:
         return self.pipeline.transform(tables.without_truth(), cutoff=cutoff)
 
     def churn_probability(self, F: pd.DataFrame) -> pd.Series:
-        return pd.Series(self.churn_model.predict_proba(F), index=F.index, name="churn_probability")
+        """The churn model's probability per row (missing without a churn model)."""
+        p = np.full(len(F), np.nan) if self.churn_model is None else self.churn_model.predict_proba(F)
+        return pd.Series(p, index=F.index, name="churn_probability")
 
     def score_features(
         self, F: pd.DataFrame, *, reasons: int = 3, reasons_min_probability: float | None = None
@@ -156,9 +164,12 @@ class DecisionSystem:
         n = len(F)
         F = _float_frame(F)
         # One feature-matrix conversion serves both the probability and the reason codes.
-        p, churn_reasons = self.churn_model.predict_with_reasons(
-            F, top=reasons, min_probability=reasons_min_probability
-        )
+        if self.churn_model is None:
+            p, churn_reasons = np.full(n, np.nan), _empty_lists(n)
+        else:
+            p, churn_reasons = self.churn_model.predict_with_reasons(
+                F, top=reasons, min_probability=reasons_min_probability
+            )
         ids = pd.Index(F.index.astype(str), name="customer_id")
         cols: dict = {"customer_id": ids}
         if cutoff is not None:
@@ -179,10 +190,11 @@ class DecisionSystem:
         )
         if self.policy is not None and n:
             decide_columns = getattr(self.policy, "decide_columns", None)
+            churn = None if self.churn_model is None else p
             if callable(decide_columns):
-                decided = decide_columns(F, p, ids=ids)
+                decided = decide_columns(F, churn, ids=ids)
             else:  # a policy object with only the frame interface
-                frame = self.policy.decide(F, p)
+                frame = self.policy.decide(F, churn)
                 decided = {col: frame[col].to_numpy() for col in POLICY_COLUMNS if col in frame}
             for col in POLICY_COLUMNS:
                 cols[col] = decided[col] if col in decided else np.full(n, None, dtype=object)
@@ -285,6 +297,11 @@ def decision_frame(scored: pd.DataFrame) -> pd.DataFrame:
         if col in out:
             out[col] = pd.Series([_json_text(v) for v in out[col]], index=out.index, dtype=object)
     return out
+
+
+def _empty_lists(n: int) -> list[list]:
+    """``n`` empty reason lists (what the churn model gives a row without reasons)."""
+    return [[] for _ in range(n)]
 
 
 def _frame(cols: dict) -> pd.DataFrame:

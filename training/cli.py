@@ -182,10 +182,17 @@ def evaluate_churn_(
 
 
 PolicyOption = Annotated[Path | None, typer.Option(help="Decision settings YAML (caps, limits, thresholds).")]
+CatalogueOption = Annotated[Path | None, typer.Option(
+    help="Action catalogue YAML (default: the packaged one, or the logged actions when the log holds others).")]
+ObjectiveOption = Annotated[str | None, typer.Option(
+    help="What the policy optimises: retention, visit, conversion, spend or margin (default: the policy config's, "
+         "retention).")]
+HorizonOption = Annotated[int | None, typer.Option(
+    min=1, help="Outcome window after each campaign decision, in days (default: the policy config's; 90 for "
+                "retention, 14 for the campaign objectives).")]
 CustomerIdsOption = Annotated[
     bool, typer.Option(help="Name the customers of the report's defense examples (never in the copy logged to MLflow).")
 ]
-CatalogueOption = Annotated[Path | None, typer.Option(help="Action catalogue YAML (default: the packaged one).")]
 
 
 @train_app.command("policy", epilog=EXIT_HELP)
@@ -196,16 +203,22 @@ def train_policy_(
     report: ReportOption = None,
     policy_config: PolicyOption = None,
     catalogue: CatalogueOption = None,
+    objective: ObjectiveOption = None,
+    horizon_days: HorizonOption = None,
     register: Annotated[bool, typer.Option(help="Register the decision system as challenger; try promotion.")] = True,
     customer_ids: CustomerIdsOption = False,
 ) -> None:
-    """Learn the next-best-action policy from logged outreach and register features + churn + policy as one unit."""
+    """Learn the next-best-action policy from logged outreach and register features (+ churn) + policy as one unit.
+
+    Promoted to champion only when it beats its baselines (best single action, no contact) with a DR interval
+    above zero, and the champion's policy on the same held-out decisions; the report's first line says which.
+    """
     from training.policy.commands import train_policy_command
     from training.policy.config import PolicyTrainConfig
 
     run_and_echo(train_policy_command, data, config, report, policy_config_path=policy_config,
-                 catalogue_path=catalogue, register=register, progress=typer.echo,
-                 train=PolicyTrainConfig(report_customer_ids=customer_ids))
+                 catalogue_path=catalogue, objective=objective, horizon_days=horizon_days, register=register,
+                 progress=typer.echo, train=PolicyTrainConfig(report_customer_ids=customer_ids))
 
 
 @evaluate_app.command("policy", epilog=EXIT_HELP)
@@ -215,6 +228,8 @@ def evaluate_policy_(
     report: ReportOption = None,
     policy_config: PolicyOption = None,
     catalogue: CatalogueOption = None,
+    objective: ObjectiveOption = None,
+    horizon_days: HorizonOption = None,
     customer_ids: CustomerIdsOption = False,
 ) -> None:
     """Off-policy evaluation (IPS, SNIPS, DR with bootstrap intervals) and, on simulated data, the true value."""
@@ -222,7 +237,8 @@ def evaluate_policy_(
     from training.policy.config import PolicyTrainConfig
 
     run_and_echo(evaluate_policy_command, data, report, policy_config_path=policy_config, catalogue_path=catalogue,
-                 progress=typer.echo, train=PolicyTrainConfig(report_customer_ids=customer_ids))
+                 objective=objective, horizon_days=horizon_days, progress=typer.echo,
+                 train=PolicyTrainConfig(report_customer_ids=customer_ids))
 
 
 @evaluate_app.command("starbucks")

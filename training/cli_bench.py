@@ -105,13 +105,18 @@ def bench_validate_(
 @user_errors
 def bench_policy_(
     customers: Annotated[int, typer.Option(min=100, help="Synthetic customers to decide for.")] = 100_000,
+    training_rows: Annotated[int, typer.Option(
+        min=0, help="Also time the policy's training rows of a randomised campaign of this many decisions.")] = 0,
     seed: SeedOption = 0,
     json_out: JsonOption = None,
 ) -> None:
     """Decision-rule speed with binding budget, contact, channel and offer limits, and each limit's use."""
-    from training.bench.policy import bench_policy
+    from training.bench.policy import bench_policy, bench_training_rows
 
-    echo_json(bench_policy(customers, seed), json_out)
+    figures = bench_policy(customers, seed)
+    if training_rows:
+        figures["training_rows"] = bench_training_rows(training_rows, seed)
+    echo_json(figures, json_out)
 
 
 @bench_app.command("serve")

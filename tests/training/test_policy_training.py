@@ -32,6 +32,10 @@ def test_train_and_evaluate_on_a_small_simulated_world(make_world) -> None:
         assert {"random", "top_churn_most_opened", "best_single_action"} <= set(truth["baselines"])
         assert "contains_true_value" in truth["ope_check"]
     assert report["scenarios"]["budget"]["limits"]["budget"]["used"] <= 30.0 + 1e-9
+    assert next(iter(report)) == "headline" and report["objective"] == "retention" and report["horizon_days"] == 90
+    # opens are tracked in the simulated world: the reach stage is a candidate beside plugin and dr
+    assert set(report["chosen_effect_model"]["candidates"]) == {"plugin", "dr", "reach"}
+    assert report["chosen_policy"] == ("learned" if report["beats_baselines"] else report["fallback"])
     off = report["off_policy"]["policies"]
     assert {"ips", "snips", "dr", "dr_incremental"} <= set(off["learned"])
     # The fitted policy decides from a feature frame alone (how DecisionSystem.score_features calls it).
@@ -70,6 +74,9 @@ def test_policy_training_registers_a_challenger_version_with_its_uplift_curve(
     client = MlflowClient(tracking_uri=config.tracking_uri)
     version = client.get_model_version_by_alias(name, config.challenger)
     assert str(version.version) == str(report["mlflow"]["version"])
+    assert report["churn_model"].startswith("churn champion") and "(same data)" in report["churn_model"]
+    assert report["mlflow"]["promoted"] == report["beats_baselines"]  # no system champion yet: the gate decides
+    assert version.tags["policy_beats_baselines"] == str(report["beats_baselines"]).lower()
     arts = {a.path for a in client.list_artifacts(version.run_id)}
     assert {"uplift_curve.png", "uplift_curve.json", "policy_report.json"} <= arts
     curve = report["uplift_curve"]

@@ -41,7 +41,9 @@ def data_fingerprint(tables: Tables, name: str, cutoffs: dict[str, Any]) -> dict
     )
     tp = tables.touchpoints
     if len(tp):
+        # Timestamps as UTC nanoseconds: the same data read from CSV or Parquet hashes the same.
         cols = tp[["customer_id", "ts", "kind"]].astype({"customer_id": str, "kind": str})
+        cols["ts"] = pd.DatetimeIndex(pd.to_datetime(cols["ts"], utc=True)).as_unit("ns").asi8
         h.update(pd.util.hash_pandas_object(cols, index=False).to_numpy().tobytes())
     if tables.labels is not None:
         h.update(pd.util.hash_pandas_object(tables.labels.astype(str), index=False).to_numpy().tobytes())

@@ -1,7 +1,10 @@
 """``engage train policy`` and ``engage evaluate policy``: train the policy on a data folder and report on it.
 
-Training adds the policy to the churn champion's pipeline and model and registers the whole decision system
-as one unit; evaluation needs no MLflow (a freshly fitted pipeline, the report only).
+Training builds on the churn champion's pipeline and model when the objective needs it or it was trained on
+the same data (:mod:`training.policy.inputs`), registers the whole decision system as one unit, and promotes
+it only as the policy gate says (:mod:`training.policy.gate`). Evaluation needs no MLflow (a freshly fitted
+pipeline, the report only). Both take the objective and the outcome window from the policy config, with the
+command line's ``--objective`` and ``--horizon-days`` on top.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from features.decision.config import PolicyConfig
 from features.decision.nba import NextBestAction
 from training.policy.config import PolicyTrainConfig
 from training.policy.registration import log_report, register_system, without_customer_ids
+from training.policy.rows import report_progress
 from training.policy.summary import summarise
 from training.policy.train import train_and_evaluate
 from training.report import write_json
@@ -31,26 +35,16 @@ def default_scenarios(config: PolicyConfig, tables: Tables) -> dict[str, PolicyC
     }
 
 
-def _churn_champion(config):
-    """The churn champion's URI and decision system (its pipeline and churn model carry the policy)."""
-    from features.contract.errors import ModelNotFoundError, retry_while_busy
-    from training.registry import load_decision_system
+def policy_settings(path=None, objective: str | None = None, horizon_days: int | None = None) -> PolicyConfig:
+    """The decision settings: the policy config file (default: the packaged one) with the command line's
+    ``--objective`` and ``--horizon-days`` winning over it."""
+    from features.decision.config import load_policy_config
 
-    churn_uri = f"models:/{config.registered_models.get('churn', 'engage-churn')}@{config.champion}"
-    try:
-        system = retry_while_busy(
-            lambda: load_decision_system(churn_uri), seconds=config.busy_retry_seconds,
-            what="loading the churn champion", where=config.tracking_uri,
-        )
-    except ModelNotFoundError as exc:
-        raise ModelNotFoundError(
-            f"no churn champion at {churn_uri} in {config.tracking_uri}: run `engage train churn` first"
-        ) from exc
-    return churn_uri, system
+    return load_policy_config(path, overrides={"objective": objective, "horizon_days": horizon_days})
 
 
 def _log_run(
-    report: dict, model: NextBestAction, train: PolicyTrainConfig, pconfig: PolicyConfig, churn_uri: str
+    report: dict, model: NextBestAction, train: PolicyTrainConfig, pconfig: PolicyConfig, churn_uri: str | None
 ) -> None:
     """Parameters, headline metrics, the report, its charts and the uplift curve, into the active MLflow run."""
     import mlflow
@@ -60,9 +54,14 @@ def _log_run(
         {
             "policy.min_incremental_value": model.config.min_incremental_value,
             "policy.epsilon": pconfig.epsilon,
-            "churn_model": churn_uri,
+            "policy.objective": pconfig.objective,
+            "policy.horizon_days": pconfig.horizon_days,
+            "effect_model": report["chosen_effect_model"]["name"],
+            "churn_model": churn_uri or "none",
         }
     )
+    mlflow.log_metrics({"beats_baselines": float(report["beats_baselines"])})
+    mlflow.set_tags({"policy.headline": report["headline"][:4000], "policy.chosen": report["chosen_policy"]})
     log_report(report)
 
 
@@ -91,59 +90,83 @@ def train_policy_command(
     *,
     policy_config_path=None,
     catalogue_path=None,
+    objective: str | None = None,
+    horizon_days: int | None = None,
     register: bool = True,
     train: PolicyTrainConfig | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
     """``engage train policy``: train on a data folder, log to MLflow, register the decision system.
 
-    The feature pipeline and churn model come from the churn champion (``engage train churn`` first);
-    the policy is added to them and the whole decision system is registered as one unit under
-    ``registered_models.system``, promoted to champion under the same rules. When registering fails, the
+    The feature pipeline and churn model come from the churn champion when the objective needs it (retention)
+    or it was trained on the same data; otherwise a pipeline is fitted here and the system has no churn
+    model. The whole decision system is registered as one unit under ``registered_models.system`` with the
+    challenger alias, and becomes champion only when the policy gate says so. When registering fails, the
     system is saved locally and the error names the ``engage register`` command that finishes the job.
     """
     import mlflow
 
-    from features.contract.catalogue import load_catalogue
-    from features.decision.config import load_policy_config
     from features.sources.io import read_tables
     from features.system import DecisionSystem
     from training.churn.tracking import data_fingerprint
+    from training.policy.inputs import champion_policy, choose_catalogue, foundation
     from training.registry import load_config
     from training.unregistered import keep_on_failure, prepare_registry
 
     config = load_config(config_path)
     mlflow.set_tracking_uri(config.tracking_uri)
     prepare_registry(config)
+    pconfig = policy_settings(policy_config_path, objective, horizon_days)
     tables = read_tables(Path(data))
-    catalogue = load_catalogue(catalogue_path)
-    pconfig = load_policy_config(policy_config_path)
-    train = train or PolicyTrainConfig()
-    churn_uri, churn_system = _churn_champion(config)
+    cat = choose_catalogue(catalogue_path, tables, progress)
+    base = foundation(config, pconfig, tables, str(data))
+    report_progress(progress, f"policy: {base.note}")
+    pipeline = base.pipeline or fitted_pipeline(tables)
     model, report = train_and_evaluate(
         tables,
-        catalogue,
+        cat.catalogue,
         pconfig,
-        train,
-        pipeline=churn_system.pipeline,
+        train or PolicyTrainConfig(),
+        pipeline=pipeline,
         scenarios=default_scenarios(pconfig, tables),
+        champion=champion_policy(config) if register else None,
         progress=progress,
     )
+    report = _with_inputs(report, cat, base.note)
     system = DecisionSystem(
-        churn_system.pipeline,
-        churn_system.churn_model,
+        pipeline,
+        base.churn_model,
         policy=model,
-        metadata={**churn_system.metadata, "policy": report["method"]},
+        metadata={**base.metadata, "policy": report["method"], "objective": pconfig.objective},
     )
     fp = data_fingerprint(tables, Path(data).name, {"test": report["scenarios"]["configured"]["cutoff"]})
-    pending = {"kind": "system", "data": str(Path(data).resolve()), "churn_uri": churn_uri, "fingerprint": fp,
+    pending = {"kind": "system", "data": str(Path(data).resolve()), "churn_uri": base.churn_uri, "fingerprint": fp,
                "report": without_customer_ids(report)}
     with keep_on_failure(config, system, pending, config_path):
-        report["mlflow"] = _publish(config, system, model, report, train, pconfig, churn_uri, register,
-                                    (fp, tables.meta.get("source")))
+        report["mlflow"] = _publish(config, system, model, report, train or PolicyTrainConfig(), pconfig,
+                                    base.churn_uri, register, (fp, tables.meta.get("source")))
     if report_path is not None:
         write_json(report_path, report)
     return report
+
+
+def fitted_pipeline(tables: Tables):
+    """A feature pipeline fitted on the folder at its evaluation cutoff (a policy without a churn champion)."""
+    from features.builders.pipeline import FeaturePipeline
+    from features.contract.cutoffs import evaluation_cutoff
+
+    cutoff = evaluation_cutoff(tables)
+    if cutoff is None:
+        raise ValueError("touchpoints: the log is empty, so there is no cutoff to fit the feature pipeline at")
+    return FeaturePipeline().fit(tables.without_truth(), cutoff=cutoff)
+
+
+def _with_inputs(report: dict, cat, churn_note: str | None) -> dict:
+    """The report with where the catalogue and churn model came from, after the headline keys."""
+    head = {k: report[k] for k in ("headline", "beats_baselines", "fallback", "chosen_policy") if k in report}
+    inputs = {"catalogue": cat.report(), "churn_model": churn_note}
+    warnings = [*cat.warnings, *(w for w in report.get("warnings", []) if w not in cat.warnings)]
+    return {**head, **inputs, **report, "warnings": warnings}
 
 
 def evaluate_policy_command(
@@ -152,6 +175,8 @@ def evaluate_policy_command(
     *,
     policy_config_path=None,
     catalogue_path=None,
+    objective: str | None = None,
+    horizon_days: int | None = None,
     train: PolicyTrainConfig | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
@@ -160,22 +185,23 @@ def evaluate_policy_command(
     Needs no MLflow: the policy is trained from the folder's outreach log with a freshly fitted feature
     pipeline, evaluated off-policy on held-out customers and, for simulated data, against the truth.
     """
-    from features.contract.catalogue import load_catalogue
-    from features.decision.config import load_policy_config
     from features.sources.io import read_tables
+    from training.policy.inputs import choose_catalogue
 
     tables = read_tables(Path(data))
-    catalogue = load_catalogue(catalogue_path)
-    pconfig = load_policy_config(policy_config_path)
+    pconfig = policy_settings(policy_config_path, objective, horizon_days)
+    cat = choose_catalogue(catalogue_path, tables, progress)
     _, report = train_and_evaluate(
         tables,
-        catalogue,
+        cat.catalogue,
         pconfig,
         train or PolicyTrainConfig(),
         scenarios=default_scenarios(pconfig, tables),
         progress=progress,
     )
-    report = {**summarise(report), **report}
+    report = _with_inputs(report, cat, None)
+    head = {k: report[k] for k in ("headline", "beats_baselines", "fallback", "chosen_policy")}
+    report = {**head, **summarise(report), **report}
     if report_path is not None:
         write_json(report_path, report)
     return report

@@ -38,7 +38,7 @@ def log_report(report: dict) -> None:
         mlflow.log_artifacts(tmp)
 
 
-def register_system(config, system, report: dict, churn_uri: str, fingerprint: dict | None = None) -> dict:
+def register_system(config, system, report: dict, churn_uri: str | None, fingerprint: dict | None = None) -> dict:
     """Register the decision system as a new version, promoted under the churn model's rules; with the data's
     ``fingerprint``, the version's description says what it was trained on and how it was decided."""
     from training.churn.tracking import recorded_metrics
@@ -49,16 +49,39 @@ def register_system(config, system, report: dict, churn_uri: str, fingerprint: d
     logged = log_decision_system(
         system, cutoff=report["scenarios"]["configured"]["cutoff"], registered_model_name=name
     )
+    gate = report.get("gate")
+    # The policy gate (training.policy.gate) decides a decision system: its held-out value against the
+    # baselines and the champion's policy on the same decisions; churn metrics alone never promote it.
+    decide = (lambda _challenger, _champion: (bool(gate["promote"]), str(gate["reason"]))) if gate else None
     out = register_and_promote(
         config,
         logged,
-        challenger_metrics=recorded_metrics(config, churn_uri),
-        champion_metrics_fn=lambda uri: recorded_metrics(config, uri),
+        challenger_metrics=recorded_metrics(config, churn_uri) if churn_uri else {},
+        champion_metrics_fn=(lambda uri: recorded_metrics(config, uri)) if not gate else (lambda uri: {}),
         model_key="system",
+        decide=decide,
     )
+    if gate:
+        _tag_gate(config, out, report)
     if fingerprint is not None:
         describe_version(config, "system", out["version"], version_description(report, fingerprint, churn_uri, out))
     return out
+
+
+def _tag_gate(config, out: dict, report: dict) -> None:
+    """The gate's figures on the registered version, beside its promotion decision."""
+    from mlflow import MlflowClient
+
+    learned = report["off_policy"]["policies"]["learned"]["dr"]
+    tags = {
+        "policy_objective": str(report.get("objective", "retention")),
+        "policy_beats_baselines": str(report["gate"]["beats_baselines"]).lower(),
+        "policy_chosen": str(report["gate"]["chosen"]),
+        "policy_learned_dr": f"{learned['value']:.6g}",
+    }
+    client = MlflowClient(tracking_uri=config.tracking_uri)
+    for key, value in tags.items():
+        client.set_model_version_tag(out["registered_model"], out["version"], key, value)
 
 
 def version_description(report: dict, fingerprint: dict, churn_uri: str, promotion: dict) -> str:
@@ -68,8 +91,9 @@ def version_description(report: dict, fingerprint: dict, churn_uri: str, promoti
     learned = report["off_policy"]["policies"].get("learned", {}).get("dr_incremental", {})
     q = report.get("qini", {})
     return (
-        f"Decision system: next-best-action policy ({report['method']}) on the churn model {churn_uri}, trained "
-        f"on {data_summary(fingerprint)}, decisions at cutoff {report['scenarios']['configured']['cutoff']}. "
+        f"Decision system: next-best-action policy ({report['method']}) on the churn model "
+        f"{churn_uri or '(none)'}, trained on {data_summary(fingerprint)}, decisions at cutoff "
+        f"{report['scenarios']['configured']['cutoff']}. "
         f"Held-out DR incremental value per decision {learned.get('value', float('nan')):.4f} (95 % CI "
         f"{learned.get('low', float('nan')):.4f} to {learned.get('high', float('nan')):.4f}); AUUC "
         f"{q.get('auuc', float('nan')):.4f}, Qini coefficient {q.get('qini_coefficient', float('nan')):.4f}. "
