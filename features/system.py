@@ -1,20 +1,34 @@
 """The decision system: what is registered, loaded and served — raw touchpoints in, decisions out.
 
 ``DecisionSystem`` bundles the fitted :class:`~features.builders.pipeline.FeaturePipeline`, the calibrated
-:class:`~features.models.churn.ChurnModel` and (optionally) the next-best-action policy. It is pickled into
+:class:`~features.models.churn.ChurnModel` and (optionally) the next-best-action policy. A system for a
+campaign objective may have no churn model: its scores then carry no churn probability and no churn
+reasons. It is pickled into
 the registered MLflow model; :func:`_load_pyfunc` is the MLflow ``loader_module`` hook (this module
-never imports MLflow: MLflow calls it with the model's data path and gets a predict-able object).
+never imports MLflow: MLflow calls it with the model's data path and gets a predict-able object), and
+:meth:`DecisionSystem.predict` is the pyfunc's answer: the contract as one flat frame in, the full decision
+per customer out (:func:`decision_frame`).
+
+A pickle runs code when it is loaded, so model files must come from a trusted store. What this module adds
+is integrity: :func:`save_system` writes the file's SHA-256 beside it (and registration records it as the
+version's ``model_sha256`` tag); every load compares the file with the digest it was given or found beside
+it before unpickling, and a corrupt or altered file is a :class:`~features.contract.errors.ModelIntegrityError`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from features.contract.cutoffs import utc_timestamp
+from features.contract.errors import ModelIntegrityError
 from features.contract.schema import IN_MARKET, SOCIAL_LADDER, STORE_LADDER, Tables
 from features.decision.columns import DECISION_COLUMNS
 from features.models.churn import ChurnModel
@@ -22,6 +36,9 @@ from features.models.lgbm import float_values
 from features.renames import load_pickle
 
 SYSTEM_FILE = "decision_system.pkl"
+# The digest written beside a saved system, and the model-version tag registration records it under.
+CHECKSUM_SUFFIX = ".sha256"
+CHECKSUM_TAG = "model_sha256"
 
 # The decision columns a score carries: all but ``decision_reason``, with ``no_contact_reason`` last (the
 # order of the scoring output's columns).
@@ -66,18 +83,20 @@ def _float_frame(F: pd.DataFrame) -> pd.DataFrame:
 
 
 class DecisionSystem:
-    """Fitted feature pipeline + calibrated churn model (+ optional policy, value model, personas), scoring at
-    a cutoff.
+    """Fitted feature pipeline + calibrated churn model (+ optional policy), scoring at a cutoff.
 
     ``policy`` (added by the policy layer) must offer ``decide(F, churn_probability) -> DataFrame``
-    indexed like ``F`` with the ``POLICY_COLUMNS``; without it those columns are empty. ``value_model`` (a
+    indexed like ``F`` with the ``POLICY_COLUMNS``; without it those columns are empty. ``churn_model`` may be
+    ``None`` when there is a policy (a campaign objective needs no churn model). ``value_model`` (a
     :class:`~features.models.ltv.CustomerValueModel`) adds ``customer_value`` and ``value_decile`` to the
     scores, ``personas`` (a :class:`~features.models.personas.PersonaModel`) adds ``persona``; a system
     without them (every system pickled before they existed) scores exactly the columns it always did.
     """
 
-    def __init__(self, pipeline, churn_model: ChurnModel, policy=None, *, metadata: dict | None = None,
+    def __init__(self, pipeline, churn_model: ChurnModel | None, policy=None, *, metadata: dict | None = None,
                  value_model=None, personas=None):
+        if churn_model is None and policy is None:
+            raise ValueError("DecisionSystem: needs a churn model, a policy, or both")
         self.pipeline = pipeline
         self.churn_model = churn_model
         self.policy = policy
@@ -110,8 +129,22 @@ class DecisionSystem:
 
     @property
     def feature_names_(self) -> list[str]:
-        """The feature columns the churn model reads."""
-        return list(self.churn_model.feature_names_)
+        """The feature columns the system reads: the churn model's, then those only the policy's models read.
+
+        The churn model leaves out features that were constant in its training rows, which the policy's
+        models may still read; a feature row sent to ``score_features`` must hold all of them. A system for a
+        campaign objective has no churn model: then only the policy's.
+        """
+        names = [] if self.churn_model is None else list(self.churn_model.feature_names_)
+        if self.policy is not None:
+            for model in (getattr(self.policy, "uplift", None), getattr(self.policy, "value_model", None)):
+                names += [str(n) for n in getattr(model, "feature_names_", [])]
+        names += [str(n) for n in getattr(getattr(self, "value_model", None), "feature_names_", [])]
+        names = list(dict.fromkeys(names))
+        if hasattr(self.pipeline, "get_feature_names_out"):  # in the feature table's order
+            order = {str(n): i for i, n in enumerate(self.pipeline.get_feature_names_out())}
+            names.sort(key=lambda n: order.get(n, len(order)))
+        return names
 
     @property
     def model_version(self) -> str:
@@ -122,7 +155,9 @@ class DecisionSystem:
         return self.pipeline.transform(tables.without_truth(), cutoff=cutoff)
 
     def churn_probability(self, F: pd.DataFrame) -> pd.Series:
-        return pd.Series(self.churn_model.predict_proba(F), index=F.index, name="churn_probability")
+        """The churn model's probability per row (missing without a churn model)."""
+        p = np.full(len(F), np.nan) if self.churn_model is None else self.churn_model.predict_proba(F)
+        return pd.Series(p, index=F.index, name="churn_probability")
 
     def score_features(
         self, F: pd.DataFrame, *, reasons: int = 3, reasons_min_probability: float | None = None
@@ -159,9 +194,12 @@ class DecisionSystem:
         n = len(F)
         F = _float_frame(F)
         # One feature-matrix conversion serves both the probability and the reason codes.
-        p, churn_reasons = self.churn_model.predict_with_reasons(
-            F, top=reasons, min_probability=reasons_min_probability
-        )
+        if self.churn_model is None:
+            p, churn_reasons = np.full(n, np.nan), _empty_lists(n)
+        else:
+            p, churn_reasons = self.churn_model.predict_with_reasons(
+                F, top=reasons, min_probability=reasons_min_probability
+            )
         ids = pd.Index(F.index.astype(str), name="customer_id")
         cols: dict = {"customer_id": ids}
         if cutoff is not None:
@@ -183,10 +221,11 @@ class DecisionSystem:
         cols.update(self._segment_values(F))
         if self.policy is not None and n:
             decide_columns = getattr(self.policy, "decide_columns", None)
+            churn = None if self.churn_model is None else p
             if callable(decide_columns):
-                decided = decide_columns(F, p, ids=ids)
+                decided = decide_columns(F, churn, ids=ids)
             else:  # a policy object with only the frame interface
-                frame = self.policy.decide(F, p)
+                frame = self.policy.decide(F, churn)
                 decided = {col: frame[col].to_numpy() for col in POLICY_COLUMNS if col in frame}
             for col in POLICY_COLUMNS:
                 cols[col] = decided[col] if col in decided else np.full(n, None, dtype=object)
@@ -211,67 +250,89 @@ class DecisionSystem:
         names: list[str] = []
         if hasattr(self.pipeline, "get_feature_names_out"):
             names += [str(n) for n in self.pipeline.get_feature_names_out()]
-        names += self.feature_names_
-        if self.policy is not None:
-            for model in (getattr(self.policy, "uplift", None), getattr(self.policy, "value_model", None)):
-                names += list(getattr(model, "feature_names_", []))
-        names += list(getattr(getattr(self, "value_model", None), "feature_names_", []))
-        names = list(dict.fromkeys(names))
+        names = list(dict.fromkeys(names + self.feature_names_))
         index = pd.Index(["warm-up"], dtype="str", name="customer_id")
         self.score_features(pd.DataFrame(np.full((1, len(names)), np.nan), index=index, columns=names))
 
     # ---- MLflow pyfunc entry ----------------------------------------------------------------------
     def static_attributes(self) -> list[str]:
         """Customer attribute columns the fitted pipeline reads (empty when it has no static family)."""
+        return list(self.static_attribute_kinds())
+
+    def static_attribute_kinds(self) -> dict[str, str]:
+        """Each customer attribute the fitted pipeline reads, with the kind found at fit (``categorical``,
+        ``bool``, ``numeric``, ``datetime``)."""
         families = self.pipeline.families() if hasattr(self.pipeline, "families") else {}
-        static = families.get("static")
-        return list(getattr(static, "kinds_", {}) or {})
+        return dict(getattr(families.get("static"), "kinds_", {}) or {})
 
     def predict(self, model_input, params: dict | None = None) -> pd.DataFrame:
-        """pyfunc ``predict``: one touchpoint log frame in, churn probability (and, for a system with those
-        parts, ``customer_value``, ``value_decile`` and ``persona``) per customer out.
+        """pyfunc ``predict``: the contract as one flat frame in, the full decision per customer out.
 
-        Rows are touchpoints (contract columns ``customer_id, ts, channel, kind, direction`` and any
-        optional ones). Customer-level values ride along as ``customer.<column>`` columns (e.g.
-        ``customer.signup_ts``, ``customer.consent_email``, ``customer.region``; first value per
-        customer wins); attributes the model knows but the input lacks count as missing. A customer
-        with no touchpoints is a row with ``kind`` empty. ``params["cutoff"]`` (default: just after the
-        last touchpoint) is the scoring cutoff.
+        The input is a flat frame (:mod:`features.contract.flat`): a touchpoints table as read, plus optional
+        ``customer.*`` and ``outreach.*`` columns; attributes the model knows but the input lacks count as
+        missing. ``params["cutoff"]`` (default: just after the latest timestamp) is the scoring cutoff. The
+        output is :func:`decision_frame` of :meth:`score`: one row per customer, in order of first appearance.
         """
-        frame = pd.DataFrame(model_input).copy()
-        if "customer_id" not in frame.columns or "ts" not in frame.columns:
-            raise ValueError(
-                "model input: a touchpoints frame with customer_id, ts, channel, kind, direction"
-            )
-        frame["customer_id"] = frame["customer_id"].astype(str)
-        frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-        raw_cutoff = (params or {}).get("cutoff")
-        cutoff = pd.Timestamp(raw_cutoff) if raw_cutoff else frame["ts"].max() + pd.Timedelta(microseconds=1)
-        cust_cols = [c for c in frame.columns if c.startswith("customer.")]
-        customers = (
-            frame[["customer_id", *cust_cols]]
-            .drop_duplicates("customer_id")
-            .rename(columns=lambda c: c.removeprefix("customer."))
-            .reset_index(drop=True)
-        )
-        if "signup_ts" not in customers:
-            customers["signup_ts"] = pd.NaT
-        customers["signup_ts"] = pd.to_datetime(customers["signup_ts"], utc=True)
-        for c in ("email", "sms", "push", "call"):
-            if f"consent_{c}" not in customers:
-                customers[f"consent_{c}"] = False
-        for attr in self.static_attributes():
-            if attr not in customers:
-                customers[attr] = None
-        tp = frame.drop(columns=cust_cols)
-        tp = tp[tp["kind"].notna() & (tp["kind"].astype(str) != "")] if "kind" in tp else tp
+        from features.contract.flat import tables_from_flat
         from features.contract.validate import validate_tables
 
-        tables, _ = validate_tables(
-            Tables(customers=customers, touchpoints=tp.reset_index(drop=True)), source="model input"
-        )
-        scored = self.score(tables, cutoff)
-        return scored[["customer_id", "cutoff", "churn_probability", *self.segment_columns]]
+        tables = tables_from_flat(pd.DataFrame(model_input), self.static_attributes())
+        tables, _ = validate_tables(tables, source="model input")
+        return decision_frame(self.score(tables, _pyfunc_cutoff(tables, (params or {}).get("cutoff"))))
+
+
+# The pyfunc output's names for the next best action's columns (the service's ``next_best_action`` fields).
+PYFUNC_RENAMES: dict[str, str] = {
+    "nba_action": "action",
+    "nba_channel": "channel",
+    "nba_offer": "offer",
+    "nba_expected_incremental_value": "expected_incremental_value",
+    "nba_propensity": "propensity",
+}
+# Score columns holding lists (of reason or action records): JSON text in a flat output table.
+NESTED_COLUMNS: tuple[str, ...] = ("churn_reasons", "alternatives", "defense_reasons")
+
+
+def _pyfunc_cutoff(tables: Tables, given) -> pd.Timestamp:
+    """The given cutoff, else just after the latest touchpoint or outreach timestamp, else now."""
+    if given:
+        return utc_timestamp(given)
+    stamps = [t["ts"].max() for t in (tables.touchpoints, tables.outreach) if t is not None and len(t)]
+    stamps = [t for t in stamps if pd.notna(t)]
+    return max(stamps) + pd.Timedelta(microseconds=1) if stamps else pd.Timestamp.now(tz="UTC")
+
+
+def _plain(value):
+    """``value`` with numpy scalars as Python ones and NaN as None, so that it is JSON."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    return None if isinstance(value, float) and value != value else value
+
+
+def _json_text(value) -> str | None:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return json.dumps(_plain(value), separators=(",", ":"))
+
+
+def decision_frame(scored: pd.DataFrame) -> pd.DataFrame:
+    """The scoring output as the registered model answers: next-best-action columns under the service's
+    names (``action, channel, offer, expected_incremental_value, propensity``) and list columns as JSON text;
+    every other column (churn, engagement, defense, ``model_version``, ``cutoff``) as scored."""
+    out = scored.rename(columns=PYFUNC_RENAMES)
+    for col in NESTED_COLUMNS:
+        if col in out:
+            out[col] = pd.Series([_json_text(v) for v in out[col]], index=out.index, dtype=object)
+    return out
+
+
+def _empty_lists(n: int) -> list[list]:
+    """``n`` empty reason lists (what the churn model gives a row without reasons)."""
+    return [[] for _ in range(n)]
 
 
 def _frame(cols: dict) -> pd.DataFrame:
@@ -293,25 +354,91 @@ class PyfuncDecisionSystem:
         return self.python_model
 
 
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, as 64 hex digits."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: str | Path, expected: str | None, *, name: str | None = None) -> None:
+    """Raise :class:`ModelIntegrityError` unless ``path`` hashes to ``expected``; also when ``expected`` is
+    ``None``, the digest file written beside ``path`` (if any) is checked. ``name``: how the error names the
+    model (default: the path)."""
+    path = Path(path)
+    sidecar = path.with_name(path.name + CHECKSUM_SUFFIX)
+    if expected is None and sidecar.is_file():
+        expected = (sidecar.read_text().split() or [""])[0]
+    if expected is None:
+        return
+    found = file_sha256(path)
+    if found != expected.strip().lower():
+        what = f"the model file of {name}" if name else f"model file {path}"
+        raise ModelIntegrityError(
+            f"{what}: SHA-256 {found[:12]}… does not match the recorded {expected.strip()[:12]}…; the file "
+            "changed after it was saved or registered: restore it from a trusted copy or train and register the "
+            "model again"
+        )
+
+
+# What unpickling raises on bytes that are not a whole pickle (a class that cannot be found is another matter:
+# an ImportError or AttributeError, raised as it is).
+_CORRUPT_PICKLE = (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, OverflowError,
+                   UnicodeDecodeError)
+
+
+@contextlib.contextmanager
+def unpickling(path: str | Path) -> Iterator[None]:
+    """Turn the errors of unreadable pickle bytes into a :class:`ModelIntegrityError` naming the file."""
+    try:
+        yield
+    except _CORRUPT_PICKLE as exc:
+        raise ModelIntegrityError(
+            f"model file {path} is corrupt, truncated or not a pickle ({type(exc).__name__}: {exc}); restore it "
+            "from a trusted copy or train and register the model again"
+        ) from exc
+
+
 def save_system(system: DecisionSystem, path: str | Path) -> Path:
-    """Pickle ``system`` into folder ``path`` (created) as the pyfunc data path; returns the file."""
+    """Pickle ``system`` into folder ``path`` (created) as the pyfunc data path, with its SHA-256 beside it;
+    returns the pickle file."""
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / SYSTEM_FILE
     with open(target, "wb") as fh:
         pickle.dump(system, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    target.with_name(target.name + CHECKSUM_SUFFIX).write_text(f"{file_sha256(target)}  {target.name}\n")
     return target
 
 
-def load_system_file(path: str | Path) -> DecisionSystem:
-    """Unpickle a decision system from a data folder (or the pickle file itself)."""
+def load_pickle_file(path: str | Path, expected_sha256: str | None = None):
+    """Unpickle a model file (following class moves) after checking its digest (given, or the one beside it)."""
+    verify_sha256(path, expected_sha256)
+    with open(path, "rb") as fh, unpickling(path):
+        return load_pickle(fh)
+
+
+def load_system_file(path: str | Path, expected_sha256: str | None = None) -> DecisionSystem:
+    """Unpickle a decision system from a data folder (or the pickle file itself), checking its digest."""
     path = Path(path)
     target = path / SYSTEM_FILE if path.is_dir() else path
-    with open(target, "rb") as fh:
-        system = load_pickle(fh)
+    system = load_pickle_file(target, expected_sha256)
     if not isinstance(system, DecisionSystem):
         raise TypeError(f"{target}: holds a {type(system).__name__}, not a DecisionSystem")
     return system
+
+
+def model_folder_file(folder: str | Path) -> Path:
+    """The decision-system pickle inside an MLflow model folder written by registration (``data/system/``)."""
+    import yaml
+
+    folder = Path(folder)
+    spec = yaml.safe_load((folder / "MLmodel").read_text()) or {}
+    data = ((spec.get("flavors") or {}).get("python_function") or {}).get("data") or "data/system"
+    found = folder / data
+    return found / SYSTEM_FILE if found.is_dir() else found
 
 
 def _load_pyfunc(data_path: str) -> PyfuncDecisionSystem:

@@ -3,6 +3,11 @@
 The token comes from ``ENGAGE_API_TOKEN`` or from the file named by ``ENGAGE_API_TOKEN_FILE``; with
 neither set, authentication is off. Tokens are compared with :func:`hmac.compare_digest` (constant
 time). Health, metrics and the OpenAPI pages stay open so probes and docs work without a token.
+
+The header rule is RFC 7235's and RFC 6750's: ``Authorization: Bearer <token>`` where the scheme name is
+case-insensitive (``bearer``, ``BEARER``), one or more spaces separate it from the token, and the token must
+match exactly (case and every character; a tab or a trailing character makes it another token). HTTP servers
+strip whitespace around a header value before it gets here.
 """
 
 from __future__ import annotations
@@ -15,24 +20,35 @@ from typing import Any
 
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/", "/favicon.ico"})
 OPEN_PREFIXES = ("/static_content",)
+MIN_TOKEN_CHARS = 16
 
 
 def token_from_env(env: Mapping[str, str]) -> str | None:
-    """The configured API token, or ``None`` when authentication is off."""
+    """The configured API token, or ``None`` when authentication is off.
+
+    Raises ``ValueError`` for a token that is too short (the message gives its length, never the token) and
+    ``OSError`` for a token file that cannot be read.
+    """
     direct, file = env.get("ENGAGE_API_TOKEN"), env.get("ENGAGE_API_TOKEN_FILE")
     if direct and file:
         raise ValueError("set ENGAGE_API_TOKEN or ENGAGE_API_TOKEN_FILE, not both")
-    token = Path(file).read_text().strip() if file else direct
-    if token is not None and len(token.strip()) < 16:
-        raise ValueError("the API token must have at least 16 characters")
-    return token.strip() if token else None
+    if not direct and not file:
+        return None
+    where = f"ENGAGE_API_TOKEN_FILE ({file})" if file else "ENGAGE_API_TOKEN"
+    token = (Path(file).read_text() if file else direct or "").strip()
+    if len(token) < MIN_TOKEN_CHARS:
+        raise ValueError(
+            f"{where}: the API token has {len(token)} characters; it must have at least {MIN_TOKEN_CHARS} "
+            "characters"
+        )
+    return token
 
 
 def token_matches(header: bytes | None, token: bytes) -> bool:
-    """Whether an ``Authorization`` header carries the bearer token (constant-time comparison)."""
-    if not header or header[:7].lower() != b"bearer ":
+    """Whether an ``Authorization`` header carries the bearer token (constant-time comparison of the token)."""
+    if not header or header[:6].lower() != b"bearer" or header[6:7] != b" ":
         return False
-    return hmac.compare_digest(header[7:].strip(), token)
+    return hmac.compare_digest(header[6:].lstrip(b" "), token)
 
 
 class BearerAuthMiddleware:

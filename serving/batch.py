@@ -3,12 +3,15 @@
 Shares the service's code path: the same loaded :class:`~serving.engine.ScoringEngine`, the same
 ``score_tables`` and the same conversion to response rows, flattened to one table row per customer
 (nested reason lists as JSON text) with the model version and cutoff on every row. Optionally writes
-the CRM list of back-door defense targets and appends the decisions to the decision log.
+the CRM list of back-door defense targets and appends the decisions to the decision log. The output files
+are checked before scoring and published together (:mod:`features.sources.outputs`): all or none.
 """
 
 from __future__ import annotations
 
 import gc
+import gzip
+import io
 import logging
 import time
 from collections.abc import Iterator
@@ -19,7 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.contract.cutoffs import evaluation_cutoff
+from features.contract.cutoffs import SOURCES, scoring_cutoff
+from features.sources.outputs import check_outputs, write_outputs
 from serving.decision_log import DecisionLog
 from serving.engine import REASON_MODES, ScoringEngine
 from serving.loading import ModelSource, load_system
@@ -28,7 +32,6 @@ from serving.responses import columns_to_table, results_to_frame
 
 logger = logging.getLogger("engage.serving.batch")
 
-SUFFIXES = (".parquet", ".csv", ".csv.gz")
 DEFENSE_COLUMNS = (
     "customer_id",
     "churn_probability",
@@ -56,22 +59,19 @@ def load_engine(
     return ScoringEngine(system, info)
 
 
-def _check_out(path: Path, overwrite: bool) -> None:
-    if not str(path).endswith(SUFFIXES):
-        raise ValueError(f"{path}: use a .parquet, .csv or .csv.gz file name")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
-
-
-def write_table(frame: pd.DataFrame, path: Path) -> None:
-    """Write Parquet or CSV atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+def table_bytes(frame: pd.DataFrame, path: Path) -> bytes:
+    """A score table as Parquet or CSV (gzip-compressed for ``.csv.gz``) bytes."""
     if str(path).endswith(".parquet"):
-        frame.to_parquet(tmp, index=False)
-    else:
-        frame.to_csv(tmp, index=False, compression="gzip" if str(path).endswith(".gz") else None)
-    tmp.replace(path)
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        return buffer.getvalue()
+    text = frame.to_csv(index=False).encode()
+    return gzip.compress(text, mtime=0) if str(path).endswith(".gz") else text
+
+
+def write_tables_together(tables: dict[Path, pd.DataFrame], *, overwrite: bool) -> None:
+    """Write score tables together: all of them or, on any failure, none (the previous files stay)."""
+    write_outputs({path: table_bytes(frame, path) for path, frame in tables.items()}, overwrite=overwrite)
 
 
 def defense_list(table: pd.DataFrame) -> pd.DataFrame:
@@ -129,32 +129,36 @@ def score_data(
 ) -> dict[str, Any]:
     """Score every customer of a data folder and write the table (and the defense list).
 
-    ``cutoff`` defaults to the data's manifest cutoff (simulated data), else now. Nothing is written
-    when the data or options are invalid.
+    ``cutoff`` defaults to the data's manifest cutoff (simulated data), else its labels' (a labelled folder
+    is scored where its labels stand: :func:`features.contract.cutoffs.scoring_cutoff`), else now; the
+    summary says which (``cutoff_source``). Nothing is written when the data or options are invalid.
     """
     from features.sources.io import read_tables
 
     out = Path(out)
-    _check_out(out, overwrite)
-    if defense_out is not None:
-        _check_out(Path(defense_out), overwrite)
+    targets = [(out, "--out")] + ([] if defense_out is None else [(Path(defense_out), "--defense-out")])
+    check_outputs(targets, overwrite=overwrite)
     t0 = time.perf_counter()
     tables = read_tables(Path(data))
-    at = evaluation_cutoff(tables, cutoff, fallback="now")
+    choice = scoring_cutoff(tables, cutoff)
+    at = choice.at
+    logger.info("scoring at %s", choice.describe())
     engine = engine or load_engine(model_path=model_path, mlflow_config=mlflow_config)
     with _no_gc_pauses():
         table = score_tables_batch(engine, tables, at)
-    write_table(table, out)
+    outputs = {out: table}
     summary: dict[str, Any] = {
         "out": str(out),
         "customers": len(table),
         "model_version": engine.info.version,
         "cutoff": at.isoformat(),
+        "cutoff_source": choice.source,
+        "cutoff_reason": SOURCES[choice.source],
     }
     if defense_out is not None:
-        targets = defense_list(table)
-        write_table(targets, Path(defense_out))
-        summary.update(defense_out=str(defense_out), defense_targets=len(targets))
+        outputs[Path(defense_out)] = defense_list(table)
+        summary.update(defense_out=str(defense_out), defense_targets=len(outputs[Path(defense_out)]))
+    write_tables_together(outputs, overwrite=overwrite)
     if decision_log is not None:
         DecisionLog(decision_log).write(_records(table), cutoff=at, source="batch")
     seconds = time.perf_counter() - t0
@@ -181,7 +185,7 @@ def score_feature_table(
     if reasons not in REASON_MODES:
         raise ValueError(f"reasons: {reasons!r} is not one of {', '.join(REASON_MODES)}")
     out = Path(out)
-    _check_out(out, overwrite)
+    check_outputs([(out, "--out")], overwrite=overwrite)
     path = Path(features)
     frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     if "customer_id" not in frame.columns:
@@ -208,7 +212,7 @@ def score_feature_table(
     with _no_gc_pauses():
         table = columns_to_table(engine.score_feature_columns(F, at, reasons), len(F), at)
     seconds = time.perf_counter() - t0
-    write_table(table, out)
+    write_tables_together({out: table}, overwrite=overwrite)
     return {
         "out": str(out),
         "customers": len(table),

@@ -1,4 +1,4 @@
-"""Score concurrent requests together: one feature-pipeline call for everything waiting.
+"""Score concurrent requests together, and large requests in slices between them.
 
 The decision system has a fixed cost per call (pandas and LightGBM call overheads: a few ms for one
 customer, little more for sixteen), so scoring concurrent one-customer requests one by one wastes CPU.
@@ -10,6 +10,11 @@ several requests) the worker waits ``linger_s`` before taking a batch, for the r
 loop is still reading: larger batches, fewer fixed costs. Answers do not depend on which requests were
 merged: a fitted pipeline transforms each customer from that customer's rows only (the integration
 test checks service answers against batch scoring).
+
+A request with more than ``slice_touchpoints`` touchpoints and outreach contacts is scored in slices of
+consecutive customers of about that size. Between two slices the worker first scores every smaller request
+that arrived meanwhile, so one maximal request delays the others by one slice, not by its whole scoring time.
+Its slices share one cutoff (fixed when it was submitted) and their rows are joined in request order.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -32,31 +38,62 @@ from serving.schemas import CustomerIn
 logger = logging.getLogger("engage.serving")
 
 
+def customer_weight(customer: CustomerIn) -> int:
+    """What scoring one customer costs, roughly: its touchpoints and outreach contacts (at least 1)."""
+    return max(1, len(customer.touchpoints) + len(customer.outreach))
+
+
+def slice_bounds(customers: Sequence[CustomerIn], slice_touchpoints: int) -> list[tuple[int, int]]:
+    """Consecutive customer ranges of about ``slice_touchpoints`` weight each (one customer at least)."""
+    bounds: list[tuple[int, int]] = []
+    start, weight = 0, 0
+    for i, customer in enumerate(customers):
+        weight += customer_weight(customer)
+        if weight >= slice_touchpoints:
+            bounds.append((start, i + 1))
+            start, weight = i + 1, 0
+    if start < len(customers):
+        bounds.append((start, len(customers)))
+    return bounds
+
+
 @dataclass
 class _Job:
     customers: Sequence[CustomerIn]
     cutoff: pd.Timestamp | None
     future: Future = field(default_factory=Future)
+    slices: list[tuple[int, int]] = field(default_factory=list)  # empty: scored whole, maybe merged
+    next_slice: int = 0
+    done: list[dict] = field(default_factory=list)  # rows of the slices scored so far
 
 
 class CoalescingScorer:
-    """Queue of ``/score`` requests served by one worker thread in merged batches."""
+    """Queue of ``/score`` requests served by one worker thread in merged batches and slices."""
 
     def __init__(
-        self, engine: Callable[[], ScoringEngine | None], max_customers: int = 2_000, linger_s: float = 0.0015
+        self,
+        engine: Callable[[], ScoringEngine | None],
+        max_customers: int = 2_000,
+        linger_s: float = 0.0015,
+        slice_touchpoints: int = 20_000,
     ):
         self._engine = engine
         self.max_customers = max_customers
         self.linger_s = max(0.0, float(linger_s))
+        self.slice_touchpoints = max(1, int(slice_touchpoints))
         self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.batches = 0
         self.requests = 0
+        self.slices = 0
 
     def submit(self, customers: Sequence[CustomerIn], cutoff: pd.Timestamp | None) -> Future:
         """Queue a request; the future gives ``(cutoff, results)`` (response rows in request order) or raises."""
         job = _Job(customers, cutoff)
+        if sum(customer_weight(c) for c in customers) > self.slice_touchpoints and len(customers) > 1:
+            job.slices = slice_bounds(customers, self.slice_touchpoints)
+            job.cutoff = as_cutoff(cutoff)  # every slice scores at the same "now"
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="engage-scorer", daemon=True)
@@ -66,23 +103,49 @@ class CoalescingScorer:
 
     def _run(self) -> None:
         merged_last = False
+        large: deque[_Job] = deque()
         while True:
-            jobs = [self._queue.get()]
+            jobs = self._take(block=not large, merged_last=merged_last)
+            small = [j for j in jobs if not j.slices]
+            large.extend(j for j in jobs if j.slices)
+            if small:
+                merged_last = len(small) > 1
+                for batch in self._batches(small):
+                    self._process(batch)
+            elif large:
+                job = large.popleft()
+                if not self._score_slice(job):
+                    large.append(job)  # more slices to go: after the other large requests' next slice
+
+    def _take(self, *, block: bool, merged_last: bool) -> list[_Job]:
+        """Every queued job (waiting for the first one when ``block``)."""
+        jobs: list[_Job] = []
+        if block:
+            jobs.append(self._queue.get())
             if merged_last and self.linger_s:
                 # Requests are arriving concurrently: the event loop is still reading and validating some.
                 # Waiting for them (the GIL is free meanwhile) makes the batch larger and each customer cheaper.
                 # A lone request (concurrency 1) never waits.
                 time.sleep(self.linger_s)
-            n = len(jobs[0].customers)
-            while n < self.max_customers:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                jobs.append(job)
-                n += len(job.customers)
-            merged_last = len(jobs) > 1
-            self._process(jobs)
+        while True:
+            try:
+                jobs.append(self._queue.get_nowait())
+            except queue.Empty:
+                return jobs
+
+    def _batches(self, jobs: list[_Job]) -> list[list[_Job]]:
+        """Small jobs in groups of at most ``max_customers`` customers and about one slice of touchpoints."""
+        out: list[list[_Job]] = [[]]
+        n = weight = 0
+        for job in jobs:
+            w = sum(customer_weight(c) for c in job.customers)
+            if out[-1] and (n + len(job.customers) > self.max_customers or weight + w > self.slice_touchpoints):
+                out.append([])
+                n = weight = 0
+            out[-1].append(job)
+            n += len(job.customers)
+            weight += w
+        return out
 
     def _process(self, jobs: list[_Job]) -> None:
         groups: dict[pd.Timestamp | None, list[list[_Job]]] = {}
@@ -99,16 +162,18 @@ class CoalescingScorer:
             for batch in batches:
                 self._score(batch, cutoff)
 
-    def _score(self, batch: list[_Job], cutoff: pd.Timestamp | None) -> None:
+    def _rows(self, customers: Sequence[CustomerIn], at: pd.Timestamp) -> list[dict]:
         engine = self._engine()
+        if engine is None:
+            raise RuntimeError("model not loaded")
+        # One conversion to response rows for the whole batch: the conversion has a fixed cost per call.
+        tables = tables_from_request(customers, attributes=engine.attributes)
+        return columns_to_results(engine.score_columns(tables, at), len(customers))
+
+    def _score(self, batch: list[_Job], cutoff: pd.Timestamp | None) -> None:
         at = as_cutoff(cutoff)  # requests without a cutoff share "now" of their batch
         try:
-            if engine is None:
-                raise RuntimeError("model not loaded")
-            merged = [c for job in batch for c in job.customers]
-            # One conversion to response rows for the whole batch: the conversion has a fixed cost per call.
-            tables = tables_from_request(merged, attributes=engine.attributes)
-            results = columns_to_results(engine.score_columns(tables, at), len(merged))
+            results = self._rows([c for job in batch for c in job.customers], at)
         except Exception as exc:
             if len(batch) > 1:  # one request's problem must not fail the others: score them alone
                 for job in batch:
@@ -123,3 +188,23 @@ class CoalescingScorer:
             stop = start + len(job.customers)
             job.future.set_result((at, results[start:stop]))
             start = stop
+
+    def _score_slice(self, job: _Job) -> bool:
+        """Score the job's next slice; returns whether the job is finished (answered or failed)."""
+        start, stop = job.slices[job.next_slice]
+        job.next_slice += 1
+        at = job.cutoff
+        assert at is not None
+        try:
+            job.done.extend(self._rows(job.customers[start:stop], at))
+        except Exception as exc:
+            job.future.set_exception(exc)
+            return True
+        self.slices += 1
+        if stop < len(job.customers):
+            return False
+        self.batches += 1
+        self.requests += 1
+        job.future.set_result((at, job.done))
+        return True
+

@@ -8,7 +8,8 @@ Three sources, chosen from the environment by :func:`source_from_env` (the servi
   model ``engage-decision-system`` packed into the Bento by ``bentoml build`` (see
   :func:`package_champion`), so a built Bento runs without the MLflow database;
 - otherwise the MLflow registry: ``models:/<name>@<alias>`` with the tracking URI, name and alias from
-  ``mlflow.yaml`` (``ENGAGE_MLFLOW_CONFIG``, default ``./mlflow.yaml``).
+  ``mlflow.yaml`` (``ENGAGE_MLFLOW_CONFIG``, default ``./mlflow.yaml``), read without creating or migrating
+  it (:mod:`serving.champion`).
 """
 
 from __future__ import annotations
@@ -21,12 +22,17 @@ from typing import Any
 
 import yaml
 
+from features.contract.errors import ModelNotFoundError, is_model_missing, retry_while_busy
+from features.system import CHECKSUM_TAG, load_pickle_file, model_folder_file, unpickling, verify_sha256
+from serving.champion import check_registry, registry_lock
 from serving.engine import ModelInfo
 
 BENTO_MODEL_NAME = "engage-decision-system"
 INFO_FILE = "engage_model.json"
 DEFAULT_REGISTERED_MODEL = "engage-decision-system"
 DEFAULT_ALIAS = "champion"
+# How long a locked registry is retried before giving up (``busy_retry_seconds`` in mlflow.yaml).
+DEFAULT_BUSY_RETRY_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -69,18 +75,42 @@ def read_registry_config(path: str | Path) -> dict[str, Any]:
     models = spec.get("registered_models") or {}
     names = [n for n in (models.get("system"), models.get("churn")) if n] or [DEFAULT_REGISTERED_MODEL]
     alias = (spec.get("aliases") or {}).get("champion") or DEFAULT_ALIAS
-    return {"tracking_uri": uri, "names": names, "alias": str(alias)}
+    retry = float(spec.get("busy_retry_seconds", DEFAULT_BUSY_RETRY_SECONDS))
+    return {"tracking_uri": uri, "names": names, "alias": str(alias), "busy_retry_seconds": retry}
 
 
 def _champion(client: Any, cfg: dict[str, Any]) -> tuple[str, Any]:
-    """The first registered model (system, then churn-only) that has the champion alias."""
+    """The first registered model (system, then churn-only) that has the champion alias.
+
+    A missing model or alias tries the next name; any other registry error (a locked database, a server
+    that does not answer) is raised as it is, for the caller to retry or report.
+    """
     errors = []
     for name in cfg["names"]:
         try:
             return name, client.get_model_version_by_alias(name, cfg["alias"])
-        except Exception as exc:  # MlflowException: no such model or alias; try the next name
-            errors.append(f"{name}@{cfg['alias']}: {exc}")
-    raise LookupError("no champion in the MLflow registry (" + "; ".join(errors) + ")")
+        except Exception as exc:
+            if not is_model_missing(exc):
+                raise
+            errors.append(f"{name}@{cfg['alias']}")
+    raise ModelNotFoundError(
+        f"no champion model in {cfg['tracking_uri']} (looked for {', '.join(errors)}); run `engage demo` or "
+        "`engage train churn` (then `engage train policy`) to register one"
+    )
+
+
+def _load_registered(name: str, mv: Any) -> Any:
+    """Download a registered version, check its model file against the digest recorded at registration
+    (the ``model_sha256`` tag; versions registered before it carry none), then load it."""
+    import tempfile
+
+    import mlflow.artifacts
+    import mlflow.pyfunc
+
+    with tempfile.TemporaryDirectory(prefix="engage-model-") as tmp:
+        local = mlflow.artifacts.download_artifacts(f"models:/{name}/{mv.version}", dst_path=tmp)
+        verify_sha256(model_folder_file(local), (mv.tags or {}).get(CHECKSUM_TAG), name=f"models:/{name}/{mv.version}")
+        return _unwrap(mlflow.pyfunc.load_model(local))
 
 
 def _unwrap(obj: Any) -> Any:
@@ -136,14 +166,14 @@ def load_path(path: str | Path) -> Any:
     if not path.exists():
         raise FileNotFoundError(f"{path}: model file not found")
     if path.suffix == ".pkl":
-        # plain pickles (our own save format) go through the unpickler that follows layout moves
-        from features.renames import load_pickle
-
-        with open(path, "rb") as fh:
-            return _unwrap(load_pickle(fh))
+        # plain pickles (our own save format) go through the unpickler that follows layout moves, after the
+        # digest saved beside them (if any) is checked
+        return _unwrap(load_pickle_file(path))
     import joblib
 
-    return _unwrap(joblib.load(path))
+    verify_sha256(path, None)
+    with unpickling(path):
+        return _unwrap(joblib.load(path))
 
 
 def _system_version(system: Any) -> str | None:
@@ -185,13 +215,22 @@ def load_system(source: ModelSource) -> tuple[Any, ModelInfo]:
             info.version, {**info.versions, "bento_model": str(model.tag)}, source.describe()
         )
     cfg = read_registry_config(source.location)
-    import mlflow
+    import mlflow  # first: a worker waiting for a champion pays for the import once, not when one appears
     import mlflow.pyfunc
 
+    check_registry(cfg)  # read-only: a registry that does not exist yet is not created here
+
     mlflow.set_tracking_uri(cfg["tracking_uri"])
-    name, mv = _champion(mlflow.MlflowClient(tracking_uri=cfg["tracking_uri"]), cfg)
-    # Pin the version found, so an alias moved while loading cannot give a mixed answer.
-    system = _unwrap(mlflow.pyfunc.load_model(f"models:/{name}/{mv.version}"))
+
+    def champion() -> tuple[str, Any, Any]:
+        with registry_lock(cfg):
+            name, mv = _champion(mlflow.MlflowClient(tracking_uri=cfg["tracking_uri"]), cfg)
+        # Pin the version found, so an alias moved while loading cannot give a mixed answer.
+        return name, mv, _load_registered(name, mv)
+
+    name, mv, system = retry_while_busy(
+        champion, seconds=cfg["busy_retry_seconds"], what="loading the champion", where=cfg["tracking_uri"]
+    )
     version = f"{name}/{mv.version}"
     return system, ModelInfo(
         version,
@@ -210,6 +249,7 @@ def package_champion(config: str | Path = "mlflow.yaml") -> str:
     import mlflow
 
     cfg = read_registry_config(config)
+    check_registry(cfg)
     mlflow.set_tracking_uri(cfg["tracking_uri"])
     name, mv = _champion(mlflow.MlflowClient(tracking_uri=cfg["tracking_uri"]), cfg)
     version = f"{name}/{mv.version}"
@@ -220,18 +260,9 @@ def package_champion(config: str | Path = "mlflow.yaml") -> str:
     ) as bmodel:
         dest = Path(bmodel.path_of("mlflow_model"))
         mlflow.artifacts.download_artifacts(f"models:/{name}/{mv.version}", dst_path=str(dest))
+        verify_sha256(model_folder_file(dest), (mv.tags or {}).get(CHECKSUM_TAG), name=f"models:/{name}/{mv.version}")
         (dest / INFO_FILE).write_text(
             json.dumps({"version": version, "versions": {name: str(mv.version), "run_id": str(mv.run_id)}})
         )
     return str(bmodel.tag)
 
-
-def env_flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
-    """A boolean environment setting (1/true/yes/on)."""
-    value = env.get(name)
-    return default if value is None else value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_path(env: Mapping[str, str], name: str) -> Path | None:
-    value = env.get(name)
-    return Path(value) if value else None

@@ -89,12 +89,23 @@ def _alternative(alt: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _value(value: Any) -> bool | float | str | None:
+    """A reason's customer value in response form: true/false, a finite number, text, or None."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    return _num(value)
+
+
 def _reason(r: Mapping[str, Any]) -> dict[str, Any]:
-    """A churn reason code in response form."""
+    """A churn reason code in response form (``value`` and ``attribute`` are None for older models' reasons)."""
     return {
         "feature": str(r.get("feature")),
         "label": str(r.get("label", r.get("feature"))),
         "contribution": _num(r.get("contribution")) or 0.0,
+        "value": _value(r.get("value")),
+        "attribute": _str(r.get("attribute")),
     }
 
 

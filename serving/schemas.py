@@ -6,6 +6,11 @@ may be sent row by row (a list of objects, the natural CRM shape) or column by c
 equal-length lists, about eight times faster to parse for long histories). Models never echo input
 values in their error messages (``hide_input_in_errors``): errors name the field and the problem only,
 so customer data does not reach the server log.
+
+Value rules (numeric ranges, the refund rule for negative amounts, timestamps as text) are the data contract's
+own declarations (:mod:`features.contract.values`), so the service rejects exactly what batch validation
+rejects, in the same words. Timestamps must be ISO 8601 text: pydantic would otherwise read a JSON number as
+Unix time, which the contract never does.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import numpy as np
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -24,8 +30,20 @@ from pydantic import (
     Tag,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from features.contract.schema import CHANNELS, DIRECTIONS, KINDS, OUTREACH_CHANNELS, REFERRERS
+from features.contract.values import (
+    NEGATIVE_AMOUNT,
+    NUMBER_AS_TIMESTAMP,
+    OUTREACH_RANGES,
+    TIMESTAMP_HINT,
+    TOUCHPOINT_RANGES,
+    ValueRange,
+    amount_allowed,
+    is_number_text,
+    negative_amount_misused,
+)
 
 # pandas stores timestamps as int64 nanoseconds (years 1677-2262); keep well inside that range.
 MIN_TS = datetime(1900, 1, 1, tzinfo=UTC)
@@ -115,17 +133,40 @@ def _utc(value: datetime) -> datetime:
     return value
 
 
-def _positive(value: float) -> float:
-    if value <= 0:
-        raise ValueError("must be greater than 0")
-    return value
+def _timestamp_input(value: Any) -> Any:
+    """ISO 8601 text or a datetime; never a number, nor a number written as text (pydantic's Unix time)."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        if is_number_text(value):
+            raise PydanticCustomError("timestamp_number", NUMBER_AS_TIMESTAMP)
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise PydanticCustomError("timestamp_number", NUMBER_AS_TIMESTAMP)
+    raise PydanticCustomError("timestamp_type", f"not a timestamp ({TIMESTAMP_HINT})")
 
 
-Timestamp = Annotated[datetime, AfterValidator(_utc)]
+def _in_range(rng: ValueRange) -> Any:
+    """A finite number inside a contract range, documented as JSON Schema bounds, rejected in the contract's
+    words (``rng.problem``)."""
+
+    def check(value: float) -> float:
+        if not rng.allows(value):
+            raise PydanticCustomError("value_out_of_range", rng.problem)
+        return value
+
+    return Annotated[float, Field(allow_inf_nan=False, json_schema_extra=rng.json_schema()), AfterValidator(check)]
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_timestamp_input), AfterValidator(_utc)]
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
 Text = Annotated[str, Field(max_length=MAX_ID)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
-NonNegative = Annotated[float, Field(allow_inf_nan=False, ge=0)]
+Duration = _in_range(TOUCHPOINT_RANGES["duration_s"])
+Pages = _in_range(TOUCHPOINT_RANGES["pages"])
+Discount = _in_range(TOUCHPOINT_RANGES["discount"])
+Sentiment = _in_range(TOUCHPOINT_RANGES["sentiment"])
+Propensity = _in_range(OUTREACH_RANGES["propensity"])
 
 STRICT = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
@@ -138,17 +179,23 @@ class TouchpointIn(BaseModel):
     channel: Channel
     kind: Kind
     direction: Direction
-    duration_s: NonNegative | None = None
-    pages: NonNegative | None = None
-    amount: Finite | None = None
-    discount: Finite | None = None
-    sentiment: Finite | None = None
+    duration_s: Duration | None = None
+    pages: Pages | None = None
+    amount: Finite | None = Field(default=None, description="negative only for kind 'return' (a refund)")
+    discount: Discount | None = None
+    sentiment: Sentiment | None = None
     topic: Text | None = None
     device: Text | None = None
     referrer: Referrer | None = None
     offer_id: Text | None = None
     campaign_id: Text | None = None
     product_id: Text | None = None
+
+    @model_validator(mode="after")
+    def _refund_rule(self) -> TouchpointIn:
+        if not amount_allowed(self.amount, self.kind):
+            raise PydanticCustomError("negative_amount", NEGATIVE_AMOUNT)
+        return self
 
 
 TOUCHPOINT_FIELDS: tuple[str, ...] = tuple(TouchpointIn.model_fields)
@@ -165,11 +212,11 @@ class TouchpointColumns(BaseModel):
     channel: list[Channel]
     kind: list[Kind]
     direction: list[Direction]
-    duration_s: list[NonNegative | None] | None = None
-    pages: list[NonNegative | None] | None = None
-    amount: list[Finite | None] | None = None
-    discount: list[Finite | None] | None = None
-    sentiment: list[Finite | None] | None = None
+    duration_s: list[Duration | None] | None = None
+    pages: list[Pages | None] | None = None
+    amount: list[Finite | None] | None = Field(default=None, description="negative only for kind 'return'")
+    discount: list[Discount | None] | None = None
+    sentiment: list[Sentiment | None] | None = None
     topic: list[Text | None] | None = None
     device: list[Text | None] | None = None
     referrer: list[Referrer | None] | None = None
@@ -185,6 +232,10 @@ class TouchpointColumns(BaseModel):
             values = getattr(self, name)
             if values is not None and len(values) != n:
                 raise ValueError(f"column {name!r} has {len(values)} entries but 'ts' has {n}")
+        if self.amount is not None:
+            bad = np.flatnonzero(negative_amount_misused(np.array(self.amount, dtype=np.float64), self.kind))
+            if bad.size:
+                raise PydanticCustomError("negative_amount", f"amount[{int(bad[0])}]: {NEGATIVE_AMOUNT}")
         self._ts_ns = parse_ts_column(self.ts)
         return self
 
@@ -205,8 +256,7 @@ class OutreachIn(BaseModel):
     channel: OutreachChannel | None = None
     offer: Id = "none"
     campaign_id: Text | None = None
-    # (0, 1]: written as ge + a check, as OpenAPI 3.0 has no numeric exclusiveMinimum
-    propensity: Annotated[float, Field(ge=0, le=1), AfterValidator(_positive)] | None = None
+    propensity: Propensity | None = None
     holdout: bool = False
 
     @model_validator(mode="after")
@@ -317,11 +367,24 @@ class EmptyRequest(BaseModel):
 
 
 class Reason(BaseModel):
-    """A reason code for the churn score: the feature, its readable label and its contribution."""
+    """A reason code for the churn score: the feature, its readable label, its contribution and the customer's value.
+
+    A customer attribute is one reason (its one-hot columns summed) whose label states the customer's own
+    value (``Contract = Month-to-month``). Models trained before values were added give ``value`` and
+    ``attribute`` as null.
+    """
 
     feature: str
     label: str
     contribution: float
+    value: bool | float | str | None = Field(
+        default=None,
+        description="The customer's value: an attribute's category, number or true/false, or a behavioural "
+        "feature's number; null when missing or unknown",
+    )
+    attribute: str | None = Field(
+        default=None, description="The customer attribute the reason is about; null for behavioural features"
+    )
 
 
 class NextBestAction(BaseModel):
@@ -401,12 +464,11 @@ class MetadataResponse(BaseModel):
     attributes: list[str] = Field(description="Customer attributes the model reads (missing = unknown)")
     actions: list[ActionInfo]
     vocabularies: dict[str, list[str]]
+    limits: dict[str, int] = Field(
+        description="Request limits in force: max_body_bytes and max_request_touchpoints (beyond them: 413), "
+        "slice_touchpoints (larger requests are scored in slices)"
+    )
     runtime: dict[str, float] = Field(
         description="Worker process: garbage-collection counters, pid, request batching, and whether BentoML's "
         "per-request timeout timers are cancelled (1) or left to expire (0)"
     )
-
-
-def error_body(title: str, errors: list[dict[str, Any]]) -> dict[str, Any]:
-    """The 4xx body the service uses for its own checks, shaped like BentoML's validation errors."""
-    return {"error": f"{len(errors)} validation error(s) for {title}", "detail": errors}

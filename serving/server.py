@@ -1,9 +1,18 @@
 """Start and stop the real BentoML server (``bentoml serve``) for ``engage serve``, the load test and
 the integration test. Loopback (127.0.0.1) by default; BentoML state stays out of the home folder.
+
+``engage serve`` checks before it starts any worker (:func:`preflight`): every setting (a bad one, a token file
+that cannot be read or a token under 16 characters: exit status 2), a listening address other than loopback
+without a token (refused unless ``--insecure``: exit 2), and, unless ``--wait``, that there is a model to serve
+(no champion in the registry, or no model file: exit 3, within seconds). It then watches the start: the first
+model-loading error a worker reports stops the server with that error and exit status 3. With ``--wait`` it
+serves from the start and becomes ready once a model can be loaded (the workers retry). :func:`wait_ready`
+(load test, tests) fails at the first loading error the same way instead of waiting out its time limit.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -17,9 +26,27 @@ from pathlib import Path
 
 import httpx
 
+from serving.champion import NO_CHAMPION
+from serving.settings import ServiceSettings, read_settings
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SERVICE = "serving.service:EngageScoring"
 SERVICE_NAME = "engage"
+EXIT_SETTINGS = 2  # a bad setting or option
+EXIT_NO_MODEL = 3  # nothing to serve: no champion, no model file, or the model could not be loaded
+WATCH_START_S = 600.0  # how long engage serve watches for a loading error before it only waits
+
+
+class StartupError(RuntimeError):
+    """The server must not start (or was stopped at start); ``status`` is the exit status to end with."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+class ModelLoadError(RuntimeError):
+    """The server runs but could not load its model; the message is the worker's first error."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -78,6 +105,67 @@ def serve_command(host: str, port: int) -> list[str]:
     ]
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve to any interface
+
+
+def _check_model(env: Mapping[str, str]) -> None:
+    """Raise :class:`StartupError` (exit 3) when there is no model to serve; reads the registry only."""
+    from serving.champion import NoChampionError, RegistryUnreadableError, sqlite_champion, sqlite_file
+    from serving.loading import _champion, read_registry_config, source_from_env
+
+    source = source_from_env(env)
+    if source.kind == "path":
+        if not Path(source.location).exists():
+            raise StartupError(f"{source.location}: model file not found", EXIT_NO_MODEL)
+        return
+    if source.kind != "mlflow":
+        return  # a Bento's own model: checked when the worker loads it
+    try:
+        cfg = read_registry_config(source.location)
+    except FileNotFoundError as exc:
+        raise StartupError(str(exc), EXIT_SETTINGS) from None
+    try:
+        if sqlite_file(cfg["tracking_uri"]) is not None:
+            sqlite_champion(cfg)  # seconds faster than opening the store through MLflow
+        else:
+            import mlflow
+
+            _champion(mlflow.MlflowClient(tracking_uri=cfg["tracking_uri"]), cfg)
+    except NoChampionError as exc:
+        raise StartupError(str(exc), EXIT_NO_MODEL) from None
+    except LookupError:
+        raise StartupError(NO_CHAMPION.format(registry=cfg["tracking_uri"]), EXIT_NO_MODEL) from None
+    except RegistryUnreadableError as exc:
+        raise StartupError(str(exc), EXIT_NO_MODEL) from None
+
+
+def preflight(env: Mapping[str, str], *, host: str, insecure: bool = False, wait: bool = False) -> ServiceSettings:
+    """Check everything ``engage serve`` can check before a worker starts (see the module docstring)."""
+    from features.contract.catalogue import load_catalogue
+
+    try:
+        settings = read_settings(env)
+        load_catalogue(settings.actions)
+    except (ValueError, OSError) as exc:
+        raise StartupError(str(exc), EXIT_SETTINGS) from None
+    if not is_loopback(host) and settings.token is None and not insecure:
+        raise StartupError(
+            f"--host {host} accepts connections from other machines but no API token is set: give --token-file "
+            "(or ENGAGE_API_TOKEN / ENGAGE_API_TOKEN_FILE), or pass --insecure to serve without authentication",
+            EXIT_SETTINGS,
+        )
+    if not wait:
+        _check_model(env)
+    return settings
+
+
 def serve(
     *,
     host: str = "127.0.0.1",
@@ -87,12 +175,14 @@ def serve(
     mlflow_config: str | Path | None = None,
     token_file: str | Path | None = None,
     decision_log: str | Path | None = None,
+    wait: bool = False,
+    insecure: bool = False,
 ) -> int:
     """Run the service in the foreground until interrupted (``engage serve``); returns the exit status.
 
     Serves ``model_path`` if given, else the champion named in ``mlflow_config`` (default
     ``./mlflow.yaml``). ``token_file`` turns on bearer-token authentication; ``ENGAGE_API_TOKEN`` in the
-    environment works too.
+    environment works too. Problems found before or while starting are printed as one ``error:`` line.
     """
     settings = {
         "ENGAGE_MODEL_PATH": None if model_path is None else str(Path(model_path).resolve()),
@@ -103,8 +193,54 @@ def serve(
     if decision_log is not None:
         settings["ENGAGE_DECISION_LOG"] = str(Path(decision_log).resolve())
     env = server_env(workers=workers, settings=settings)
+    try:
+        service = preflight(env, host=host, insecure=insecure, wait=wait)
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.status
     Path(env["BENTOML_HOME"]).mkdir(parents=True, exist_ok=True)
-    return subprocess.call(serve_command(host, port), env=env, cwd=PROJECT_ROOT)
+    # A session of its own, so stopping the server stops its workers; signals to this process are forwarded.
+    proc = subprocess.Popen(serve_command(host, port), env=env, cwd=PROJECT_ROOT, start_new_session=True)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        if not wait:
+            headers = {"Authorization": f"Bearer {service.token}"} if service.token else None
+            try:
+                wait_ready(_local_url(host, port), proc, WATCH_START_S, headers, workers)
+            except ModelLoadError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                stop(proc)
+                return EXIT_NO_MODEL
+            except (TimeoutError, RuntimeError):
+                pass  # slow to load, or the server ended: its own status says how
+        return proc.wait()
+    except KeyboardInterrupt:
+        stop(proc)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _local_url(host: str, port: int) -> str:
+    """Where this machine reaches a server listening on ``host``."""
+    if host in ("0.0.0.0", "", "::", "[::]"):
+        host = "127.0.0.1"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def _load_error(url: str, headers: Mapping[str, str] | None) -> str | None:
+    """The model-loading error a worker reports in /metadata, if any."""
+    try:
+        meta = httpx.post(f"{url}/metadata", json={}, timeout=2.0, headers=dict(headers or {})).json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    return meta.get("load_error") if isinstance(meta, dict) else None
 
 
 def wait_ready(
@@ -114,7 +250,8 @@ def wait_ready(
     headers: Mapping[str, str] | None = None,
     workers: int = 1,
 ) -> None:
-    """Poll ``/readyz`` until it answers 200; raise if the process dies or time runs out.
+    """Poll ``/readyz`` until it answers 200; raise if the process dies, a worker reports a model-loading error
+    (:class:`ModelLoadError`, at once) or time runs out.
 
     With several workers each new connection reaches one of them (the kernel's choice), so readiness
     must hold on ``6 x workers`` fresh connections in a row: then every worker has almost surely loaded
@@ -134,14 +271,10 @@ def wait_ready(
         streak = streak + 1 if ok else 0
         if streak >= needed:
             return
+        if not ok and (error := _load_error(url, headers)):
+            raise ModelLoadError(f"the server could not load its model: {error}")
         time.sleep(0.02 if ok else 0.2)
-    detail = ""
-    try:
-        meta = httpx.post(f"{url}/metadata", json={}, timeout=2.0, headers=dict(headers or {})).json()
-        detail = f" (load_error: {meta.get('load_error')})"
-    except (httpx.HTTPError, ValueError):
-        pass
-    raise TimeoutError(f"the server at {url} was not ready within {timeout_s:.0f} s{detail}")
+    raise TimeoutError(f"the server at {url} was not ready within {timeout_s:.0f} s")
 
 
 def stop(proc: subprocess.Popen, grace_s: float = 15.0) -> None:
@@ -158,6 +291,13 @@ def stop(proc: subprocess.Popen, grace_s: float = 15.0) -> None:
         pass
 
 
+class ServerURL(str):
+    """The URL of a server started by :func:`running_server`; ``pid`` is its supervisor process (the workers are
+    its children)."""
+
+    pid: int
+
+
 @contextmanager
 def running_server(
     *,
@@ -166,7 +306,7 @@ def running_server(
     host: str = "127.0.0.1",
     ready_timeout_s: float = 180.0,
     log_path: Path | None = None,
-) -> Iterator[str]:
+) -> Iterator[ServerURL]:
     """Start ``bentoml serve`` on a free loopback port, wait until ready, yield its URL, then stop it."""
     port = free_port(host)
     env = server_env(workers=workers, settings=settings)
@@ -181,7 +321,8 @@ def running_server(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    url = f"http://{host}:{port}"
+    url = ServerURL(f"http://{host}:{port}")
+    url.pid = proc.pid
     try:
         token = env.get("ENGAGE_API_TOKEN")
         wait_ready(url, proc, ready_timeout_s, {"Authorization": f"Bearer {token}"} if token else None, workers)

@@ -1,29 +1,42 @@
 """The BentoML scoring service for the CRM: churn, engagement, next best action, back-door defense.
 
 Start it with ``engage serve`` (127.0.0.1 by default) or ``bentoml serve serving.service:EngageScoring``.
-Configuration is read from the environment once, when the service starts:
+Configuration is read from the environment once, when the service starts (:mod:`serving.settings`); a bad
+setting stops the worker from starting, with a message naming the variable:
 
-==============================  ======================================================================
-``ENGAGE_MODEL_PATH``           serve this MLflow model folder / pickle instead of the registry
-``ENGAGE_MODEL_SOURCE=bento``   serve the model packed into a built Bento (``bentoml build``)
-``ENGAGE_MLFLOW_CONFIG``        ``mlflow.yaml`` naming registry, model and alias (default ``./mlflow.yaml``)
-``ENGAGE_API_TOKEN[_FILE]``     require ``Authorization: Bearer <token>`` on the API endpoints
-``ENGAGE_DECISION_LOG``         append every returned decision to this JSON Lines file
-``ENGAGE_GC_FREEZE``            ``0`` to skip ``gc.freeze()`` after loading (default on; see below)
-``ENGAGE_ACTIONS``              action catalogue YAML shown by /metadata (default: the packaged one)
-``ENGAGE_BATCH_LINGER_MS``      wait for concurrent requests before scoring a batch (default 1.5; 0: never)
-``ENGAGE_REUSEPORT``            ``1``: each worker listens on its own SO_REUSEPORT socket (serving/reuseport.py)
-==============================  ======================================================================
+==================================  ==================================================================
+``ENGAGE_MODEL_PATH``               serve this MLflow model folder / pickle instead of the registry
+``ENGAGE_MODEL_SOURCE=bento``       serve the model packed into a built Bento (``bentoml build``)
+``ENGAGE_MLFLOW_CONFIG``            ``mlflow.yaml`` naming registry, model and alias (default ``./mlflow.yaml``)
+``ENGAGE_LOAD_RETRY_S``             while no model is loaded, try again this often (default 10)
+``ENGAGE_API_TOKEN[_FILE]``         require ``Authorization: Bearer <token>`` (>= 16 characters) on the API
+``ENGAGE_MAX_BODY_MB``              larger request bodies get 413 (default 64)
+``ENGAGE_MAX_REQUEST_TOUCHPOINTS``  more touchpoints in one request get 413 (default 500,000)
+``ENGAGE_SLICE_TOUCHPOINTS``        larger requests are scored in slices of about this size (default 20,000)
+``ENGAGE_DECISION_LOG``             append every returned decision to this JSON Lines file
+``ENGAGE_DECISION_LOG_MAX_MB``      rotate the decision log at this size (default 256; 0: never)
+``ENGAGE_DECISION_LOG_ROTATE``      and at each new UTC ``day``/``hour`` (default daily; ``none``)
+``ENGAGE_DECISION_LOG_KEEP``        rotated decision-log files kept (default 30; 0: all)
+``ENGAGE_LOG_LEVEL``                engage's own log lines from this level (default info; debug, warning, error)
+``ENGAGE_GC_FREEZE``                ``0`` to skip ``gc.freeze()`` after loading (default on; see below)
+``ENGAGE_ACTIONS``                  action catalogue YAML shown by /metadata (default: the packaged one)
+``ENGAGE_BATCH_LINGER_MS``          wait for concurrent requests before scoring a batch (default 1.5; 0: never)
+``ENGAGE_REUSEPORT``                ``1``: each worker listens on its own SO_REUSEPORT socket (serving/reuseport.py)
+==================================  ==================================================================
 
-The model is loaded in a background thread: ``/livez`` answers at once, ``/readyz`` and the scoring
-endpoints answer 503 until the model is loaded. After loading, the start-up heap is moved to the
+Requests pass the bearer check (:mod:`serving.auth`) and then the request gate (:mod:`serving.gate`: media
+type, size limits, validation off the event loop, client errors answered and logged at INFO) before they
+reach an endpoint. The model is loaded in a background thread and retried until it loads
+(:mod:`serving.holder`): ``/livez`` answers at once, ``/readyz`` and the scoring endpoints answer 503 until
+then. After loading, the start-up heap is moved to the
 permanent generation (``gc.freeze()``): the full garbage collections that BentoML 1.4's per-request
 timeout timers provoke under load then no longer scan the hundreds of thousands of objects that pandas,
 LightGBM and MLflow allocate at import, which removes most of their collection pauses (see
 ``training/bench/serve.py`` and the README for measurements). Those timers themselves are cancelled
 once the response is sent (:func:`cancel_timeout_timers`): each one kept its request's context (trace
 span, futures) alive for the whole traffic timeout, ~20 objects per request, which at a few hundred
-requests per second is what the remaining full collections scanned.
+requests per second is what the remaining full collections scanned. Paths the service does not serve share
+one metrics label (:mod:`serving.pathlabels`).
 """
 
 from __future__ import annotations
@@ -33,12 +46,10 @@ import gc
 import logging
 import os
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
+from typing import Any, ClassVar
 
 import bentoml
 from starlette.responses import JSONResponse
@@ -48,8 +59,13 @@ from features.contract.schema import CHANNELS, DIRECTIONS, KINDS, OUTREACH_CHANN
 from serving.auth import BearerAuthMiddleware
 from serving.coalesce import CoalescingScorer
 from serving.decision_log import DecisionLog
-from serving.engine import ScoringEngine
-from serving.loading import env_flag, env_path, load_system, source_from_env
+from serving.errors import error_body
+from serving.gate import GatedInput, RequestGate
+from serving.holder import ModelHolder
+from serving.intake import Endpoint
+from serving.loading import source_from_env
+from serving.openapi import Operation, openapi_document
+from serving.pathlabels import label_unknown_paths
 from serving.requests import RequestError, as_cutoff, features_from_rows
 from serving.responses import frame_to_results
 from serving.reuseport import listen_on_own_socket, worker_fd
@@ -61,8 +77,8 @@ from serving.schemas import (
     MetadataResponse,
     ScoreRequest,
     ScoreResponse,
-    error_body,
 )
+from serving.settings import read_limits, read_settings
 
 logger = logging.getLogger("engage.serving")
 
@@ -154,56 +170,6 @@ class GcMonitor:
         }
 
 
-class ModelHolder:
-    """Loads the decision system once, in the background, and says whether it is ready."""
-
-    def __init__(self, env: dict[str, str], on_loaded: Callable[[], None] | None = None):
-        self.source = source_from_env(env)
-        self.on_loaded = on_loaded
-        self.freeze_heap = env_flag(env, "ENGAGE_GC_FREEZE", default=True)
-        self.engine: ScoringEngine | None = None
-        self.error: str | None = None
-        self.loaded_at: datetime | None = None
-        self._done = threading.Event()
-
-    @property
-    def ready(self) -> bool:
-        return self.engine is not None
-
-    def start(self) -> None:
-        threading.Thread(target=self.load, name="engage-model-loader", daemon=True).start()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until loading finished (successfully or not); returns readiness."""
-        self._done.wait(timeout)
-        return self.ready
-
-    def load(self) -> None:
-        t0 = time.perf_counter()
-        try:
-            system, info = load_system(self.source)
-            engine = ScoringEngine(system, info)
-            engine.warm_up()  # before readiness (and before gc.freeze): the first request pays nothing extra
-            self.engine = engine
-            self.loaded_at = datetime.now(UTC)
-            logger.info(
-                "model %s loaded from %s in %.1f s",
-                info.version,
-                self.source.describe(),
-                time.perf_counter() - t0,
-            )
-            if self.freeze_heap:
-                gc.collect()
-                gc.freeze()
-            if self.on_loaded is not None:
-                self.on_loaded()
-        except Exception as exc:  # the service stays alive and reports why it is not ready
-            self.error = f"{type(exc).__name__}: {exc}"
-            logger.error("model could not be loaded from %s: %s", self.source.describe(), self.error)
-        finally:
-            self._done.set()
-
-
 def _not_ready(holder: ModelHolder) -> JSONResponse:
     detail = holder.error or "the model is still loading"
     return JSONResponse({"error": "model not ready", "detail": detail}, status_code=503)
@@ -234,6 +200,28 @@ def _is_data_error(exc: Exception) -> bool:
     return type(exc).__name__ == "DataError" and isinstance(exc, ValueError)
 
 
+class ScoreInput(GatedInput, ScoreRequest):
+    """/score's input: a :class:`ScoreRequest`, read and validated by the request gate."""
+
+    gate_endpoint: ClassVar[Endpoint] = Endpoint(ScoreRequest, "customers", CustomerIn, counts_touchpoints=True)
+
+
+class FeatureScoreInput(GatedInput, FeatureScoreRequest):
+    """/score_features' input: a :class:`FeatureScoreRequest`, read and validated by the request gate."""
+
+    gate_endpoint: ClassVar[Endpoint] = Endpoint(FeatureScoreRequest, "rows", FeatureRow)
+
+
+class MetadataInput(GatedInput, EmptyRequest):
+    """/metadata's input: nothing (an empty JSON object)."""
+
+    gate_endpoint: ClassVar[Endpoint] = Endpoint(EmptyRequest)
+
+
+INPUTS: dict[str, type[GatedInput]] = {"/score": ScoreInput, "/score_features": FeatureScoreInput,
+                                       "/metadata": MetadataInput}
+
+
 @bentoml.service(
     name="engage",
     traffic={"timeout": TRAFFIC_TIMEOUT_S},
@@ -244,26 +232,36 @@ class EngageScoring:
     """Scores CRM customers with the champion decision system (features + churn + policy)."""
 
     def __init__(self) -> None:
+        env = dict(os.environ)
+        settings = read_settings(env)  # a bad setting stops the worker here, naming the variable
+        self.limits = settings.limits
+        # BentoML shows its own loggers at INFO and the rest from WARNING: engage's lines (model loaded, requests
+        # refused) at the level asked for.
+        logging.getLogger("engage").setLevel(settings.log_level)
         # Patched here, in the worker that serves, not on import (importing a module changes nothing).
         self.timers_cancelled = cancel_timeout_timers()
-        env = dict(os.environ)
-        fd = worker_fd(sys.argv) if env_flag(env, "ENGAGE_REUSEPORT", default=False) else None
+        self.paths_labelled = label_unknown_paths()
+        fd = worker_fd(sys.argv) if settings.reuseport else None
         self.own_socket = fd is not None and listen_on_own_socket(fd)
         if getattr(EngageScoring, "bento", None) is not None and not env.get("ENGAGE_MODEL_PATH"):
             # Served from a built Bento (bentoml serve engage:latest): use the model packed into it.
             env.setdefault("ENGAGE_MODEL_SOURCE", "bento")
         self.gc_monitor = GcMonitor()
-        self.holder = ModelHolder(env, on_loaded=self.gc_monitor.reset)
-        log_path = env_path(env, "ENGAGE_DECISION_LOG")
-        self.decision_log = DecisionLog(log_path) if log_path else None
-        self.catalogue = load_catalogue(env.get("ENGAGE_ACTIONS"))
+        self.holder = ModelHolder(
+            source_from_env(env),
+            retry_s=settings.load_retry_s,
+            freeze_heap=settings.gc_freeze,
+            on_loaded=self.gc_monitor.reset,
+        )
+        log = settings.decision_log
+        self.decision_log = DecisionLog(log, settings.rotation) if log else None
+        self.catalogue = load_catalogue(settings.actions)
         gc.callbacks.append(self.gc_monitor)
-        raw_linger = env.get("ENGAGE_BATCH_LINGER_MS", "1.5")
-        try:
-            linger_ms = float(raw_linger)
-        except ValueError:
-            raise ValueError(f"ENGAGE_BATCH_LINGER_MS: {raw_linger!r} is not a number of milliseconds") from None
-        self.scorer = CoalescingScorer(lambda: self.holder.engine, linger_s=linger_ms / 1000)
+        self.scorer = CoalescingScorer(
+            lambda: self.holder.engine,
+            linger_s=settings.linger_s,
+            slice_touchpoints=settings.limits.slice_touchpoints,
+        )
         self.holder.start()
 
     def __is_ready__(self) -> bool:
@@ -287,7 +285,7 @@ class EngageScoring:
             }
         )
 
-    @bentoml.api(route="/score", input_spec=ScoreRequest)
+    @bentoml.api(route="/score", input_spec=ScoreInput)
     async def score(self, customers: list[CustomerIn], cutoff: datetime | None = None) -> ScoreResponse:
         """Score customers from their raw touchpoint histories (cutoff default: now)."""
         t0 = time.perf_counter()
@@ -303,9 +301,16 @@ class EngageScoring:
         if len(results) <= INLINE_RESPONSE_MAX:
             # Small answers are built on the event loop: a thread hop costs more than the work.
             return self._respond(results, at, t0, "score")
-        return await asyncio.to_thread(self._respond, results, at, t0, "score")
+        return await asyncio.to_thread(self._respond_large, customers, results, at, t0)
 
-    @bentoml.api(route="/score_features", input_spec=FeatureScoreRequest)
+    def _respond_large(self, customers: list[CustomerIn], results: list[dict], at: Any, t0: float) -> ScoreResponse:
+        # Free the request's customers here, one at a time: left to the end of the request, the whole tree
+        # (millions of objects for a maximal request) would be freed in one go on the event loop, stalling it.
+        while customers:
+            customers.pop()
+        return self._respond(results, at, t0, "score")
+
+    @bentoml.api(route="/score_features", input_spec=FeatureScoreInput)
     def score_features(self, rows: list[FeatureRow], cutoff: datetime | None = None) -> ScoreResponse:
         """Score customers from precomputed feature rows (see /metadata for the feature names)."""
         t0 = time.perf_counter()
@@ -319,7 +324,7 @@ class EngageScoring:
             return _bad_request(exc)  # type: ignore[return-value]
         return self._respond(frame_to_results(engine.score_features(F, at)), at, t0, "score_features")
 
-    @bentoml.api(route="/metadata", input_spec=EmptyRequest)
+    @bentoml.api(route="/metadata", input_spec=MetadataInput)
     def metadata(self) -> MetadataResponse:
         """Model version(s), feature list, action catalogue and the contract's vocabularies."""
         engine = self.holder.engine
@@ -341,8 +346,16 @@ class EngageScoring:
                 "pid": os.getpid(),
                 "score_batches": self.scorer.batches,
                 "score_requests": self.scorer.requests,
+                "score_slices": self.scorer.slices,
+                "load_attempts": self.holder.attempts,
+                "unknown_paths_labelled": float(self.paths_labelled),
                 "timeout_timers_cancelled": float(self.timers_cancelled),
                 "own_listening_socket": float(self.own_socket),
+            },
+            limits={
+                "max_body_bytes": self.limits.max_body_bytes,
+                "max_request_touchpoints": self.limits.max_touchpoints,
+                "slice_touchpoints": self.limits.slice_touchpoints,
             },
             vocabularies={
                 "channel": list(CHANNELS),
@@ -354,4 +367,28 @@ class EngageScoring:
         )
 
 
+OPERATIONS = [
+    Operation("/score", ScoreRequest, ScoreResponse, "Score customers from their raw touchpoint histories "
+              "(cutoff default: now)."),
+    Operation("/score_features", FeatureScoreRequest, ScoreResponse, "Score customers from precomputed feature "
+              "rows (see /metadata for the feature names)."),
+    Operation("/metadata", EmptyRequest, MetadataResponse, "Model version(s), feature list, action catalogue and "
+              "the contract's vocabularies.", scores=False),
+]
+
+
+def _document() -> dict:
+    env = os.environ
+    return openapi_document(
+        OPERATIONS, read_limits(env), auth=bool(env.get("ENGAGE_API_TOKEN") or env.get("ENGAGE_API_TOKEN_FILE"))
+    )
+
+
+# Order matters: the first added is the outer one, so a request without a valid token is refused before its body
+# is read.
 EngageScoring.add_asgi_middleware(BearerAuthMiddleware)
+EngageScoring.add_asgi_middleware(
+    RequestGate,
+    endpoints={path: cls.gate_endpoint for path, cls in INPUTS.items()},
+    openapi=_document,
+)

@@ -17,6 +17,7 @@ import typer
 
 from training.cli_bench import bench_app, diagnose_app
 from training.cli_common import (
+    EXIT_HELP,
     ConfigOption,
     ModelPathOption,
     ReportOption,
@@ -33,10 +34,11 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    epilog=EXIT_HELP,
 )
-train_app = typer.Typer(help="Train models and register them in MLflow.", no_args_is_help=True)
+train_app = typer.Typer(help="Train models and register them in MLflow.", no_args_is_help=True, epilog=EXIT_HELP)
 evaluate_app = typer.Typer(help="Evaluate models against held-out data (and the truth, when simulated).",
-                           no_args_is_help=True)
+                           no_args_is_help=True, epilog=EXIT_HELP)
 app.add_typer(train_app, name="train")
 app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(bench_app, name="bench")
@@ -114,45 +116,57 @@ def import_(
     typer.echo(json.dumps({"dataset": name, "out": str(out), **counts}))
 
 
-@app.command("features")
+@app.command("features", epilog=EXIT_HELP)
 @user_errors
 def features_(
     data: Annotated[Path, typer.Option(help="Data folder.")],
     cutoff: Annotated[str, typer.Option(help="Build features from events strictly before this date/time (UTC).")],
     out: Annotated[Path, typer.Option(help="Feature table to write: .parquet, .csv or .csv.gz.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing feature table and its dictionary.")] = False,
 ) -> None:
-    """Build the feature table (one row per customer) at a cutoff, with the feature dictionary beside it."""
+    """Build the feature table (one row per customer) at a cutoff, with the feature dictionary beside it.
+
+    The table and its dictionary are written together (both or neither), and never over existing files
+    without --overwrite."""
     from features.builders.dictionary import feature_dictionary
     from features.builders.pipeline import FeaturePipeline
-    from features.sources.io import read_tables, write_frame
+    from features.sources.io import frame_bytes, read_tables
+    from features.sources.outputs import check_outputs, write_outputs
 
-    if not str(out).endswith((".parquet", ".csv", ".csv.gz")):
-        raise ValueError(f"--out {out}: use a .parquet, .csv or .csv.gz file name")
+    dictionary_path = out.with_name(out.name.split(".")[0] + ".dictionary.csv")
+    check_outputs([(out, "--out"), (dictionary_path, "--out's dictionary")], overwrite=overwrite)
     tables = read_tables(data).without_truth()
     pipeline = FeaturePipeline()
     frame = pipeline.fit_transform(tables, cutoff=parse_cutoff(cutoff))
-    dictionary_path = out.with_name(out.name.split(".")[0] + ".dictionary.csv")
-    write_frame(frame.reset_index(), out)
-    write_frame(feature_dictionary(pipeline), dictionary_path)
+    write_outputs({out: frame_bytes(frame.reset_index(), out.name),
+                   dictionary_path: frame_bytes(feature_dictionary(pipeline), dictionary_path.name)},
+                  overwrite=overwrite)
     typer.echo(json.dumps({"out": str(out), "dictionary": str(dictionary_path), "customers": len(frame),
                            "features": frame.shape[1]}))
 
 
-@train_app.command("churn")
+@train_app.command("churn", epilog=EXIT_HELP)
 @user_errors
 def train_churn_(
     data: Annotated[Path, typer.Option(help="Data folder (simulated, imported or your own).")],
     config: ConfigOption = None,
     report: ReportOption = None,
     register: Annotated[bool, typer.Option(help="Register the model as challenger and try promotion.")] = True,
+    test_data: Annotated[Path | None, typer.Option(
+        help="A separate labelled data folder to test on: the report's test_auc and test metrics come from it, "
+             "and promotion compares on it.")] = None,
+    exclude_attributes: Annotated[str | None, typer.Option(
+        help="Customer attributes to leave out, comma-separated (e.g. a split column).")] = None,
 ) -> None:
     """Train the calibrated churn model at many cutoffs, log it to MLflow, register it, try promotion."""
     from training.churn.commands import train_churn_command
+    from training.churn.experiments import parse_attributes
 
-    run_and_echo(train_churn_command, data, config, report, register=register)
+    run_and_echo(train_churn_command, data, config, report, register=register, test_data=test_data,
+                 exclude_attributes=parse_attributes(exclude_attributes))
 
 
-@evaluate_app.command("churn")
+@evaluate_app.command("churn", epilog=EXIT_HELP)
 @user_errors
 def evaluate_churn_(
     data: Annotated[Path, typer.Option(help="Data folder to evaluate on.")],
@@ -200,10 +214,20 @@ def personas_(
 
 
 PolicyOption = Annotated[Path | None, typer.Option(help="Decision settings YAML (caps, limits, thresholds).")]
-CatalogueOption = Annotated[Path | None, typer.Option(help="Action catalogue YAML (default: the packaged one).")]
+CatalogueOption = Annotated[Path | None, typer.Option(
+    help="Action catalogue YAML (default: the packaged one, or the logged actions when the log holds others).")]
+ObjectiveOption = Annotated[str | None, typer.Option(
+    help="What the policy optimises: retention, visit, conversion, spend or margin (default: the policy config's, "
+         "retention).")]
+HorizonOption = Annotated[int | None, typer.Option(
+    min=1, help="Outcome window after each campaign decision, in days (default: the policy config's; 90 for "
+                "retention, 14 for the campaign objectives).")]
+CustomerIdsOption = Annotated[
+    bool, typer.Option(help="Name the customers of the report's defense examples (never in the copy logged to MLflow).")
+]
 
 
-@train_app.command("policy")
+@train_app.command("policy", epilog=EXIT_HELP)
 @user_errors
 def train_policy_(
     data: Annotated[Path, typer.Option(help="Data folder with an outreach log.")],
@@ -211,28 +235,42 @@ def train_policy_(
     report: ReportOption = None,
     policy_config: PolicyOption = None,
     catalogue: CatalogueOption = None,
+    objective: ObjectiveOption = None,
+    horizon_days: HorizonOption = None,
     register: Annotated[bool, typer.Option(help="Register the decision system as challenger; try promotion.")] = True,
+    customer_ids: CustomerIdsOption = False,
 ) -> None:
-    """Learn the next-best-action policy from logged outreach and register features + churn + policy as one unit."""
+    """Learn the next-best-action policy from logged outreach and register features (+ churn) + policy as one unit.
+
+    Promoted to champion only when it beats its baselines (best single action, no contact) with a DR interval
+    above zero, and the champion's policy on the same held-out decisions; the report's first line says which.
+    """
     from training.policy.commands import train_policy_command
+    from training.policy.config import PolicyTrainConfig
 
     run_and_echo(train_policy_command, data, config, report, policy_config_path=policy_config,
-                 catalogue_path=catalogue, register=register, progress=typer.echo)
+                 catalogue_path=catalogue, objective=objective, horizon_days=horizon_days, register=register,
+                 progress=typer.echo, train=PolicyTrainConfig(report_customer_ids=customer_ids))
 
 
-@evaluate_app.command("policy")
+@evaluate_app.command("policy", epilog=EXIT_HELP)
 @user_errors
 def evaluate_policy_(
     data: Annotated[Path, typer.Option(help="Data folder with an outreach log (and truth, if simulated).")],
     report: ReportOption = None,
     policy_config: PolicyOption = None,
     catalogue: CatalogueOption = None,
+    objective: ObjectiveOption = None,
+    horizon_days: HorizonOption = None,
+    customer_ids: CustomerIdsOption = False,
 ) -> None:
     """Off-policy evaluation (IPS, SNIPS, DR with bootstrap intervals) and, on simulated data, the true value."""
     from training.policy.commands import evaluate_policy_command
+    from training.policy.config import PolicyTrainConfig
 
     run_and_echo(evaluate_policy_command, data, report, policy_config_path=policy_config, catalogue_path=catalogue,
-                 progress=typer.echo)
+                 objective=objective, horizon_days=horizon_days, progress=typer.echo,
+                 train=PolicyTrainConfig(report_customer_ids=customer_ids))
 
 
 @evaluate_app.command("starbucks")
@@ -262,24 +300,32 @@ def serve(
     model_path: ModelPathOption = None,
     token_file: Annotated[Path | None, typer.Option(help="File holding the bearer token (enables auth).")] = None,
     decision_log: Annotated[Path | None, typer.Option(help="Append every decision to this JSON Lines file.")] = None,
+    wait: Annotated[bool, typer.Option(help="Start even without a model, and serve once one can be loaded "
+                                            "(retried every ENGAGE_LOAD_RETRY_S seconds).")] = False,
+    insecure: Annotated[bool, typer.Option(help="Allow a --host other than loopback without a token.")] = False,
 ) -> None:
-    """Start the BentoML scoring service with the champion decision system."""
+    """Start the BentoML scoring service with the champion decision system.
+
+    Exit statuses: 2 a bad option or setting (e.g. a token under 16 characters, or a --host other than loopback
+    without a token); 3 no model to serve (no champion, no model file, or it could not be loaded)."""
     from serving.server import default_workers
     from serving.server import serve as run_server
 
     workers = workers or default_workers()
 
     raise typer.Exit(code=run_server(host=host, port=port, workers=workers, model_path=model_path,
-                                     mlflow_config=config, token_file=token_file, decision_log=decision_log))
+                                     mlflow_config=config, token_file=token_file, decision_log=decision_log,
+                                     wait=wait, insecure=insecure))
 
 
-@app.command()
+@app.command(epilog=EXIT_HELP)
 @user_errors
 def score(
     out: Annotated[Path, typer.Option(help="Scores to write: .parquet, .csv or .csv.gz.")],
     data: Annotated[Path | None, typer.Option(help="Data folder to score (every customer).")] = None,
     features: Annotated[Path | None, typer.Option(help="Or: a precomputed feature table to score.")] = None,
-    cutoff: Annotated[str | None, typer.Option(help="Scoring cutoff (default: the manifest's, else now).")] = None,
+    cutoff: Annotated[str | None, typer.Option(
+        help="Scoring cutoff (default: the manifest's, else the labels', else now; the output says which).")] = None,
     defense_out: Annotated[Path | None, typer.Option(help="Also write the CRM list of defense targets.")] = None,
     config: ConfigOption = None,
     model_path: ModelPathOption = None,
@@ -289,7 +335,10 @@ def score(
         str, typer.Option(help="With --features: churn reason codes for all customers, at-risk ones or none.")
     ] = "all",
 ) -> None:
-    """Batch-score the whole customer base (same code path as the service), model version on every row."""
+    """Batch-score the whole customer base (same code path as the service), model version on every row.
+
+    The scores and the defense list are written together (both or neither), never over existing files
+    without --overwrite."""
     from serving.batch import score_data, score_feature_table
 
     if (data is None) == (features is None):
@@ -300,10 +349,24 @@ def score(
     if data is not None:
         result = score_data(data, out, cutoff=parse_cutoff(cutoff), defense_out=defense_out, model_path=model_path,
                             mlflow_config=mlflow_config, decision_log=decision_log, overwrite=overwrite)
+        typer.echo(f"scored at {result['cutoff']}: {result['cutoff_reason']}", err=True)
     else:
         result = score_feature_table(features, out, cutoff=parse_cutoff(cutoff), model_path=model_path,
                                      mlflow_config=mlflow_config, overwrite=overwrite, reasons=reasons)
     echo_json(result, None)
+
+
+@app.command(epilog=EXIT_HELP)
+@user_errors
+def register(
+    model_path: Annotated[Path, typer.Option(help="Folder a training run saved its model in when registering failed.")],
+    config: ConfigOption = None,
+    data: Annotated[Path | None, typer.Option(help="The data folder it was trained on, if it moved.")] = None,
+) -> None:
+    """Register (and try to promote) a model that a training run saved locally because registering failed."""
+    from training.unregistered import register_pending
+
+    run_and_echo(register_pending, model_path, config, data=data)
 
 
 @app.command()

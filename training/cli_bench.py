@@ -4,6 +4,7 @@ their figures as JSON (and write them with ``--json FILE``). The work lives in `
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -104,13 +105,18 @@ def bench_validate_(
 @user_errors
 def bench_policy_(
     customers: Annotated[int, typer.Option(min=100, help="Synthetic customers to decide for.")] = 100_000,
+    training_rows: Annotated[int, typer.Option(
+        min=0, help="Also time the policy's training rows of a randomised campaign of this many decisions.")] = 0,
     seed: SeedOption = 0,
     json_out: JsonOption = None,
 ) -> None:
     """Decision-rule speed with binding budget, contact, channel and offer limits, and each limit's use."""
-    from training.bench.policy import bench_policy
+    from training.bench.policy import bench_policy, bench_training_rows
 
-    echo_json(bench_policy(customers, seed), json_out)
+    figures = bench_policy(customers, seed)
+    if training_rows:
+        figures["training_rows"] = bench_training_rows(training_rows, seed)
+    echo_json(figures, json_out)
 
 
 @bench_app.command("serve")
@@ -125,8 +131,38 @@ def bench_serve_(
     """Load-test the real service on loopback: p50/p90/p99, requests/s and errors at concurrency 1 and 16."""
     from training.bench.serve import bench_serve
 
-    echo_json(bench_serve(workers=workers, model_path=str(model_path) if model_path else None,
-                          mlflow_config=str(config) if config else None, gc_freeze=gc_freeze), json_out)
+    _server_bench(bench_serve, json_out, config, model_path, workers=workers, gc_freeze=gc_freeze)
+
+
+@bench_app.command("abuse")
+@user_errors
+def bench_abuse_(
+    paths: Annotated[int, typer.Option(min=1, help="Random-path requests of the metrics probe.")] = 5_000,
+    workers: WorkersOption = None,
+    model_path: ModelPathOption = None,
+    config: ConfigOption = None,
+    json_out: JsonOption = None,
+) -> None:
+    """Probe the real service's limits on loopback: 413 latency, small requests' p99 while one maximal request is
+    scored, /metrics size and worker memory after random-path requests (limits from ENGAGE_MAX_* settings)."""
+    from training.bench.abuse import bench_abuse
+
+    _server_bench(bench_abuse, json_out, config, model_path, workers=workers, n_paths=paths)
+
+
+def _server_bench(run: Callable[..., dict], json_out: Path | None, config: Path | None, model_path: Path | None,
+                  **options: object) -> None:
+    """Run a benchmark that starts the real server and print its figures; a worker's first model-loading error
+    ends it at once, on one line, with exit status 3 (no model)."""
+    from training.bench.serve import ModelLoadError
+
+    try:
+        result = run(model_path=str(model_path) if model_path else None,
+                     mlflow_config=str(config) if config else None, **options)
+    except ModelLoadError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=3) from None
+    echo_json(result, json_out)
 
 
 @bench_app.command("churn-data")

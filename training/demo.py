@@ -101,7 +101,10 @@ def _churn(demo: Demo) -> dict[str, Any]:
 
 def _echo_policy(echo: Callable[[str], None], scenario: dict[str, Any], truth: dict[str, Any]) -> None:
     echo("      true value of each policy at the cutoff (net of contact costs; no contact = 0):")
-    echo(f"        learned policy                 {_fmt(truth.get('policy_value'))}")
+    echo(f"        the system's policy            {_fmt(truth.get('policy_value'))}")
+    refused = (scenario.get("refused_learned_policy") or {}).get("truth")
+    if refused:  # the gate fell back to a baseline: what the learned policy would have been worth
+        echo(f"        learned policy (not used)      {_fmt(refused.get('policy_value'))}")
     echo(f"        oracle (truth, same limits)    {_fmt(truth.get('oracle_value'))}")
     for name, value in (truth.get("baselines") or {}).items():
         echo(f"        baseline {name:<22}{_fmt(value)}")
@@ -110,7 +113,7 @@ def _echo_policy(echo: Callable[[str], None], scenario: dict[str, Any], truth: d
     echo(f"      why not contacted: {scenario['no_contact_reasons']}")
     echo(f"      back-door defense targets: {scenario['defense_targets']:,}; for example:")
     for example in scenario.get("defense_examples", [])[:3]:
-        echo(f"        {example['customer_id']}: " + "; ".join(example["defense_reasons"]))
+        echo("        " + "; ".join(example["defense_reasons"]))
 
 
 def _policy(demo: Demo) -> dict[str, Any]:

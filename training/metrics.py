@@ -1,9 +1,8 @@
-"""Churn metrics and plots: discrimination, calibration, lift/capture, per-segment tables, PNG charts."""
+"""Churn metrics: discrimination, calibration, lift/capture and per-segment tables (charts: :mod:`training.plots`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -101,49 +100,3 @@ def calibration_table(y, p, *, bins: int = 10) -> pd.DataFrame:
     return frame.agg(
         mean_prediction=("p", "mean"), observed_rate=("y", "mean"), n=("y", "size")
     ).reset_index()
-
-
-def _save_chart(path: str | Path, draw, *, diagonal: str, xlabel: str, ylabel: str, title: str, legend: str) -> Path:
-    """A square chart with a grey diagonal reference line, drawn by ``draw(ax)`` and written as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label=diagonal)
-    draw(ax)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(loc=legend)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
-
-
-def plot_calibration(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Path) -> Path:
-    """Reliability diagram (one line per model) written as PNG."""
-
-    def draw(ax) -> None:
-        for name, (y, p) in curves.items():
-            t = calibration_table(y, p)
-            ax.plot(t["mean_prediction"], t["observed_rate"], marker="o", label=name)
-
-    return _save_chart(path, draw, diagonal="perfect", xlabel="mean predicted churn probability",
-                       ylabel="observed churn rate", title="Calibration", legend="upper left")
-
-
-def plot_gains(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Path) -> Path:
-    """Cumulative gains chart (share of churners caught vs share of customers contacted) as PNG."""
-
-    def draw(ax) -> None:
-        for name, (y, score) in curves.items():
-            y = np.asarray(y, float)
-            order = np.argsort(-np.asarray(score, float), kind="stable")
-            caught = np.concatenate([[0.0], np.cumsum(y[order]) / max(y.sum(), 1)])
-            ax.plot(np.linspace(0, 1, len(caught)), caught, label=name)
-
-    return _save_chart(path, draw, diagonal="random", xlabel="share of customers (highest score first)",
-                       ylabel="share of churners captured", title="Gains", legend="lower right")

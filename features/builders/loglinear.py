@@ -58,7 +58,9 @@ def loglinear_rate(n: np.ndarray, mean_x: np.ndarray, prior: float = 2.0, iters:
         up = _mean_position(mid) < target
         lo = np.where(up, mid, lo)
         hi = np.where(up, hi, mid)
-    return 0.5 * (lo + hi)
+    # A mean position of exactly 1/2 (no events: only the prior's, at the middle) is an exactly flat rate;
+    # the bisection would stop a rounding error short of 0, a value trees split on as if it meant something.
+    return np.where(target == 0.5, 0.0, 0.5 * (lo + hi))
 
 
 def end_factor(beta: np.ndarray) -> np.ndarray:

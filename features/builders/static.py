@@ -6,6 +6,12 @@ encoded (OneHotEncoder); numeric attributes get a missing indicator (AddMissingI
 imputation (MeanMedianImputer). ``transform`` applies the dictionaries those transformers learned
 with plain numpy, because the live service encodes one customer per request and feature-engine's
 per-call checks would dominate that request; a test checks both give the same table.
+
+Column names are ``<prefix><attribute>`` for a numeric, boolean or date attribute, ``<prefix><attribute>_<value>``
+for a category and ``<prefix><attribute>_na`` for a missing-value indicator, with the attribute and the value
+made safe by :mod:`features.builders.names` (any character may occur in the data; LightGBM and JSON
+consumers need plain names) and made unique. They are fixed at ``fit``; :meth:`StaticAttributesBuilder.origins`
+maps each back to the attribute and the original value, which the feature dictionary and the reason codes show.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from features.builders.base import to_frame
 from features.builders.event_source import to_cutoff_ns
+from features.builders.names import safe_part, unique_names
 from features.contract.schema import CUSTOMER_COLUMNS, DAY_NS, Tables
 
 MISSING = "missing"
@@ -122,7 +129,6 @@ class StaticAttributesBuilder(BaseEstimator):
             # feature-engine 1.9 calls DataFrame.drop(inplace=True), deprecated in pandas 3.1.
             warnings.filterwarnings("ignore", message="The inplace keyword")
             self.encoder_ = Pipeline(steps).fit(df) if steps and len(df) else None
-        names = [f"{self.prefix}{c}" for c in nums]
         self.categories_ = {}
         self.rare_kept_ = {}
         self.medians_ = {}
@@ -135,12 +141,38 @@ class StaticAttributesBuilder(BaseEstimator):
                 self.medians_ = {c: float(named["impute_num"].imputer_dict_[c]) for c in with_na}
         # Median of an all-missing column is NaN: fall back to 0 so the output stays NaN-free.
         self.medians_ = {c: (0.0 if np.isnan(v) else v) for c, v in self.medians_.items()}
-        for c in cats:
-            names += [f"{self.prefix}{c}_{v}" for v in self.categories_.get(c, [])]
-        names += [f"{self.prefix}{c}_na" for c in self.medians_]
+        sources = self._sources(nums, cats)
+        # One stem per attribute (two attributes may read the same once made safe), then whole names unique.
+        stem = dict(zip(kinds, unique_names(f"{self.prefix}{safe_part(c)}" for c in kinds), strict=True))
+        names = unique_names("_".join([stem[parts[0]], *map(safe_part, parts[1:])]) for parts, _ in sources)
+        self.origins_ = dict(zip(names, (o for _, o in sources), strict=True))
         self.feature_names_out_ = np.array(names, dtype=object)
         self.n_features_out_ = len(names)
         return self
+
+    def _sources(self, nums: list[str], cats: list[str]) -> list[tuple[tuple, tuple]]:
+        """Per output column, in output order: the parts its name is made of, and its origin (see :meth:`origins`)."""
+        cols: list[tuple[tuple, tuple]] = [((c,), (c, "value", self.kinds_[c])) for c in nums]
+        for c in cats:
+            cols += [((c, v), (c, "category", v)) for v in self.categories_.get(c, [])]
+        cols += [((c, "na"), (c, "missing", None)) for c in self.medians_]
+        return cols
+
+    def origins(self) -> dict[str, tuple[str, str, object]]:
+        """Each output column's source: ``(attribute, role, detail)``, in output order.
+
+        ``role`` is ``"value"`` (detail: the attribute's kind, ``numeric``, ``bool`` or ``datetime``),
+        ``"category"`` (detail: the original category value, or ``missing``/``rare`` for the groups the
+        encoder made) or ``"missing"`` (the attribute's missing-value indicator; detail ``None``).
+        """
+        check_is_fitted(self, "feature_names_out_")
+        found = self.__dict__.get("origins_")
+        if found is None:  # fitted before origins were recorded (a pickled model): the same columns in order
+            kinds = self.kinds_
+            sources = self._sources([c for c, k in kinds.items() if k != "categorical"],
+                                    [c for c, k in kinds.items() if k == "categorical"])
+            found = dict(zip(self.feature_names_out_, (o for _, o in sources), strict=True))
+        return dict(found)
 
     def _block(self, customers: pd.DataFrame, cutoff_ns: int) -> np.ndarray:
         kinds = self.kinds_
@@ -195,16 +227,16 @@ class StaticAttributesBuilder(BaseEstimator):
                     "cutoff, median-imputed with a _na indicator), categories one-hot with rare ones grouped",
                 )
             ]
+        how = {"bool": "0/1", "datetime": "days before the cutoff", "numeric": "as is"}
         out = []
-        for c, k in self.kinds_.items():
-            if k == "categorical":
-                out += [(f"{self.prefix}{c}_{v}", f"1 = attribute {c} is {v!r}") for v in self.categories_.get(c, [])]
+        for name, (c, role, detail) in self.origins().items():
+            if role == "category":
+                out.append((name, f"1 = attribute {c} is {detail!r}"))
+            elif role == "value":
+                out.append((name, f"attribute {c} ({how[detail]}; missing -> training median)"))
             else:
-                how = {"bool": "0/1", "datetime": "days before the cutoff", "numeric": "as is"}[k]
-                out.append((f"{self.prefix}{c}", f"attribute {c} ({how}; missing -> training median)"))
-        out += [(f"{self.prefix}{c}_na", f"1 = attribute {c} was missing") for c in self.medians_]
-        order = {n: i for i, n in enumerate(self.feature_names_out_)}
-        return sorted(out, key=lambda t: order[t[0]])
+                out.append((name, f"1 = attribute {c} was missing"))
+        return out
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "feature_names_out_")

@@ -1,4 +1,9 @@
-"""The action catalogue: which (channel, offer) outreach actions exist and what each costs."""
+"""The action catalogue: which (channel, offer) outreach actions exist and what each costs.
+
+The packaged catalogue (``actions.yaml``) or a user's file describes the actions a company may take; a
+campaign export whose log holds other actions (e.g. its own offer names) gives its catalogue itself
+(:func:`catalogue_from_log`): the logged channel x offer pairs, plus no contact.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import yaml
 
-from features.contract.schema import CONSENT_COLUMNS
+from features.contract.schema import CONSENT_COLUMNS, OUTREACH_CHANNELS
 
 NO_CONTACT = "no_contact"
 
@@ -76,3 +83,43 @@ def load_catalogue(path: str | Path | None = None) -> Catalogue:
     source = resources.files("features.contract").joinpath("actions.yaml") if path is None else Path(path)
     text = source.read_text()
     return catalogue_from_dict(yaml.safe_load(text))
+
+
+def logged_pairs(outreach: pd.DataFrame) -> pd.DataFrame:
+    """The (channel, offer) pair of every contact the log records (holdout rows left out; an empty offer is
+    ``none``, a value contact), with the row's ``cost`` when the log has that column."""
+    hold = outreach["holdout"].fillna(False).to_numpy(bool) if "holdout" in outreach else np.zeros(len(outreach), bool)
+    rows = outreach.loc[~hold]
+    offer = rows["offer"].astype(object).where(rows["offer"].notna(), "none").astype(str)
+    cost = pd.to_numeric(rows["cost"], errors="coerce") if "cost" in rows else pd.Series(np.nan, index=rows.index)
+    return pd.DataFrame({"channel": rows["channel"].astype(str).to_numpy(), "offer": offer.to_numpy(),
+                         "cost": cost.to_numpy(dtype=float)})  # fmt: skip
+
+
+def catalogue_from_log(outreach: pd.DataFrame) -> Catalogue:
+    """The catalogue of the actions the log took: every logged channel x offer pair, plus no contact.
+
+    An action's cost is the median of the log's ``cost`` column over its rows when the log has one, else 0
+    (the caller warns: the objective then counts contacts as free).
+    """
+    pairs = logged_pairs(outreach)
+    if pairs.empty:
+        raise ValueError("outreach: no contact rows (only holdouts), so the log names no action")
+    bad = sorted(set(pairs["channel"]) - set(OUTREACH_CHANNELS))
+    if bad:
+        raise ValueError(f"outreach.channel: {bad} are not outreach channels {list(OUTREACH_CHANNELS)}")
+    cost = pairs.groupby(["channel", "offer"])["cost"].median().fillna(0.0)
+    if (cost < 0).any():
+        raise ValueError(f"outreach.cost: negative costs for {cost[cost < 0].index.tolist()[:5]}")
+    channels = [c for c in OUTREACH_CHANNELS if c in set(pairs["channel"])]
+    allowed = {c: sorted(cost.loc[c].index) for c in channels}
+    offers = sorted({o for offs in allowed.values() for o in offs})
+    actions = [Action(NO_CONTACT, None, None, 0.0)] + [
+        Action(action_id(c, o), c, o, float(cost.loc[(c, o)])) for c in channels for o in allowed[c]
+    ]
+    return Catalogue(
+        channels={c: {"cost": 0.0, "consent": CONSENT_COLUMNS[c]} for c in channels},
+        offers={o: {"cost": 0.0, "kind": "logged"} for o in offers},
+        allowed=allowed,
+        actions=tuple(actions),
+    )

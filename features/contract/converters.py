@@ -15,6 +15,7 @@ import pandas as pd
 
 from features.contract.errors import MAX_EXAMPLES, DataError, reject_rows
 from features.contract.report import ValidationReport
+from features.contract.values import TIMESTAMP_HINT
 
 _TRUE = frozenset({"true", "t", "yes", "y", "1", "1.0"})
 _FALSE = frozenset({"false", "f", "no", "n", "0", "0.0"})
@@ -88,8 +89,8 @@ def to_timestamps(s: pd.Series, table: str, column: str, report: ValidationRepor
         if s.notna().any():
             report.warnings.append(f"{where}: timestamps without a time zone were read as UTC")
     elif pd.api.types.is_numeric_dtype(s.dtype) and s.notna().any():
-        raise DataError(table, column, "numbers where timestamps are expected (use ISO 8601 text, "
-                        "e.g. 2024-05-01T12:00:00Z, or a datetime column)",
+        raise DataError(table, column, f"numbers where timestamps are expected ({TIMESTAMP_HINT}, "
+                        "or a datetime column)",
                         list(pd.unique(s.dropna().head(MAX_EXAMPLES))), int(s.notna().sum()), row=1)
     else:
         strings = is_textlike(s)

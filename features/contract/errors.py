@@ -1,18 +1,24 @@
-"""The one error type for input that breaks the data contract, and how flagged rows become one.
+"""The errors engage reports to its users: input that breaks the data contract, and the model and registry
+failures that are not the input's fault, each with its own exit status.
 
 A :class:`DataError` names the table, column, problem, a few offending values and how many rows are
 affected, so a user can fix the file without reading code. :func:`reject_rows` builds it from a boolean
-row mask; every converter and value rule raises through it.
+row mask; every converter and value rule raises through it. The :class:`InfrastructureError` family (no
+model, a corrupt model file, a busy or failing registry) carries the exit status the command line ends with
+and a message that says what to do; :func:`is_registry_busy` recognises a locked registry in any wrapping.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 
 MAX_EXAMPLES = 5
+T = TypeVar("T")
 
 
 class DataError(ValueError):
@@ -105,3 +111,90 @@ def _is_missing(value) -> bool:
     except (TypeError, ValueError):  # lists and other containers are values, not missing
         return False
 
+
+
+# ----------------------------------------------------------------------------------- infrastructure errors
+
+
+class InfrastructureError(Exception):
+    """A failure of the model store or registry rather than of the input; ``exit_status`` is the command's."""
+
+    exit_status = 1
+
+
+class ModelNotFoundError(InfrastructureError, LookupError):
+    """No champion (or no model at the given URI or path): nothing to score with yet."""
+
+    exit_status = 3
+
+
+class ModelIntegrityError(InfrastructureError):
+    """A model file that is corrupt, truncated or not the file that was registered (checksum mismatch)."""
+
+    exit_status = 4
+
+
+class RegistryBusyError(InfrastructureError):
+    """The registry stayed locked by another process for longer than the retry budget."""
+
+    exit_status = 5
+
+
+class RegistryError(InfrastructureError):
+    """The registry failed otherwise (unreachable server, unwritable artifact store, ...)."""
+
+    exit_status = 6
+
+
+# SQLite's and MySQL's words for "another connection holds the lock"
+_BUSY_TEXT = ("database is locked", "database table is locked", "database is busy", "lock wait timeout exceeded")
+
+
+def is_registry_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it wraps) says the registry's database is locked by someone else."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, RegistryBusyError) or any(t in str(current).lower() for t in _BUSY_TEXT):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def retry_while_busy(step: Callable[[], T], *, seconds: float, what: str, where: str = "the MLflow registry") -> T:
+    """``step()``, retried with exponential backoff (0.2 s doubling to 5 s) while the registry is locked.
+
+    After ``seconds`` of a locked registry the last attempt's error becomes a :class:`RegistryBusyError`
+    naming ``what`` was being done, ``where`` and what to do; any other error is raised at once.
+    """
+    deadline = time.monotonic() + max(0.0, seconds)
+    delay = 0.2
+    while True:
+        try:
+            return step()
+        except RegistryBusyError:
+            raise  # an inner step already retried
+        except Exception as exc:
+            if not is_registry_busy(exc):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise RegistryBusyError(
+                    f"{what}: {where} is locked by another process (database is locked) and stayed locked for "
+                    f"{seconds:g} s of retries; let the other engage or MLflow process finish (or raise "
+                    "busy_retry_seconds in mlflow.yaml), then run this command again"
+                ) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def is_model_missing(exc: BaseException) -> bool:
+    """Whether a registry error says the model, version or alias does not exist (MLflow's error codes)."""
+    code = str(getattr(exc, "error_code", "") or "")
+    return code == "RESOURCE_DOES_NOT_EXIST" or (code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc))
+
+
+def error_line(exc: BaseException) -> str:
+    """``Type: message`` on one line (some libraries spread their message over several)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -21,6 +21,7 @@ from features.contract.schema import (
     REFERRERS,
     UTC_NS,
 )
+from features.contract.values import OUTREACH_RANGES, TOUCHPOINT_RANGES, ValueRange
 
 
 def _vocab_dtype(vocab: tuple[str, ...]) -> pd.CategoricalDtype:
@@ -38,8 +39,20 @@ def customer_checks(ids: pd.Index) -> pa.DataFrameSchema:
     )
 
 
+def _range_check(rng: ValueRange) -> pa.Check:
+    """The pandera check of a declared value range (features.contract.values), named by its problem."""
+    if rng.low is not None and rng.high is not None:
+        return pa.Check.in_range(rng.low, rng.high, include_min=rng.include_low, error=rng.problem)
+    if rng.low is not None:
+        return (pa.Check.ge if rng.include_low else pa.Check.gt)(rng.low, error=rng.problem)
+    return pa.Check.le(rng.high, error=rng.problem)
+
+
+def _ranged(column: str, ranges: dict[str, ValueRange], **options) -> pa.Column:
+    return pa.Column(float, _range_check(ranges[column]), **options)
+
+
 def touchpoint_checks(ids: pd.Index) -> pa.DataFrameSchema:
-    nonneg = "a negative value"
     return pa.DataFrameSchema(
         {
             # Built as a Categorical over ids above; a dtype check here would rebuild the id index.
@@ -49,12 +62,8 @@ def touchpoint_checks(ids: pd.Index) -> pa.DataFrameSchema:
             "kind": pa.Column(_vocab_dtype(KINDS), nullable=False),
             "direction": pa.Column(_vocab_dtype(DIRECTIONS), nullable=False),
             "referrer": pa.Column(_vocab_dtype(REFERRERS), nullable=True, required=False),
-            "duration_s": pa.Column(float, pa.Check.ge(0, error=nonneg), nullable=True, required=False),
-            "pages": pa.Column(float, pa.Check.ge(0, error=nonneg), nullable=True, required=False),
+            **{c: _ranged(c, TOUCHPOINT_RANGES, nullable=True, required=False) for c in TOUCHPOINT_RANGES},
             "amount": pa.Column(float, nullable=True, required=False),
-            "discount": pa.Column(float, pa.Check.ge(0, error=nonneg), nullable=True, required=False),
-            "sentiment": pa.Column(float, pa.Check.in_range(-1, 1, error="a value outside [-1, 1]"),
-                                   nullable=True, required=False),
         },
         name="touchpoints",
     )
@@ -66,11 +75,7 @@ def outreach_checks(ids: pd.Index) -> pa.DataFrameSchema:
             "customer_id": pa.Column(nullable=False),
             "ts": pa.Column(UTC_NS, nullable=False),
             "channel": pa.Column(_vocab_dtype(OUTREACH_CHANNELS), nullable=True),
-            "propensity": pa.Column(
-                float,
-                pa.Check.in_range(0, 1, include_min=False, error="a propensity outside (0, 1]"),
-                nullable=True,
-            ),
+            "propensity": _ranged("propensity", OUTREACH_RANGES, nullable=True),
             "holdout": pa.Column(bool, nullable=False),
         },
         name="outreach",

@@ -48,7 +48,6 @@ from features.contract.rules import customer_checks, label_checks, outreach_chec
 from features.contract.schema import (
     CONSENT_COLUMNS,
     CUSTOMER_COLUMNS,
-    KINDS,
     LABEL_COLUMNS,
     OUTREACH_CHANNELS,
     OUTREACH_REQUIRED,
@@ -57,6 +56,7 @@ from features.contract.schema import (
     TOUCHPOINT_REQUIRED,
     Tables,
 )
+from features.contract.values import NEGATIVE_AMOUNT, negative_amount_misused
 
 TOUCH_NUMERIC: tuple[str, ...] = ("duration_s", "pages", "amount", "discount", "sentiment")
 TOUCH_TEXT: tuple[str, ...] = ("topic", "device", "offer_id", "campaign_id", "product_id")
@@ -213,8 +213,8 @@ def _touchpoints(df: pd.DataFrame, ids: pd.Index, report: ValidationReport) -> p
     df = df.reset_index(drop=True)
     out = pd.DataFrame(_event_columns(df, ids, table, report, _touchpoint_column), copy=False)
     if "amount" in out.columns:
-        neg = (out["amount"].to_numpy() < 0) & (out["kind"].cat.codes.to_numpy() != KINDS.index("return"))
-        reject_rows(table, "amount", "a negative amount on a kind other than return", df["amount"], neg)
+        neg = negative_amount_misused(out["amount"].to_numpy(), out["kind"])
+        reject_rows(table, "amount", NEGATIVE_AMOUNT, df["amount"], neg)
     run_checks(touchpoint_checks(ids), out, table)
     out, codes, ts = _order_by_customer_time(out)
     out, n_dup = _drop_exact_duplicates(out, codes, ts)

@@ -1,9 +1,11 @@
 """The fitted next-best-action policy carried by a decision system (pickled inside it).
 
-:class:`NextBestAction` turns a feature table into decisions: the effect model's churn probabilities with
-and without each action, the value model's value of keeping each customer, and the decision rule
-(:mod:`features.decision.rule`) over them, with consent, caps and fatigue from the tables when given or
-else from the features themselves.
+:class:`NextBestAction` turns a feature table into decisions: the effect model's expected outcomes with
+and without each action (churn probabilities for retention; a visit or purchase probability or spend for a
+campaign objective, :mod:`features.decision.objective`), the value model's value of keeping each customer,
+and the decision rule (:mod:`features.decision.rule`) over them, with consent, caps and fatigue from the
+tables when given or else from the features themselves. A policy that did not beat its baselines carries a
+``fallback_action``: every eligible customer then gets that one action (the best baseline).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from features.decision.eligibility import (
     history_arrays,
     history_arrays_from_features,
 )
+from features.decision.objective import Objective
 from features.decision.rule import decide_columns, expected_incremental_value
 from features.models.lgbm import feature_matrix
 
@@ -32,7 +35,10 @@ class NextBestAction:
     """The fitted policy carried by a decision system: effect model, value model, catalogue and settings.
 
     ``uplift`` is a fitted :class:`features.models.uplift.UpliftModel` over ``catalogue.ids``, ``value_model`` a
-    fitted :class:`features.models.value.ValueModel`. Feature frames are indexed by ``customer_id``.
+    fitted :class:`features.models.value.ValueModel` (``None``: every customer is worth 1, for a campaign
+    objective). The objective is ``config.objective``. ``fallback_action`` (an action id, or ``None``): decide
+    that action for every eligible customer instead of the learned choice. Feature frames are indexed by
+    ``customer_id``.
     """
 
     def __init__(
@@ -43,6 +49,7 @@ class NextBestAction:
         config: PolicyConfig,
         *,
         defense_min_value: float | None = None,
+        fallback_action: str | None = None,
     ) -> None:
         if list(uplift.actions) != catalogue.ids:
             raise ValueError("NextBestAction: the effect model's actions differ from the catalogue's")
@@ -53,21 +60,45 @@ class NextBestAction:
         # The "valuable" bar fixed at training time, so a customer's defense flag does not depend on which
         # other customers share the request (a quantile of the scored batch would).
         self.defense_min_value = defense_min_value
+        if fallback_action is not None and fallback_action not in catalogue.ids:
+            raise ValueError(f"NextBestAction: fallback action {fallback_action!r} is not in the catalogue")
+        self.fallback_action = fallback_action
+
+    @property
+    def objective(self) -> Objective:
+        """What the policy optimises (retention for policies pickled before objectives existed)."""
+        return self.config.objective_spec if hasattr(self.config, "objective_spec") else Objective()
+
+    def with_fallback(self, action: str | None) -> NextBestAction:
+        """The same fitted policy deciding ``action`` for every eligible customer (``None``: the learned one)."""
+        return NextBestAction(
+            self.uplift,
+            self.value_model,
+            self.catalogue,
+            self.config,
+            defense_min_value=self.defense_min_value,
+            fallback_action=action,
+        )
 
     def expected_values(self, F: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Per customer: churn without contact ``p0``, with each action ``p``, ``value`` and the EV matrix."""
+        """Per customer: the expected outcome without contact ``p0`` (churn probability for retention), with
+        each action ``p``, ``value`` and the EV matrix (expected incremental value in the objective's units)."""
         # One float matrix of the features serves both models (each conversion copies every column).
         names = list(self.uplift.feature_names_)
         matrix = feature_matrix(F, names) if len(F) else None
-        p0, p = self.uplift.predict_churn(F, matrix=matrix)
-        same = list(getattr(self.value_model, "feature_names_", ())) == names
-        value = self.value_model.predict(F, matrix=matrix if same else None)
-        return {
-            "p0": p0,
-            "p": p,
-            "value": value,
-            "ev": expected_incremental_value(p0, p, value, self.catalogue),
-        }
+        p0, p = self.uplift.predict_outcome(F, matrix=matrix)
+        if self.value_model is None:
+            value = np.ones(len(F))
+        else:
+            same = list(getattr(self.value_model, "feature_names_", ())) == names
+            value = self.value_model.predict(F, matrix=matrix if same else None)
+        objective = self.objective
+        if objective.name == "retention":
+            ev = expected_incremental_value(p0, p, value, self.catalogue)
+        else:
+            costs = np.array([a.cost for a in self.catalogue.actions])
+            ev = objective.incremental_value(p0, p, value, costs)
+        return {"p0": p0, "p": p, "value": value, "ev": ev}
 
     def decide(self, F: pd.DataFrame, churn_probability=None, **options: Any) -> pd.DataFrame:
         """Decisions for the customers of ``F`` (indexed by ``customer_id``), one row each, same order.
@@ -77,7 +108,8 @@ class NextBestAction:
         Caps and fatigue count ``outreach`` before ``cutoff`` when both are given, else the features'
         ``chan_{c}_contacts_30d``, ``contacts_30d`` and ``chan_{c}_days_since_contact`` (a 30-day window).
         ``churn_probability`` (e.g. the churn model's) drives the defense targets, defaulting to the effect
-        model's own estimate.
+        model's own estimate for retention (a campaign objective's effect model estimates no churn: no defense
+        targets without a churn model).
         """
         ids = pd.Index(F.index.astype(str), name="customer_id")
         return pd.DataFrame(self.decide_columns(F, churn_probability, ids=ids, **options), index=ids)
@@ -121,6 +153,9 @@ class NextBestAction:
             history = history_arrays_from_features(F)
         est = self.expected_values(F)
         churn = est["p0"] if churn_probability is None else np.asarray(churn_probability, dtype=float)
+        if churn_probability is None and self.objective.campaign:
+            churn = None
+        fallback = getattr(self, "fallback_action", None)  # absent in systems pickled before it existed
         return decide_columns(
             est["ev"],
             consent,
@@ -131,6 +166,7 @@ class NextBestAction:
             value=est["value"],
             active=active_customers(F, cfg),
             rng=rng,
+            fixed_action=None if fallback is None else self.catalogue.ids.index(fallback),
         )
 
 

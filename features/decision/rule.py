@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract.catalogue import Catalogue
-from features.decision.assignment import assign, limit_matrix
+from features.decision.assignment import assign, greedy_assign, limit_matrix
 from features.decision.config import DefenseConfig, PolicyConfig
 from features.decision.eligibility import consent_arrays, eligibility_arrays, history_arrays
 
@@ -28,7 +28,10 @@ BELOW_COST = "uplift_below_cost"
 BUDGET = "budget"
 EXPLORATION = "exploration"
 INACTIVE = "inactive"
+# The policy did not beat its baselines and falls back to the best of them (one action, or no contact).
+FALLBACK = "fallback_policy"
 NO_CONTACT_REASONS: tuple[str, ...] = (
+    FALLBACK,
     INACTIVE,
     NO_CONSENT,
     CAP_REACHED,
@@ -102,13 +105,16 @@ def decide_columns(
     value: np.ndarray | None = None,
     active: np.ndarray | None = None,
     rng: np.random.Generator | None = None,
+    fixed_action: int | None = None,
 ) -> dict[str, np.ndarray]:
     """:func:`decide` on arrays (consent per channel, history from :func:`history_arrays`): the
     :data:`~features.decision.columns.DECISION_COLUMNS` as arrays, rows in the order of ``ev``. Scoring calls
-    this directly, so a small request pays for no pandas objects."""
+    this directly, so a small request pays for no pandas objects. ``fixed_action`` (a catalogue index): a
+    fallback policy, that action for every customer eligible for it (within the limits), reason
+    ``fallback_policy``; ``ev`` still gives the reported values and runner-ups."""
     if not np.all(np.isfinite(ev)):
         raise ValueError(f"decide: ev has {int((~np.isfinite(ev)).sum())} non-finite values")
-    chosen = _choose(ev, consent, catalogue, config, history, active, rng)
+    chosen = _choose(ev, consent, catalogue, config, history, active, rng, fixed_action)
     choice = chosen.action
     reason, no_reason = _reasons(ev, chosen, catalogue)
     # Every eligible contact action by its value: the runner-ups and the defense's "persuadable" test.
@@ -145,6 +151,7 @@ class _Choice:
     has_positive: np.ndarray
     propensity: np.ndarray
     explored: np.ndarray
+    fixed: bool = False
 
 
 def _choose(
@@ -155,6 +162,7 @@ def _choose(
     history: dict[str, np.ndarray] | None,
     active: np.ndarray | None,
     rng: np.random.Generator | None,
+    fixed_action: int | None = None,
 ) -> _Choice:
     """Eligibility, the constrained assignment, and epsilon exploration on top of it."""
     n = len(ev)
@@ -162,8 +170,22 @@ def _choose(
     inactive = np.zeros(n, dtype=bool) if active is None else ~np.asarray(active, dtype=bool)
     eligible[inactive, 1:] = False
     A, b, _ = limit_matrix(catalogue, config.limits)
-    choice = assign(ev, eligible, A, b, min_value=config.min_incremental_value)
-    unconstrained = np.where(eligible & (ev > config.min_incremental_value), ev, -np.inf)
+    threshold, score, allowed = config.min_incremental_value, ev, eligible
+    if fixed_action is None:
+        choice = assign(score, allowed, A, b, min_value=threshold)
+    else:
+        # The fallback: one action for every customer who may get it; where the round's limits bind, those with
+        # the highest estimated value of it first (runner-ups still come from ``ev``).
+        allowed = np.zeros_like(eligible)
+        allowed[:, 0] = True
+        allowed[:, fixed_action] = eligible[:, fixed_action]
+        score = np.zeros_like(ev)
+        if fixed_action:
+            rank = np.argsort(np.argsort(ev[:, fixed_action], kind="stable"), kind="stable")
+            score[:, fixed_action] = 1.0 + rank / max(n, 1)
+        threshold = 0.0
+        choice = greedy_assign(score, allowed, A, b, min_value=threshold)
+    unconstrained = np.where(allowed & (score > threshold), score, -np.inf)
     unconstrained[:, 0] = -np.inf
     has_positive = np.isfinite(unconstrained.max(axis=1))
     best_free = np.where(has_positive, unconstrained.argmax(axis=1), 0)
@@ -172,8 +194,11 @@ def _choose(
     if config.epsilon > 0:
         if rng is None:
             raise ValueError("decide: epsilon > 0 needs a numpy random Generator (rng)")
-        choice, propensity, explored = _explore(choice, eligible, A, b, config.epsilon, rng)
-    return _Choice(eligible, consented, capped, inactive, choice, best_free, has_positive, propensity, explored)
+        choice, propensity, explored = _explore(choice, allowed, A, b, config.epsilon, rng)
+    return _Choice(
+        eligible, consented, capped, inactive, choice, best_free, has_positive, propensity, explored,
+        fixed=fixed_action is not None,
+    )  # fmt: skip
 
 
 def _reasons(ev: np.ndarray, chosen: _Choice, catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray]:
@@ -186,13 +211,15 @@ def _reasons(ev: np.ndarray, chosen: _Choice, catalogue: Catalogue) -> tuple[np.
     choice, explored, has_positive = chosen.action, chosen.explored, chosen.has_positive
     reason = np.empty(n, dtype=object)
     contacted = choice != 0
-    reason[contacted & (choice == chosen.best_free)] = BEST_ACTION
+    reason[contacted & (choice == chosen.best_free)] = FALLBACK if chosen.fixed else BEST_ACTION
     reason[contacted & (choice != chosen.best_free)] = LIMITED_ALTERNATIVE
     nc = ~contacted
     no_reason = np.full(n, None, dtype=object)
     no_reason[nc & has_positive] = BUDGET
     no_reason[nc & ~has_positive] = BELOW_COST
     no_reason[nc & ~has_positive & (best_gross <= 0)] = NEGATIVE_UPLIFT
+    if chosen.fixed:
+        no_reason[nc & ~has_positive] = FALLBACK
     no_reason[nc & chosen.capped] = CAP_REACHED
     no_reason[nc & chosen.inactive] = INACTIVE
     no_reason[nc & ~chosen.consented] = NO_CONSENT

@@ -2,8 +2,12 @@
 
 ``ChurnModel`` = a LightGBM booster trained with early stopping on later (validation) cutoffs, a
 calibrator (Platt or isotonic on the booster's raw score, chosen on the latest validation period) and
-the readable names of its features. Reason codes are LightGBM's own SHAP values (``pred_contrib``):
-per row, contributions plus the base value equal the raw score, so they explain the model exactly.
+the readable names of its features. It learns from the features that vary over its training rows:
+constant and all-missing ones (every event feature of a data set without touchpoints) are dropped at
+``fit``, so the feature table stays the pipeline's contract and the model reads only what it uses.
+Reason codes are LightGBM's own SHAP values (``pred_contrib``): per row, contributions plus the base value
+equal the raw score, so they explain the model exactly; :mod:`features.models.reasons` states them with
+the customer's own values (a customer attribute as one reason).
 """
 
 from __future__ import annotations
@@ -13,7 +17,14 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from features.models.lgbm import booster_predict, feature_matrix, lgbm_params, prediction_threads
+from features.models.lgbm import (
+    booster_predict,
+    feature_matrix,
+    informative_columns,
+    lgbm_params,
+    prediction_threads,
+)
+from features.models.reasons import ReasonLayout, top_contributions
 
 DEFAULT_PARAMS: dict = lgbm_params(
     "binary",
@@ -105,6 +116,19 @@ class ChurnModel:
             names = self.feature_index_ = pd.Index(self.feature_names_)
         return names
 
+    def _select_features(self, F: pd.DataFrame) -> None:
+        """Set ``feature_names_`` to ``F``'s columns that vary, ``dropped_features_`` to the others."""
+        kept = informative_columns(F)
+        if not kept:
+            raise ValueError(
+                f"feature table: all {F.shape[1]} features are constant or missing on the {len(F)} training rows;"
+                " there is nothing to learn from"
+            )
+        self.feature_names_ = kept
+        self.feature_index_ = pd.Index(kept)
+        used = set(kept)
+        self.dropped_features_ = [str(c) for c in F.columns if str(c) not in used]
+
     def _booster_predict(self, X: np.ndarray, **kwargs) -> np.ndarray:
         return booster_predict(
             self.booster_, X, num_iteration=self.best_iteration_, num_threads=prediction_threads(), **kwargs
@@ -120,18 +144,24 @@ class ChurnModel:
         F_cal: pd.DataFrame | None = None,
         y_cal=None,
         feature_labels: Mapping[str, str] | None = None,
+        attributes: Mapping[str, tuple[str, str, object]] | None = None,
     ) -> ChurnModel:
-        """Train on ``F, y``; stop early on ``F_val, y_val``; calibrate on ``F_cal, y_cal`` (default: val)."""
+        """Train on ``F, y``; stop early on ``F_val, y_val``; calibrate on ``F_cal, y_cal`` (default: val).
+
+        Only ``F``'s columns that vary over its rows are used (``dropped_features_`` lists the others).
+        ``attributes``: columns made from customer attributes -> ``(attribute, role, detail)`` (see
+        :func:`features.builders.dictionary.attribute_origins`), for reason codes per attribute.
+        """
         import lightgbm as lgb
 
-        self.feature_names_ = [str(c) for c in F.columns]
-        self.feature_index_ = pd.Index(self.feature_names_)
-        self.feature_labels_ = {
-            c: str((feature_labels or {}).get(c) or c.replace("_", " ")) for c in self.feature_names_
-        }
         y = np.asarray(y, float)
         if len(np.unique(y)) < 2:
             raise ValueError(f"training labels: need both classes, got only {np.unique(y).tolist()}")
+        self._select_features(F)
+        self.feature_labels_ = {
+            c: str((feature_labels or {}).get(c) or c.replace("_", " ")) for c in self.feature_names_
+        }
+        self.reasons_ = ReasonLayout(self.feature_names_, self.feature_labels_, attributes or {})
         weight = None
         if self.class_weight == "balanced":
             pos = y.mean()
@@ -211,19 +241,15 @@ class ChurnModel:
         if top <= 0 or not len(X):
             return [[] for _ in range(len(X))]
         contrib = self._booster_predict(X, pred_contrib=True)[:, :-1]
-        k = min(top, contrib.shape[1])
-        # Only the k largest per row are needed: partition, then order those k (ties: lower column first).
-        cand = np.argpartition(-contrib, k - 1, axis=1)[:, :k] if k < contrib.shape[1] else None
-        if cand is None:
-            cand = np.broadcast_to(np.arange(contrib.shape[1]), contrib.shape)
-        vals = np.take_along_axis(contrib, cand, axis=1)
-        order = np.lexsort((cand, -vals), axis=1)
-        cand = np.take_along_axis(cand, order, axis=1)
-        vals = np.take_along_axis(vals, order, axis=1)
+        layout = self.__dict__.get("reasons_")
+        if layout is not None:
+            return layout.codes(X, contrib, top)
+        # A model fitted before reasons carried values: its reasons exactly as they were then.
+        cand, vals = top_contributions(contrib, top)
         names = self.feature_names_
         labels = self.feature_labels_
         out = []
-        for js, vs in zip(cand.tolist(), vals.tolist(), strict=True):
+        for js, vs in zip(cand, vals, strict=True):
             row = []
             for j, v in zip(js, vs, strict=True):
                 if v <= 0:
@@ -234,7 +260,8 @@ class ChurnModel:
         return out
 
     def reason_codes(self, F: pd.DataFrame, top: int = 3) -> list[list[dict]]:
-        """The ``top`` features pushing each customer's churn score up: ``{feature, label, contribution}``."""
+        """The ``top`` reasons pushing each customer's churn score up: ``{feature, label, value, attribute,
+        contribution}`` (models fitted before values were added: ``{feature, label, contribution}``)."""
         return self._reasons(self._matrix(F), top)
 
     def predict_with_reasons(
@@ -352,11 +379,12 @@ class BlendedChurnModel(ChurnModel):
     def fit(self, F: pd.DataFrame, y, F_val=None, y_val=None, **kwargs) -> BlendedChurnModel:
         """Fit the linear part on ``F, y`` first (the calibrator inside ``ChurnModel.fit`` needs it), then LightGBM."""
         y_arr = np.asarray(y, float)
+        self._select_features(F)  # the linear part reads the same columns as the booster
         sample_weight = None
         if self.class_weight == "balanced":  # the same class weights as the LightGBM part
             pos = y_arr.mean()
             sample_weight = np.where(y_arr == 1, (1 - pos) / pos, 1.0)
-        self.linear_ = LinearScore(self.linear_c).fit(feature_matrix(F, F.columns), y_arr, sample_weight)
+        self.linear_ = LinearScore(self.linear_c).fit(feature_matrix(F, self.feature_names_), y_arr, sample_weight)
         super().fit(F, y, F_val, y_val, **kwargs)
         return self
 

@@ -3,7 +3,8 @@
 All models start from the same parameters (:func:`lgbm_params`): shallow trees on bagged rows and
 features, quiet. Prediction never goes through pandas or LightGBM's own thread pool: a float matrix in the
 model's column order (:func:`feature_matrix`) is predicted on one thread per row chunk
-(:func:`booster_predict`), with at most :func:`prediction_threads` chunks.
+(:func:`booster_predict`), with at most :func:`prediction_threads` chunks. Models train on the columns that
+vary (:func:`informative_columns`): constant ones cannot be split on and would only fill reason codes.
 """
 
 from __future__ import annotations
@@ -107,3 +108,22 @@ def float_values(F: pd.DataFrame) -> np.ndarray:
     if len(F.columns) and all(dt == np.float64 for dt in F.dtypes):
         return F.to_numpy()
     return F.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def informative_columns(F: pd.DataFrame) -> list[str]:
+    """The columns of ``F`` that vary over its rows: neither all missing nor one value on every row.
+
+    A column holding one value on some rows and missing values on the others is kept: whether a value
+    is missing can carry signal. Checked column by column, so a wide training table is never copied.
+    """
+    if not len(F):
+        return [str(c) for c in F.columns]
+    kept = []
+    for c in F.columns:
+        v = F[c].to_numpy(dtype=np.float64, na_value=np.nan)
+        missing = np.isnan(v)
+        if missing.all():
+            continue
+        if missing.any() or v.min() < v.max():
+            kept.append(str(c))
+    return kept

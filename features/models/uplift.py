@@ -18,7 +18,9 @@ into effects:
   on the action when its effect is this small).
 
 The outcome model ``mu(x, a) = P(churn | x, a)`` is one LightGBM classifier over customer features plus
-the action's channel and offer (an S-learner); it gives ``P(churn | no contact)`` in every mode, so
+the action's channel and offer (an S-learner); for an amount (``outcome_type="continuous"``, e.g. spend in
+a campaign's window) it is a LightGBM regressor of ``E[y | x, a]`` and everything else is unchanged (the DR
+pseudo-outcomes need no particular outcome scale). It gives ``P(churn | no contact)`` in every mode, so
 customers with no outreach history still get predictions. Scoring never builds a frame per action
 (:mod:`features.models.uplift_plan`). The model is a plain picklable class, so it travels inside a
 registered decision system.
@@ -36,7 +38,7 @@ from features.contract.catalogue import NO_CONTACT
 from features.models import reach
 from features.models.lgbm import booster_of, booster_predict, feature_matrix, lgbm_params, prediction_threads
 from features.models.lgbm_trees import merged_predict, pruned_predict
-from features.models.uplift_plan import PLAN_VERSION, design_predict, effect_plan, prediction_plan
+from features.models.uplift_plan import PLAN_VERSION, design_predict, effect_plan, model_output, prediction_plan
 
 
 def _split(action: str) -> tuple[str, str]:
@@ -69,6 +71,7 @@ class UpliftModel:
     ``effect_features`` (how many features the ``reach`` stage's slopes use, kept by their pooled score on the
     pseudo-outcomes: ``"auto"`` = chosen among :data:`features.models.reach.SCREEN_SIZES` and all by held-out
     pseudo-outcome error over two halves of the customers; an integer; ``None`` = every feature),
+    ``outcome_type`` (``"binary"``: an event such as churn, a visit, a purchase; ``"continuous"``: an amount),
     ``random_state``.
     Fitted attributes end in ``_`` (``effect_features_``, ``effect_feature_names_``, ``screen_loss_``).
     """
@@ -89,10 +92,12 @@ class UpliftModel:
         effect_ridge: float = 0.3,
         offer_ridge_ratio: float | None = None,
         effect_features: int | str | None = "auto",
+        outcome_type: str = "binary",
         random_state: int = 0,
         n_jobs: int = 1,
     ) -> None:
         self.actions = actions
+        self.outcome_type = outcome_type
         self.effect_features = effect_features
         self.effect_ridge = effect_ridge
         self.offer_ridge_ratio = offer_ridge_ratio
@@ -119,7 +124,16 @@ class UpliftModel:
         D["__contacted"] = (action_idx != 0).astype(float)
         return D
 
-    def _outcome_model(self) -> lgb.LGBMClassifier:
+    @property
+    def binary(self) -> bool:
+        """Whether the outcome is an event (a probability is predicted) rather than an amount."""
+        return getattr(self, "outcome_type", "binary") == "binary"  # models pickled before it are binary
+
+    def _outcome_model(self) -> lgb.LGBMClassifier | lgb.LGBMRegressor:
+        if not self.binary:
+            return self._lgbm(
+                lgb.LGBMRegressor, "regression", self.outcome_estimators, self.outcome_leaves, self.random_state
+            )
         return self._lgbm(lgb.LGBMClassifier, "binary", self.outcome_estimators, self.outcome_leaves, self.random_state)
 
     def _effect_model(self, k: int) -> lgb.LGBMRegressor:
@@ -162,7 +176,7 @@ class UpliftModel:
             X = X.reset_index(drop=True)
             out = np.empty((n, len(acts)))
             for j, k in enumerate(acts):
-                out[:, j] = model.predict_proba(self._design(X, np.full(n, k)))[:, 1]
+                out[:, j] = model_output(model, self._design(X, np.full(n, k)))
             return out
         Xf = feature_matrix(X, self.feature_names_) if matrix is None else matrix
         if plan["pruned"] is not None and actions is None:
@@ -222,6 +236,8 @@ class UpliftModel:
             raise ValueError(f"UpliftModel: actions[0] must be {NO_CONTACT!r}, got {self.actions[:1]}")
         if self.final not in ("reach", "dr", "plugin"):
             raise ValueError(f"UpliftModel: final must be 'reach', 'dr' or 'plugin', got {self.final!r}")
+        if getattr(self, "outcome_type", "binary") not in ("binary", "continuous"):
+            raise ValueError(f"UpliftModel: outcome_type must be 'binary' or 'continuous', got {self.outcome_type!r}")
         action = np.asarray(action, dtype=object)
         index = {a: k for k, a in enumerate(self.actions)}
         unknown = sorted({a for a in pd.unique(action) if a not in index})
@@ -361,11 +377,18 @@ class UpliftModel:
 
         ``matrix``: ``X``'s ``feature_names_`` columns as a float matrix, when the caller has it already.
         """
+        return self.predict_outcome(X, matrix=matrix)
+
+    def predict_outcome(self, X: pd.DataFrame, *, matrix: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(mu_no_contact (n,), mu_action (n, K))``: the expected outcome without and with each action (a
+        probability, clipped to [0, 1], for a binary outcome; an amount otherwise)."""
         if matrix is None and len(X):
             matrix = feature_matrix(X, self.feature_names_)
         effect, p0 = self._effect(X, matrix)
         if p0 is None:
             p0 = self._predict_all(self.outcome_model_, X, np.zeros(1, dtype=int), matrix=matrix)[:, 0]
-        p = np.clip(p0[:, None] + effect, 0.0, 1.0)
+        p = p0[:, None] + effect
+        if self.binary:
+            np.clip(p, 0.0, 1.0, out=p)
         p[:, 0] = p0
         return p0, p

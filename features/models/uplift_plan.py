@@ -37,6 +37,14 @@ _PROBE_VALUES = (np.nan, 0.0, 1.0, -1.0, 1e9)
 Design = Callable[[pd.DataFrame, np.ndarray], pd.DataFrame]
 
 
+def model_output(model, D: pd.DataFrame) -> np.ndarray:
+    """What a fitted LightGBM wrapper predicts on design rows ``D``: a classifier's probability of class 1, a
+    regressor's value (what the booster's ``predict`` gives for both)."""
+    if hasattr(model, "predict_proba"):
+        return model.predict_proba(D)[:, 1]
+    return model.predict(D)
+
+
 def design_layout(design: Design, names: list[str], n_actions: int, booster) -> dict | None:
     """Where a design row's columns come from for ``booster``: customer features, and per action the
     action columns encoded as LightGBM encodes a frame (codes in the booster's categories, -1 -> NaN).
@@ -81,7 +89,7 @@ def design_layout(design: Design, names: list[str], n_actions: int, booster) -> 
 
 
 def prediction_plan(model, design: Design, names: list[str], n_actions: int, *, prune: bool) -> dict:
-    """The numpy prediction plan of the classifier ``model`` over ``design`` rows, checked against the
+    """The numpy prediction plan of the classifier or regressor ``model`` over ``design`` rows, checked against the
     pandas path on probe rows (``prune``: also resolve its action splits)."""
     booster = booster_of(model)
     layout = design_layout(design, names, n_actions, booster)
@@ -90,7 +98,7 @@ def prediction_plan(model, design: Design, names: list[str], n_actions: int, *, 
         return plan
     probe = pd.DataFrame(np.array([np.full(len(names), v) for v in _PROBE_VALUES]), columns=names)
     K = n_actions
-    want = np.column_stack([model.predict_proba(design(probe, np.full(len(probe), k)))[:, 1] for k in range(K)])
+    want = np.column_stack([model_output(model, design(probe, np.full(len(probe), k))) for k in range(K)])
     Xf = feature_matrix(probe, names)
     if not np.allclose(design_predict(booster, plan["layout"], Xf, np.arange(K)), want, rtol=0, atol=_PROBE_TOL):
         plan["layout"] = None

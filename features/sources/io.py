@@ -125,7 +125,7 @@ def _parquet_bytes(df: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def _frame_bytes(df: pd.DataFrame, name: str) -> bytes:
+def frame_bytes(df: pd.DataFrame, name: str) -> bytes:
     """A frame serialised by the file name's extension (.parquet, .csv, .csv.gz)."""
     if df.index.name is not None or isinstance(df.index, pd.MultiIndex):
         df = df.reset_index()
@@ -143,7 +143,7 @@ def _frame_bytes(df: pd.DataFrame, name: str) -> bytes:
 def write_frame(df: pd.DataFrame, path: str | Path) -> None:
     """Write one frame by extension (.parquet, .csv, .csv.gz), atomically (temporary file, then rename)."""
     path = Path(path)
-    data = _frame_bytes(df, path.name)
+    data = frame_bytes(df, path.name)
     made = _make_parents(path.parent)
     tmp = None
     try:

@@ -1,150 +1,32 @@
-"""The scoring service's logic in-process (BentoML ASGI app + a small stand-in decision system).
-
-The stand-in (``CountingSystem``) is test code: it derives a churn score from recency and a contact
-decision from consent, so the service's own work — request validation, contract tables, cold start,
-auth, readiness, versions, decision log, batch parity — is exercised without training a model. The
-real model is served in ``test_serving_integration.py``.
+"""The scoring service's logic in-process (BentoML ASGI app + the stand-in decision system of
+``tests/serving/standin.py``): request validation, contract tables, cold start, auth, readiness, versions,
+decision log, batch parity. The real model is served in ``test_serving_integration.py``.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
-import warnings
 from pathlib import Path
-from typing import ClassVar
 
 import joblib
 import numpy as np
 import pandas as pd
 import pytest
 
-from features.contract.schema import Tables
 from serving.auth import BearerAuthMiddleware, token_from_env, token_matches
 from serving.decision_log import read_decision_log
 from serving.engine import ModelInfo, ScoringEngine
 from serving.requests import tables_from_request
 from serving.responses import frame_to_results
 from serving.schemas import ScoreRequest
+from tests.serving.standin import CUTOFF, FEATURES, TOKEN, CountingSystem, customer, make_client, wait_ready
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
     pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`"),
 ]
-CUTOFF = "2024-04-01T00:00:00Z"
-TOKEN = "s3cret-token-for-tests-0123456789"
-FEATURES = ["recency_days", "frequency", "chan_email_consent"]
-
-
-class CountingSystem:
-    """A stand-in decision system with the DecisionSystem interface (score / score_features)."""
-
-    feature_names_ = FEATURES
-    metadata: ClassVar[dict] = {"model_version": "counting-1", "versions": {"churn": "c1", "policy": "p1"}}
-
-    def score(self, tables: Tables, cutoff) -> pd.DataFrame:
-        tp = tables.touchpoints[tables.touchpoints["ts"] < cutoff]
-        ids = tables.customers["customer_id"].astype(str)
-        g = tp.groupby("customer_id", observed=False)
-        last = g["ts"].max().reindex(ids)
-        F = pd.DataFrame(
-            {
-                "recency_days": ((cutoff - last).dt.total_seconds() / 86400).to_numpy(dtype=float),
-                "frequency": g.size().reindex(ids).fillna(0).to_numpy(dtype=float),
-                "chan_email_consent": tables.customers["consent_email"].to_numpy(dtype=float),
-            },
-            index=pd.Index(ids, name="customer_id"),
-        )
-        return self.score_features(F)
-
-    def score_features(self, F: pd.DataFrame) -> pd.DataFrame:
-        rec = F["recency_days"].fillna(365.0).to_numpy(dtype=float)
-        p = 1 / (1 + np.exp(-np.clip((rec - 30) / 20, -50, 50)))
-        contact = (F["chan_email_consent"].fillna(0).to_numpy() > 0) & (p > 0.5)
-        n = len(F)
-        return pd.DataFrame(
-            {
-                "customer_id": F.index.astype(str),
-                "churn_probability": p,
-                "churn_reasons": [
-                    [
-                        {
-                            "feature": "recency_days",
-                            "label": "Days since last activity",
-                            "contribution": float(r),
-                        }
-                    ]
-                    for r in rec
-                ],
-                "engagement_index": F["frequency"].fillna(0).to_numpy() / 10,
-                "store_ladder": np.minimum(F["frequency"].fillna(0).to_numpy() // 5, 3).astype(int),
-                "social_ladder": ["visitor"] * n,
-                "in_market_stage": ["none"] * n,
-                "buy_intent_score": 0.1,
-                "high_engagement_potential": F["frequency"].fillna(0).to_numpy() > 20,
-                "nba_action": np.where(contact, "email:discount_10", "no_contact"),
-                "nba_channel": np.where(contact, "email", None),
-                "nba_offer": np.where(contact, "discount_10", None),
-                "nba_expected_incremental_value": np.where(contact, 3.5, 0.0),
-                "nba_propensity": 0.9,
-                "alternatives": [
-                    [
-                        {
-                            "action": "email:none",
-                            "channel": "email",
-                            "offer": "none",
-                            "expected_incremental_value": 1.0,
-                        }
-                    ]
-                    * 4
-                ]
-                * n,
-                "defense_target": contact,
-                "defense_reasons": [["high churn risk"] if c else [] for c in contact],
-                "no_contact_reason": np.where(contact, None, "no consent or low risk"),
-                "model_version": "counting-1",
-            }
-        )
-
-
-def customer(
-    cid: str,
-    n: int = 5,
-    *,
-    email: bool = True,
-    start: str = "2024-01-01",
-    shape: str = "rows",
-    product: str | None = None,
-) -> dict:
-    ts = pd.date_range(start, periods=n, freq="3D", tz="UTC")
-    kinds = ["visit", "purchase", "page_view", "message_open", "impression"]
-    rows = [
-        {
-            "ts": t.isoformat(),
-            "channel": "email" if kinds[i % 5] in ("message_open", "impression") else "web",
-            "kind": kinds[i % 5],
-            "direction": "outbound" if kinds[i % 5] == "impression" else "inbound",
-            "amount": 20.0 + i if kinds[i % 5] == "purchase" else None,
-            "product_id": product,
-        }
-        for i, t in enumerate(ts)
-    ]
-    if shape == "columns":
-        tps: dict | list = (
-            {k: [r[k] for r in rows] for k in rows[0]}
-            if rows
-            else {"ts": [], "channel": [], "kind": [], "direction": []}
-        )
-    else:
-        tps = rows
-    return {
-        "customer_id": cid,
-        "consent_email": email,
-        "signup_ts": "2023-06-01T00:00:00Z",
-        "touchpoints": tps,
-    }
 
 
 @pytest.fixture(scope="module")
@@ -152,43 +34,6 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("model") / "system.joblib"
     joblib.dump(CountingSystem(), path)
     return path
-
-
-def make_client(monkeypatch: pytest.MonkeyPatch, model_path: Path | str, **env: str):
-    """An in-process client of the BentoML app, after the model finished loading."""
-    from starlette.testclient import TestClient
-
-    from serving.service import EngageScoring
-
-    monkeypatch.setenv("ENGAGE_MODEL_PATH", str(model_path))
-    monkeypatch.setenv("ENGAGE_GC_FREEZE", "0")  # keep the test process's heap collectable
-    for key in ("ENGAGE_API_TOKEN", "ENGAGE_API_TOKEN_FILE", "ENGAGE_DECISION_LOG"):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    _forget_service_metrics()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return TestClient(EngageScoring.to_asgi())
-
-
-def _forget_service_metrics() -> None:
-    """Each in-process app registers BentoML's request metrics again; drop the previous app's."""
-    import prometheus_client
-
-    registry = prometheus_client.REGISTRY
-    for collector in list(registry._collector_to_names):
-        if any(n.startswith("bentoml_service") for n in registry._collector_to_names[collector]):
-            registry.unregister(collector)
-
-
-def wait_ready(client, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if client.get("/readyz").status_code == 200:
-            return
-        time.sleep(0.02)
-    raise AssertionError("service not ready")
 
 
 @pytest.fixture
@@ -308,139 +153,6 @@ def test_score_features_and_metadata_carry_the_version(client):
     assert out["results"][0]["defense_target"] and not out["results"][1]["defense_target"]
 
 
-# ------------------------------------------------------------------------------- bad requests
-
-
-def _bad(body) -> dict:
-    return {"customers": [body], "cutoff": CUTOFF}
-
-
-def _tp(**change) -> dict:
-    tp = {"ts": "2024-01-02T00:00:00Z", "channel": "web", "kind": "visit", "direction": "inbound"}
-    tp.update(change)
-    return {"customer_id": "m", "touchpoints": [{k: v for k, v in tp.items() if v is not ...}]}
-
-
-MALFORMED = {
-    "not_json": ("/score", b"{not json", "json"),
-    "no_customers": ("/score", {"cutoff": CUTOFF}, "customers"),
-    "empty_customers": ("/score", {"customers": []}, "customers"),
-    "unknown_channel": ("/score", _bad(_tp(channel="fax")), "channel"),
-    "unknown_kind": ("/score", _bad(_tp(kind="teleport")), "kind"),
-    "bad_direction": ("/score", _bad(_tp(direction="sideways")), "direction"),
-    "missing_kind": ("/score", _bad(_tp(kind=...)), "kind"),
-    "ts_not_a_date": ("/score", _bad(_tp(ts="yesterday")), "ts"),
-    "ts_out_of_range": ("/score", _bad(_tp(ts="9999-01-01T00:00:00Z")), "ts"),
-    "amount_not_a_number": ("/score", _bad(_tp(amount="lots")), "amount"),
-    "negative_duration": ("/score", _bad(_tp(duration_s=-3)), "duration_s"),
-    "misspelt_field": ("/score", _bad(_tp(chanel="web")), "chanel"),
-    "empty_customer_id": ("/score", _bad({"customer_id": ""}), "customer_id"),
-    "duplicate_customer": (
-        "/score",
-        {"customers": [{"customer_id": "d"}, {"customer_id": "d"}]},
-        "customer_id",
-    ),
-    "column_lengths_differ": (
-        "/score",
-        _bad(
-            {
-                "customer_id": "m",
-                "touchpoints": {
-                    "ts": ["2024-01-01", "2024-01-02"],
-                    "channel": ["web"],
-                    "kind": ["visit", "visit"],
-                    "direction": ["inbound", "inbound"],
-                },
-            }
-        ),
-        "channel",
-    ),
-    "column_ts_bad": (
-        "/score",
-        _bad(
-            {
-                "customer_id": "m",
-                "touchpoints": {
-                    "ts": ["2024-01-01", "soon"],
-                    "channel": ["web", "app"],
-                    "kind": ["visit", "visit"],
-                    "direction": ["inbound", "inbound"],
-                },
-            }
-        ),
-        "ts[1]",
-    ),
-    "outreach_without_channel": (
-        "/score",
-        _bad({"customer_id": "m", "outreach": [{"ts": "2024-01-01", "offer": "discount_10"}]}),
-        "channel",
-    ),
-    "propensity_above_one": (
-        "/score",
-        _bad({"customer_id": "m", "outreach": [{"ts": "2024-01-01", "channel": "sms", "propensity": 1.5}]}),
-        "propensity",
-    ),
-    "bad_cutoff": ("/score", {"customers": [{"customer_id": "m"}], "cutoff": "next tuesday"}, "cutoff"),
-    "consent_not_bool": ("/score", _bad({"customer_id": "m", "consent_sms": "perhaps"}), "consent_sms"),
-    "unknown_feature": (
-        "/score_features",
-        {
-            "rows": [
-                {
-                    "customer_id": "f",
-                    "features": {"recency_days": 1, "frequency": 1, "chan_email_consent": 1, "shoe_size": 44},
-                }
-            ]
-        },
-        "shoe_size",
-    ),
-    "missing_feature": (
-        "/score_features",
-        {"rows": [{"customer_id": "f", "features": {"recency_days": 1}}]},
-        "frequency",
-    ),
-    "feature_not_a_number": (
-        "/score_features",
-        {
-            "rows": [
-                {
-                    "customer_id": "f",
-                    "features": {"recency_days": "old", "frequency": 1, "chan_email_consent": 1},
-                }
-            ]
-        },
-        "recency_days",
-    ),
-}
-
-
-@pytest.mark.parametrize("case", sorted(MALFORMED))
-def test_malformed_requests_get_4xx_naming_the_field(client, case):
-    route, body, field = MALFORMED[case]
-    if isinstance(body, bytes):
-        r = client.post(route, content=body, headers={"content-type": "application/json"})
-    else:
-        r = client.post(route, json=body)
-    assert 400 <= r.status_code < 500, (case, r.status_code, r.text)
-    assert field in r.text, (case, r.text)
-
-
-def test_errors_and_logs_do_not_echo_customer_data(monkeypatch, model_file, caplog):
-    secret_id, secret_product = "cust-ZX81-secret", "prod-QL-secret"
-    with caplog.at_level(logging.INFO), make_client(monkeypatch, model_file) as c:
-        wait_ready(c)
-        good = customer(secret_id, 4, product=secret_product)
-        assert c.post("/score", json={"customers": [good], "cutoff": CUTOFF}).status_code == 200
-        bad = customer(secret_id, 2, product=secret_product)
-        bad["touchpoints"][0]["channel"] = "carrier-pigeon-secret"
-        r = c.post("/score", json={"customers": [bad], "cutoff": CUTOFF})
-        assert r.status_code == 400
-        assert "carrier-pigeon-secret" not in r.text
-    logged = "\n".join(rec.getMessage() + (rec.exc_text or "") for rec in caplog.records if rec.levelno > 10)
-    for secret in (secret_id, secret_product, "carrier-pigeon-secret"):
-        assert secret not in logged
-
-
 # ------------------------------------------------------------------------------ auth, readiness
 
 
@@ -479,11 +191,12 @@ def test_auth_required_when_configured(monkeypatch, model_file):
 
 
 def test_not_ready_before_the_model_is_loaded(monkeypatch, model_file, tmp_path):
-    from serving.service import ModelHolder
+    from serving.holder import ModelHolder
+    from serving.loading import ModelSource
 
-    holder = ModelHolder({"ENGAGE_MODEL_PATH": str(model_file), "ENGAGE_GC_FREEZE": "0"})
+    holder = ModelHolder(ModelSource("path", str(model_file)), freeze_heap=False)
     assert not holder.ready and holder.engine is None
-    holder.load()
+    assert holder.load()
     assert holder.ready and holder.engine.info.version == "counting-1"
 
     with make_client(monkeypatch, tmp_path / "missing.joblib") as c:
@@ -724,45 +437,6 @@ def test_each_worker_listens_on_its_own_reuseport_socket():
         supervisor.close()
 
 
-# ------------------------------------------------------------------------------------- fuzzing
-
-
-def test_fuzzed_requests_never_get_a_server_error(monkeypatch, model_file):
-    """Property-based requests from the service's own OpenAPI schema: never a 5xx."""
-    schemathesis = pytest.importorskip("schemathesis")
-    from hypothesis import HealthCheck, given, settings
-
-    counts: dict = {"requests": 0, "server_errors": []}
-    with make_client(monkeypatch, model_file) as c:
-        wait_ready(c)
-        schema = schemathesis.openapi.from_dict(c.get("/docs.json").json())
-
-        def fuzz(operation, examples: int) -> None:
-            @given(operation.as_strategy())
-            @settings(
-                max_examples=examples,
-                deadline=None,
-                database=None,
-                derandomize=True,
-                suppress_health_check=list(HealthCheck),
-            )
-            def check(case) -> None:
-                body = {} if type(case.body).__name__ == "NotSet" else case.body
-                r = c.request(case.method, case.formatted_path, json=body)
-                counts["requests"] += 1
-                if r.status_code >= 500:
-                    counts["server_errors"].append((operation.label, r.status_code, r.text[:200]))
-
-            check()
-
-        for op in schema.get_all_operations():
-            examples = {"/score": 500, "/score_features": 400, "/metadata": 100}.get(op.ok().path)
-            if examples:  # our endpoints, not BentoML's own routes
-                fuzz(op.ok(), examples)
-    assert counts["requests"] >= 1000
-    assert not counts["server_errors"], counts["server_errors"][:5]
-
-
 def test_heap_frozen_after_loading(model_file, tmp_path):
     """The GC workaround: after the model loads, the start-up heap sits in the permanent generation."""
     import subprocess
@@ -770,9 +444,10 @@ def test_heap_frozen_after_loading(model_file, tmp_path):
 
     code = (
         "import gc, sys; sys.path.insert(0, sys.argv[2]); import test_serving\n"
-        "from serving.service import ModelHolder\n"
-        "for freeze in ('0', '1'):\n"
-        "    h = ModelHolder({'ENGAGE_MODEL_PATH': sys.argv[1], 'ENGAGE_GC_FREEZE': freeze}); h.load()\n"
+        "from serving.holder import ModelHolder\n"
+        "from serving.loading import ModelSource\n"
+        "for freeze in (False, True):\n"
+        "    h = ModelHolder(ModelSource('path', sys.argv[1]), freeze_heap=freeze); h.load()\n"
         "    assert h.ready\n"
         "    print(gc.get_freeze_count())\n"
     )
@@ -934,3 +609,20 @@ def test_a_malformed_linger_setting_names_itself(monkeypatch, model_file):
         monkeypatch, model_file, ENGAGE_BATCH_LINGER_MS="soon"
     ):
         pass
+
+
+def test_reason_codes_carry_the_customers_value_and_older_reasons_still_validate():
+    """Reasons gained ``value`` and ``attribute``; a reason without them (an older model's) gets nulls."""
+    from serving.responses import _reason
+    from serving.schemas import Reason
+
+    new = {"feature": "attr_plan_yes", "label": "plan = yes", "contribution": 0.4, "value": "yes", "attribute": "plan"}
+    numeric = {"feature": "recency_days", "label": "days", "contribution": 0.2, "value": np.float64(12.0),
+               "attribute": None}
+    flag = {"feature": "attr_vip", "label": "vip = true", "contribution": 0.1, "value": np.bool_(True),
+            "attribute": "vip"}
+    old = {"feature": "recency_days", "label": "days", "contribution": 0.2}
+    got = [Reason.model_validate(_reason(r)).model_dump() for r in (new, numeric, flag, old)]
+    assert [(g["value"], g["attribute"]) for g in got] == [("yes", "plan"), (12.0, None), (True, "vip"), (None, None)]
+    assert type(got[1]["value"]) is float and type(got[2]["value"]) is bool
+    assert [list(g)[:3] for g in got] == [["feature", "label", "contribution"]] * 4  # the fields clients read first

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.builders.dictionary import attribute_origins
 from features.labels import make_labels
 from training.churn.given_labels import train_given_labels
 from training.churn.split import ChurnSettings, labelled_features, temporal_split
@@ -74,11 +75,14 @@ def test_reason_codes_sum_with_base_value_to_raw_score(result):
     np.testing.assert_allclose(contrib.sum(axis=1).to_numpy(), model.raw_score(F), rtol=1e-6, atol=1e-6)
     reasons = model.reason_codes(F, top=3)
     assert len(reasons) == len(F)
+    origins = attribute_origins(result.system.pipeline)
     for row, (_, c) in zip(reasons, contrib.iterrows(), strict=True):
         values = [r["contribution"] for r in row]
         assert values == sorted(values, reverse=True) and all(v > 0 for v in values)
         for r in row:
-            assert c[r["feature"]] == pytest.approx(r["contribution"])
+            # an attribute is one reason: its columns' contributions summed
+            columns = [n for n, o in origins.items() if o[0] == r["attribute"]] if r["attribute"] else [r["feature"]]
+            assert c[[n for n in columns if n in c.index]].sum() == pytest.approx(r["contribution"])
             assert r["label"] and r["label"] != ""
     imp = model.importance()
     assert imp["gain_share"].sum() == pytest.approx(1.0)

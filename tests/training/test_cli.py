@@ -28,7 +28,8 @@ COMMANDS = command_paths(typer.main.get_command(app))
 
 def test_every_benchmark_and_diagnostic_is_a_sub_command():
     assert {p for p in COMMANDS if p[:1] in {("bench",), ("diagnose",)} and len(p) == 2} == {
-        ("bench", name) for name in ("features", "serve", "system", "simulate", "validate", "policy", "churn-data")
+        ("bench", name)
+        for name in ("features", "serve", "abuse", "system", "simulate", "validate", "policy", "churn-data")
     } | {("diagnose", "ceiling")}
 
 

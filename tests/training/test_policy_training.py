@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pandas as pd
 
 from features.builders.pipeline import build_features
 from features.contract.catalogue import load_catalogue
 from features.contract.schema import OUTREACH_CHANNELS
 from features.decision.config import load_policy_config
-from features.sources.io import write_tables
-from tests.paths import PROJECT
-from training.churn.split import ChurnSettings
-from training.churn.tracking import log_churn_run
-from training.churn.train import train_churn
+from tests.training.registered import register_churn_and_policy
 from training.policy.ceiling import effect_value_decomposition
-from training.policy.commands import train_policy_command
 from training.policy.config import PolicyTrainConfig
 from training.policy.train import train_and_evaluate
-from training.registry import load_config
 
 CAT = load_catalogue()
 
@@ -39,6 +32,10 @@ def test_train_and_evaluate_on_a_small_simulated_world(make_world) -> None:
         assert {"random", "top_churn_most_opened", "best_single_action"} <= set(truth["baselines"])
         assert "contains_true_value" in truth["ope_check"]
     assert report["scenarios"]["budget"]["limits"]["budget"]["used"] <= 30.0 + 1e-9
+    assert next(iter(report)) == "headline" and report["objective"] == "retention" and report["horizon_days"] == 90
+    # opens are tracked in the simulated world: the reach stage is a candidate beside plugin and dr
+    assert set(report["chosen_effect_model"]["candidates"]) == {"plugin", "dr", "reach"}
+    assert report["chosen_policy"] == ("learned" if report["beats_baselines"] else report["fallback"])
     off = report["off_policy"]["policies"]
     assert {"ips", "snips", "dr", "dr_incremental"} <= set(off["learned"])
     # The fitted policy decides from a feature frame alone (how DecisionSystem.score_features calls it).
@@ -69,21 +66,17 @@ def test_policy_training_registers_a_challenger_version_with_its_uplift_curve(
     from mlflow import MlflowClient
 
     monkeypatch.chdir(tmp_path)  # nothing may land in the working directory
-    world = make_world(800, 390, seed=4)
-    write_tables(world, tmp_path / "data")
-    cfg_file = tmp_path / "mlflow.yaml"
-    cfg_file.write_text((PROJECT / "mlflow.yaml").read_text())
-    config = load_config(cfg_file)
-    settings = ChurnSettings(max_train_cutoffs=2)
-    churn = train_churn(world, settings, np.random.default_rng(1), dataset="policy-registry-test")
-    assert log_churn_run(churn, world, config, settings, dataset="policy-registry-test")["promoted"]
-
-    train = PolicyTrainConfig(max_campaigns=3, outcome_estimators=30, effect_estimators=20, n_boot=30, seed=1)
-    report = train_policy_command(tmp_path / "data", cfg_file, tmp_path / "policy.json", train=train)
+    done = register_churn_and_policy(tmp_path, make_world(800, 390, seed=4), "policy-registry-test",
+                                     tmp_path / "policy.json")
+    assert done.churn["promoted"]
+    config, report = done.config, done.report
     name = config.registered_models["system"]
     client = MlflowClient(tracking_uri=config.tracking_uri)
     version = client.get_model_version_by_alias(name, config.challenger)
     assert str(version.version) == str(report["mlflow"]["version"])
+    assert report["churn_model"].startswith("churn champion") and "(same data)" in report["churn_model"]
+    assert report["mlflow"]["promoted"] == report["beats_baselines"]  # no system champion yet: the gate decides
+    assert version.tags["policy_beats_baselines"] == str(report["beats_baselines"]).lower()
     arts = {a.path for a in client.list_artifacts(version.run_id)}
     assert {"uplift_curve.png", "uplift_curve.json", "policy_report.json"} <= arts
     curve = report["uplift_curve"]
@@ -95,6 +88,7 @@ def test_policy_training_registers_a_challenger_version_with_its_uplift_curve(
 
     assert report["value_source"] == "ltv" and report["by_persona"]
     system = load_decision_system(f"models:/{name}@{config.challenger}")
+    world = make_world(800, 390, seed=4)
     scored = system.score(world.without_truth(), pd.Timestamp(world.meta["manifest"]["cutoff"]))
     assert {"customer_value", "value_decile", "persona"} <= set(scored.columns)
     assert set(scored["persona"]) <= set(system.personas.names_)

@@ -1,8 +1,11 @@
-"""Benchmark: decide the next best action for N customers with binding budget and channel limits.
+"""Benchmark: decide the next best action for N customers with binding budget and channel limits; and build
+the policy's training rows of a randomised campaign.
 
 ``engage bench policy --customers 100000 [--json FILE]`` prints seconds and the limits' use.
 The expected values are synthetic (heterogeneous, partly negative); the work timed is the decision rule
 itself: eligibility, the constrained assignment across all customers, reasons, runner-ups, defense flags.
+``--training-rows N`` also times :func:`training.policy.rows.training_rows` on a randomised e-mail campaign
+of N logged decisions (:mod:`training.bench.campaign`), features included.
 """
 
 from __future__ import annotations
@@ -68,4 +71,25 @@ def bench_policy(n: int, seed: int = 0) -> dict:
         "value": total_value(ev, choice),
         "greedy_value": total_value(ev, greedy),
         "limits": {nm: {"used": float(u), "cap": float(c)} for nm, u, c in zip(names, used, b, strict=True)},
+    }
+
+
+def bench_training_rows(n: int, seed: int = 0) -> dict:
+    """Time the training rows of a randomised campaign of ``n`` decisions (visit objective, 14 days)."""
+    from features.contract.catalogue import catalogue_from_log
+    from features.decision.config import policy_config_from_dict
+    from training.bench.campaign import CAMPAIGN_DAY, randomised_campaign
+    from training.policy.rows import training_rows
+
+    tables = randomised_campaign(n, np.random.default_rng(seed)).tables
+    config = policy_config_from_dict({"objective": "visit", "horizon_days": 14})
+    catalogue = catalogue_from_log(tables.outreach)
+    t0 = time.time()
+    rows = training_rows(tables, [CAMPAIGN_DAY], catalogue, config=config, until=CAMPAIGN_DAY + pd.Timedelta(days=14))
+    return {
+        "decisions": n,
+        "touchpoints": len(tables.touchpoints),
+        "rows": len(rows.rows),
+        "features": rows.X.shape[1],
+        "seconds": round(time.time() - t0, 2),
     }

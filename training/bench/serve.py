@@ -29,6 +29,7 @@ import pandas as pd
 
 from features.contract.schema import OUTREACH_CHANNELS, PASSIVE_KINDS, TOUCHPOINT_OPTIONAL, Tables
 from serving.requests import CONSENTS
+from serving.server import ModelLoadError as ModelLoadError  # re-exported: the CLI reports it (exit status 3)
 from serving.server import default_workers, running_server
 
 # A plausible mix of (channel, kind) for synthetic histories; passive kinds are outbound.

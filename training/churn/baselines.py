@@ -7,13 +7,17 @@ and P(alive), and, on simulated data, the truth's own churn probabilities (the b
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from features.contract.cutoffs import utc_timestamp
+from features.contract.errors import error_line
 from features.contract.schema import Tables
 from training.metrics import churn_metrics, ranking_auc
 
@@ -114,7 +118,9 @@ def bgnbd_scores(tables: Tables, cutoff, customer_ids, horizon_days: int) -> pd.
     if len(summary) < 50 or (summary["frequency"] > 0).sum() < 20:
         return None
     bg = BetaGeoFitter(penalizer_coef=0.001)
-    with np.errstate(all="ignore"):  # the optimiser probes invalid parameters on its way
+    # the optimiser probes invalid parameters on its way; lifetimes prints its optimiser's state to stdout
+    # when it fails to converge, and stdout is where the commands print their JSON
+    with np.errstate(all="ignore"), contextlib.redirect_stdout(io.StringIO()):
         bg.fit(summary["frequency"], summary["recency"], summary["T"])
         exp = bg.conditional_expected_number_of_purchases_up_to_time(
             horizon_days, summary["frequency"], summary["recency"], summary["T"]
@@ -128,10 +134,20 @@ def bgnbd_scores(tables: Tables, cutoff, customer_ids, horizon_days: int) -> pd.
 
 @dataclass
 class BaselineScores:
-    """Each baseline's metrics on the test rows and, where it ranks every row, its scores."""
+    """Each baseline's metrics on the test rows and, where it ranks every row, its scores; the baselines that
+    failed, with their error (a reference that cannot be fitted never stops the model's training)."""
 
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     scores: dict[str, np.ndarray] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def attempt(self, name: str, step: Callable[[], None]) -> None:
+        """Run one baseline's ``step``; an error is recorded under ``name`` and logged instead of raised."""
+        try:
+            step()
+        except Exception as exc:  # any failure of a reference model is a result to report, not a crash
+            self.failed[name] = error_line(exc)
+            log.warning("baseline %s failed: %s", name, self.failed[name])
 
 
 def temporal_baselines(
@@ -146,20 +162,27 @@ def temporal_baselines(
     """The RFM logistic regression (fitted on the training rows) and BG/NBD, scored on the test rows."""
     out = BaselineScores()
     y_te = test_keys["label"].to_numpy()
-    rfm = RFMLogistic().fit(F_train, y_train)
-    out.scores["logistic_rfm"] = rfm.predict_proba(F_test)
-    out.metrics["logistic_rfm"] = churn_metrics(y_te, out.scores["logistic_rfm"])
-    log.info("baseline logistic RFM AUC %.4f", out.metrics["logistic_rfm"]["auc"])
-    bg = bgnbd_scores(tables, test, test_keys["customer_id"], horizon_days)
-    if bg is not None:
-        out.scores["bgnbd_expected_purchases"] = -bg["expected_purchases"].to_numpy()
-        out.metrics["bgnbd_expected_purchases"] = {
-            "auc": ranking_auc(y_te, out.scores["bgnbd_expected_purchases"])
-        }
+
+    def rfm() -> None:
+        scores = RFMLogistic().fit(F_train, y_train).predict_proba(F_test)
+        out.metrics["logistic_rfm"] = churn_metrics(y_te, scores)
+        out.scores["logistic_rfm"] = scores
+        log.info("baseline logistic RFM AUC %.4f", out.metrics["logistic_rfm"]["auc"])
+
+    def bgnbd() -> None:
+        bg = bgnbd_scores(tables, test, test_keys["customer_id"], horizon_days)
+        if bg is None:
+            return
+        expected = -bg["expected_purchases"].to_numpy()
         alive = bg["p_alive"].to_numpy()
         has = ~np.isnan(alive)
+        out.metrics["bgnbd_expected_purchases"] = {"auc": ranking_auc(y_te, expected)}
         out.metrics["bgnbd_p_alive"] = {"auc": ranking_auc(y_te[has], -alive[has]), "n": float(has.sum())}
+        out.scores["bgnbd_expected_purchases"] = expected
         log.info("baseline BG/NBD expected purchases AUC %.4f", out.metrics["bgnbd_expected_purchases"]["auc"])
+
+    out.attempt("logistic_rfm", rfm)
+    out.attempt("bgnbd", bgnbd)
     return out
 
 

@@ -1,8 +1,9 @@
 """``engage train churn`` and ``engage evaluate churn``: read a data folder, train or score, return the report.
 
 Given labels (a ``labels`` table) are cross-validated (:mod:`training.churn.given_labels`); otherwise labels are
-derived at many cutoffs (:mod:`training.churn.train`). Both commands return the JSON report and write it when
-asked.
+derived at many cutoffs (:mod:`training.churn.train`). Training can also be tested on a separate labelled folder
+and leave attributes out (:mod:`training.churn.experiments`). Both commands return the JSON report and write it
+when asked.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from features.contract.schema import Tables
 from training.churn.baselines import oracle_metrics
-from training.churn.given_labels import given_labels_cutoff, train_given_labels
+from training.churn.experiments import evaluation_labels, measure_on_folder, without_attributes
+from training.churn.given_labels import train_given_labels
 from training.churn.result import REPORT_METRICS, ChurnResult
-from training.churn.split import ChurnSettings, derived_labels, temporal_split
+from training.churn.split import ChurnSettings
 from training.churn.tracking import log_churn_run
 from training.churn.train import train_churn
 from training.metrics import churn_metrics
@@ -41,6 +42,22 @@ def fit_for_tables(
     return train_churn(tables, settings, rng, pipeline=pipeline, dataset=dataset)
 
 
+def churn_pending(data: Path, tables: Tables, settings: ChurnSettings, report: dict, test_data: Path | None,
+                  exclude_attributes: tuple[str, ...]) -> dict[str, Any]:
+    """What ``engage register`` needs to register a churn model saved when registering failed."""
+    from dataclasses import asdict
+
+    from training.churn.tracking import data_fingerprint
+
+    fingerprint = data_fingerprint(tables, Path(data).name, report["cutoffs"])
+    return {
+        "kind": "churn", "data": str(Path(data).resolve()), "settings": asdict(settings), "report": report,
+        "data_sha256": fingerprint["sha256"], "fingerprint": fingerprint,
+        "test_data": str(Path(test_data).resolve()) if test_data is not None else None,
+        "exclude_attributes": list(exclude_attributes),
+    }
+
+
 def train_churn_command(
     data: Path,
     config_path: Path | None = None,
@@ -48,31 +65,48 @@ def train_churn_command(
     *,
     register: bool = True,
     overrides: dict | None = None,
+    test_data: Path | None = None,
+    exclude_attributes: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """``engage train churn``: read a data folder, train, log to MLflow, register, promote; the report."""
+    """``engage train churn``: read a data folder, train, log to MLflow, register, promote; the report.
+
+    ``test_data``: a separate labelled folder the trained system is measured on (``test``, ``test_auc`` in
+    the report; promotion compares on it). ``exclude_attributes``: customer attributes left out of training.
+    Runs of killed processes are marked FAILED first; a locked registry is retried; when registering fails
+    anyway, the model is saved locally and the error names the ``engage register`` command that finishes.
+    """
+    from features.contract.errors import retry_while_busy
     from features.sources.io import read_tables
     from training.registry import load_config
+    from training.unregistered import keep_on_failure, prepare_registry
 
     config = load_config(config_path)
     settings = settings_for(config, overrides)
+    prepare_registry(config)
     data = Path(data)
     log.info("reading %s", data)
-    tables = read_tables(data)
+    tables = without_attributes(read_tables(data), exclude_attributes)
+    test_tables = read_tables(Path(test_data)) if test_data is not None else None  # a bad folder fails first
     result = fit_for_tables(tables, settings, np.random.default_rng(settings.seed), dataset=data.name)
-    registry = log_churn_run(result, tables, config, settings, dataset=data.name, register=register)
+    held = None
+    if test_tables is not None:
+        held = measure_on_folder(result.system, test_tables, settings, dataset=Path(test_data).name,
+                                 train_ids=tables.customers["customer_id"].astype(str))
+        result.report.update(test=held.report(), test_auc=held.metrics["auc"])
+    if exclude_attributes:
+        result.report["excluded_attributes"] = list(exclude_attributes)
+        result.system.metadata["excluded_attributes"] = list(exclude_attributes)
+    pending = churn_pending(data, tables, settings, result.report, test_data, exclude_attributes)
+    with keep_on_failure(config, result.system, pending, config_path):
+        registry = retry_while_busy(
+            lambda: log_churn_run(result, tables, config, settings, dataset=data.name, register=register,
+                                  holdout=held),
+            seconds=config.busy_retry_seconds, what="registering the churn model", where=config.tracking_uri,
+        )
     report = {**result.report, "mlflow": registry}
     if report_path is not None:
         write_json(report_path, report)
     return report
-
-
-def evaluation_labels(tables: Tables, settings: ChurnSettings, cutoff) -> tuple[pd.DataFrame, pd.Timestamp]:
-    """The labels to evaluate on and their cutoff: the given ``labels`` table, else derived at the test cutoff."""
-    if tables.labels is not None and len(tables.labels):
-        labels = tables.labels.assign(customer_id=tables.labels["customer_id"].astype(str))
-        return labels, given_labels_cutoff(tables)
-    test = temporal_split(tables, settings, test_cutoff=cutoff).test
-    return derived_labels(tables, [test], settings), test
 
 
 def evaluate_churn_command(
@@ -86,6 +120,7 @@ def evaluate_churn_command(
     """``engage evaluate churn``: score the champion (or ``model_uri``) on a data folder's test cutoff."""
     import mlflow
 
+    from features.contract.errors import retry_while_busy
     from features.sources.io import read_tables
     from training.registry import load_config, load_decision_system
 
@@ -94,7 +129,8 @@ def evaluate_churn_command(
     tables = read_tables(Path(data))
     mlflow.set_tracking_uri(config.tracking_uri)
     uri = model_uri or f"models:/{config.registered_models.get('churn', 'engage-churn')}@{config.champion}"
-    system = load_decision_system(uri)
+    system = retry_while_busy(lambda: load_decision_system(uri), seconds=config.busy_retry_seconds,
+                              what=f"loading {uri}", where=config.tracking_uri)
     labels, test = evaluation_labels(tables, settings, cutoff)
     scored = system.score(tables, test).set_index("customer_id")
     p = scored["churn_probability"].reindex(labels["customer_id"].astype(str)).to_numpy()

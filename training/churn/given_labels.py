@@ -15,14 +15,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.builders.dictionary import feature_dictionary
-from features.contract.cutoffs import evaluation_cutoff, utc_timestamp
+from features.builders.dictionary import attribute_origins, feature_dictionary
+from features.contract.cutoffs import labels_cutoff
 from features.contract.schema import Tables
 from features.models.churn import BlendedChurnModel, feature_labels_from
 from features.models.lgbm import booster_predict, feature_matrix
 from features.system import DecisionSystem
 from training.churn.baselines import AllFeaturesLogistic
-from training.churn.result import REPORT_METRICS, ChurnResult, draw_seed, report_segments
+from training.churn.result import REPORT_METRICS, ChurnResult, draw_seed, feature_use, report_segments
 from training.churn.split import ChurnSettings
 from training.churn.tuning import TUNING_GRID, BlendChoice, blend_model, tune_blend
 from training.metrics import churn_metrics, ranking_auc, segment_metrics
@@ -31,14 +31,15 @@ log = logging.getLogger("engage.churn")
 
 
 def given_labels_cutoff(tables: Tables) -> pd.Timestamp:
-    """The cutoff of a ``labels`` table: its ``cutoff`` column, else the manifest's, else the log's end.
+    """The cutoff of a ``labels`` table: the manifest's, else its ``cutoff`` column, else the log's end.
 
-    Snapshot data without dates (telco) gets a fixed nominal cutoff: only attributes matter there.
+    Snapshot data without dates (telco) gets a fixed nominal cutoff: only attributes matter there
+    (:func:`features.contract.cutoffs.labels_cutoff`, which ``engage score`` uses too).
     """
     labels = tables.labels
     if labels is None or labels.empty:
         raise ValueError("labels: table missing or empty")
-    return evaluation_cutoff(tables) or utc_timestamp("2000-01-01")
+    return labels_cutoff(tables).at
 
 
 def given_labels_frame(tables: Tables, pipeline) -> tuple[pd.DataFrame, np.ndarray, pd.Timestamp]:
@@ -106,7 +107,9 @@ def final_model(
     tr, cal = train_test_split(np.arange(len(y)), test_size=0.2, stratify=y, random_state=seed)
     names = feature_labels_from(feature_dictionary(pipeline), list(F.columns))
     model = blend_model(choice, seed, calibration=calibration)
-    model.fit(F.iloc[tr], y[tr], F_cal=F.iloc[cal], y_cal=y[cal], feature_labels=names)
+    model.fit(
+        F.iloc[tr], y[tr], F_cal=F.iloc[cal], y_cal=y[cal], feature_labels=names, attributes=attribute_origins(pipeline)
+    )
     return model, choice
 
 
@@ -123,6 +126,7 @@ def _report(
         "tuned": folds.chosen,
         "calibration": model.calibration_method_,
         "blend_weight": choice.weight,
+        "features": feature_use(model),
         "baselines": {
             "logistic_all_features": churn_metrics(y, folds.logistic),
             "lightgbm_tuned": churn_metrics(y, folds.gbm),
@@ -157,6 +161,8 @@ def train_given_labels(
     )
     folds = nested_cv(F, y, seed, settings.cv_folds, grid)
     model, choice = final_model(F, y, seed, grid, pipe, settings.calibration)
+    log.info("the model reads %(used)d of %(in_table)d features (%(dropped_constant_or_missing)d constant or "
+             "all missing)", feature_use(model))
     system = DecisionSystem(
         pipe, model, metadata={"cutoff": str(cutoff), "dataset": dataset, "mode": "given_labels"}
     )

@@ -60,3 +60,10 @@ def report_segments(F: pd.DataFrame) -> dict[str, np.ndarray]:
         )
     return seg
 
+
+def feature_use(model) -> dict[str, int]:
+    """How many of the feature table's columns the model reads, and how many it dropped at fit as constant or
+    all missing on its training rows (every event feature of a folder without touchpoints)."""
+    used = len(model.feature_names_)
+    dropped = len(getattr(model, "dropped_features_", ()))
+    return {"in_table": used + dropped, "used": used, "dropped_constant_or_missing": dropped}

@@ -1,13 +1,15 @@
 """A churn run in MLflow: parameters, data fingerprint, metrics, evaluation artifacts, the model and its promotion.
 
-The challenger is compared with the current champion on the same footing: derived labels re-score the
-champion on this run's test rows; given labels compare the cross-validated figures recorded on each version.
+The challenger is compared with the current champion on the same footing: with a separate test folder, both
+are scored on it; otherwise derived labels re-score the champion on this run's test rows, and given labels
+compare the cross-validated figures recorded on each version.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -17,10 +19,13 @@ import pandas as pd
 from features.builders.dictionary import feature_dictionary
 from features.contract.cutoffs import utc_timestamp
 from features.contract.schema import Tables
+from training.churn.experiments import HeldOutTest
 from training.churn.result import ChurnResult
 from training.churn.split import ChurnSettings
-from training.metrics import churn_metrics, plot_calibration, plot_gains
+from training.metrics import churn_metrics
+from training.plots import draw_calibration, draw_gains, draw_pr, draw_roc, draw_shap_summary, write_chart
 from training.report import write_json
+from training.run_info import data_summary, describe_version, log_data_input
 
 # The churn metrics a registered version records as ``test_<name>`` tags, and promotion compares.
 PROMOTION_METRICS: tuple[str, ...] = ("auc", "brier", "ece")
@@ -36,7 +41,9 @@ def data_fingerprint(tables: Tables, name: str, cutoffs: dict[str, Any]) -> dict
     )
     tp = tables.touchpoints
     if len(tp):
+        # Timestamps as UTC nanoseconds: the same data read from CSV or Parquet hashes the same.
         cols = tp[["customer_id", "ts", "kind"]].astype({"customer_id": str, "kind": str})
+        cols["ts"] = pd.DatetimeIndex(pd.to_datetime(cols["ts"], utc=True)).as_unit("ns").asi8
         h.update(pd.util.hash_pandas_object(cols, index=False).to_numpy().tobytes())
     if tables.labels is not None:
         h.update(pd.util.hash_pandas_object(tables.labels.astype(str), index=False).to_numpy().tobytes())
@@ -93,24 +100,38 @@ def run_params(settings: ChurnSettings, report: dict[str, Any]) -> dict[str, Any
 def run_metrics(report: dict[str, Any]) -> dict[str, float]:
     """The report's numbers and every baseline's metrics (``baseline_<name>_<metric>``), NaNs left out."""
     flat = {k: v for k, v in report.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    for k, v in report.get("test", {}).items():  # figures on a separate test folder
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            flat[f"test_{k}"] = v
     for name, met in report.get("baselines", {}).items():
         for k, v in met.items():
             flat[f"baseline_{name}_{k}"] = v
     return {k: float(v) for k, v in flat.items() if v == v}
 
 
-def write_evaluation(result: ChurnResult, folder: Path) -> None:
-    """Calibration and gains charts, feature dictionary, importance, segment metrics and the report."""
+# At most this many test rows go into the SHAP summary plot (one point per row and feature).
+SHAP_ROWS = 2000
+
+
+def write_charts(result: ChurnResult, folder: Path) -> None:
+    """ROC, precision-recall, calibration and gains charts (model and baselines) and the SHAP summary."""
     y = result.test_keys["label"].to_numpy()
-    curves = {"churn model": (y, result.test_prob)}
-    for name, s in result.baseline_scores.items():
-        if name == "logistic_rfm" or name == "logistic_all_features":
-            curves[name] = (y, s)
-    plot_calibration(curves, folder / "calibration_curve.png")
-    plot_gains(
-        {"churn model": (y, result.test_prob), **{k: (y, v) for k, v in result.baseline_scores.items()}},
-        folder / "gains_chart.png",
-    )
+    curves = {"churn model": (y, result.test_prob), **{k: (y, v) for k, v in result.baseline_scores.items()}}
+    logistic = {k: v for k, v in curves.items() if k in ("churn model", "logistic_rfm", "logistic_all_features")}
+    write_chart(folder / "roc_curve.png", draw_roc, curves)
+    write_chart(folder / "pr_curve.png", draw_pr, curves)
+    write_chart(folder / "calibration_curve.png", draw_calibration, logistic)
+    write_chart(folder / "gains_chart.png", draw_gains, curves)
+    F = result.test_features
+    if len(F):
+        sample = F.sample(min(len(F), SHAP_ROWS), random_state=0) if len(F) > SHAP_ROWS else F
+        contrib = result.system.churn_model.contributions(sample)
+        write_chart(folder / "shap_summary.png", draw_shap_summary, contrib, sample, size=(8, 6))
+
+
+def write_evaluation(result: ChurnResult, folder: Path) -> None:
+    """Charts, feature dictionary, importance, segment metrics and the report."""
+    write_charts(result, folder)
     feature_dictionary(result.system.pipeline).to_csv(folder / "feature_dictionary.csv", index=False)
     if result.importance is not None:
         result.importance.to_csv(folder / "feature_importance.csv", index=False)
@@ -119,24 +140,60 @@ def write_evaluation(result: ChurnResult, folder: Path) -> None:
     write_json(folder / "report.json", result.report)
 
 
-def _promote(config, info, result: ChurnResult, tables: Tables, test_cutoff: pd.Timestamp) -> dict[str, Any]:
-    """Register the challenger and promote it if it beats the champion on comparable figures."""
-    from training.registry import register_and_promote
-
-    report = result.report
+def champion_metrics_fn(config, mode: str, tables: Tables | None, keys: pd.DataFrame | None, test_cutoff,
+                        holdout: HeldOutTest | None = None) -> Callable[[str], dict[str, float]]:
+    """How the champion is measured against a challenger: on the separate test folder when there is one;
+    else re-scored on the challenger's test rows (derived labels), or its recorded cross-validated figures
+    (given labels: no common rows to score)."""
 
     def champion_metrics(uri: str) -> dict[str, float]:
-        if report["mode"] != "temporal":
-            # given labels: compare cross-validated figures recorded on the champion's version
+        if holdout is not None:  # both measured on the separate test folder
+            return score_registered(uri, holdout.tables, holdout.keys, holdout.cutoff)
+        if mode != "temporal":
             return recorded_metrics(config, uri)
-        return score_registered(uri, tables, result.test_keys, test_cutoff)
+        return score_registered(uri, tables, keys, test_cutoff)
 
+    return champion_metrics
+
+
+def promote_churn(config, logged, report: dict[str, Any], tables: Tables | None, keys: pd.DataFrame | None,
+                  holdout: HeldOutTest | None = None) -> dict[str, Any]:
+    """Compare the registered challenger with the champion on comparable figures; promote it if it wins."""
+    from training.registry import register_and_promote
+
+    challenger = holdout.metrics if holdout is not None else report
     return register_and_promote(
         config,
-        info,
-        challenger_metrics={k: report[k] for k in PROMOTION_METRICS},
-        champion_metrics_fn=champion_metrics,
+        logged,
+        challenger_metrics={k: challenger[k] for k in PROMOTION_METRICS},
+        champion_metrics_fn=champion_metrics_fn(
+            config, report["mode"], tables, keys, utc_timestamp(report["cutoffs"]["test"]), holdout
+        ),
     )
+
+
+def _log_contents(
+    result: ChurnResult, tables: Tables, settings: ChurnSettings, dataset: str, holdout: HeldOutTest | None
+) -> dict[str, Any]:
+    """Parameters, data inputs, metrics, failed baselines and evaluation artifacts, into the active run; returns
+    the training data's fingerprint."""
+    import tempfile
+
+    import mlflow
+
+    report = result.report
+    mlflow.log_params(run_params(settings, report))
+    fp = data_fingerprint(tables, dataset, report["cutoffs"])
+    log_data_input(fp, tables.meta.get("source"))
+    if holdout is not None:
+        test_fp = data_fingerprint(holdout.tables, holdout.dataset, {"test": str(holdout.cutoff)})
+        log_data_input(test_fp, holdout.tables.meta.get("source"), context="testing", tag_prefix="test_data")
+    mlflow.set_tags({f"baseline_failed.{k}": v[:5000] for k, v in report.get("baselines_failed", {}).items()})
+    mlflow.log_metrics(run_metrics(report))
+    with tempfile.TemporaryDirectory() as tmp:
+        write_evaluation(result, Path(tmp))
+        mlflow.log_artifacts(tmp, artifact_path="evaluation")
+    return fp
 
 
 def log_churn_run(
@@ -147,35 +204,47 @@ def log_churn_run(
     *,
     dataset: str,
     register: bool = True,
+    holdout: HeldOutTest | None = None,
 ) -> dict[str, Any]:
-    """Log params, fingerprint, metrics, plots, dictionary and model; register and maybe promote."""
-    import tempfile
+    """Log params, fingerprint, metrics, plots, dictionary and model; register and maybe promote.
 
-    import mlflow
-
-    from training.registry import experiment_id, input_example, log_decision_system
+    ``holdout``: the run measured on a separate test folder (its fingerprint is logged as ``test_data.*``
+    tags, and promotion compares on it). Everything happens inside one tracked run
+    (:func:`training.runs.tracked_run`): a process killed on the way leaves a run the next training command
+    marks FAILED.
+    """
+    from training.registry import log_decision_system
+    from training.runs import tracked_run
 
     report = result.report
     model_name = config.registered_models.get("churn", "engage-churn")
-    with mlflow.start_run(experiment_id=experiment_id(config, "churn"), run_name=f"churn-{dataset or 'data'}") as run:
-        mlflow.log_params(run_params(settings, report))
-        fp = data_fingerprint(tables, dataset, report["cutoffs"])
-        mlflow.set_tags({f"data.{k}": str(v) for k, v in fp.items()})
-        mlflow.log_metrics(run_metrics(report))
-        with tempfile.TemporaryDirectory() as tmp:
-            write_evaluation(result, Path(tmp))
-            mlflow.log_artifacts(tmp, artifact_path="evaluation")
-        test_cutoff = utc_timestamp(report["cutoffs"]["test"])
+    with tracked_run(config, "churn", f"churn-{dataset or 'data'}") as run:
+        fp = _log_contents(result, tables, settings, dataset, holdout)
         system = result.system
         system.metadata["run_id"] = run.info.run_id
-        info = log_decision_system(
+        logged = log_decision_system(
             system,
-            example=input_example(tables),
-            cutoff=test_cutoff,
+            cutoff=utc_timestamp(report["cutoffs"]["test"]),
             registered_model_name=model_name if register else None,
         )
-        out: dict[str, Any] = {"run_id": run.info.run_id, "model_uri": info.model_uri}
-    if register:
-        system.metadata["model_version"] = f"{model_name}/{info.registered_model_version}"
-        out.update(_promote(config, info, result, tables, test_cutoff))
+        out: dict[str, Any] = {"run_id": run.info.run_id, "model_uri": logged.model_uri,
+                               "model_sha256": logged.model_sha256}
+        if register:
+            out.update(promote_churn(config, logged, report, tables, result.test_keys, holdout))
+            describe_version(config, "churn", out["version"], version_description(report, fp, out))
     return out
+
+
+def version_description(report: dict[str, Any], fingerprint: dict[str, Any], promotion: dict[str, Any]) -> str:
+    """What a registered churn version is: its data, cutoffs, test figures and the promotion decision."""
+    cut = report["cutoffs"]
+    rfm = report.get("baselines", {}).get("logistic_rfm", {}).get("auc")
+    return (
+        f"Churn model ({report['mode']} labels, calibration {report['calibration']}) trained on "
+        f"{data_summary(fingerprint)}; cutoffs {fingerprint['cutoff_first']} to {fingerprint['cutoff_last']}, "
+        f"test cutoff {cut.get('test')}. Test AUC {report['auc']:.4f}, "
+        f"PR-AUC {report.get('pr_auc', float('nan')):.4f}, Brier {report['brier']:.4f}, ECE {report['ece']:.4f}"
+        + (f" (logistic RFM baseline AUC {rfm:.4f})" if rfm is not None else "")
+        + (f"; on the separate test data AUC {report['test_auc']:.4f}" if report.get("test_auc") is not None else "")
+        + f". Promotion: {'promoted to champion' if promotion['promoted'] else 'not promoted'} ({promotion['reason']})."
+    )

@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.builders.dictionary import feature_dictionary
+from features.builders.dictionary import attribute_origins, feature_dictionary
 from features.contract.schema import Tables
 from features.models.churn import ChurnModel, feature_labels_from
 from features.system import DecisionSystem
 from training.churn.baselines import BaselineScores, oracle_metrics, temporal_baselines
-from training.churn.result import REPORT_METRICS, ChurnResult, draw_seed, report_segments
+from training.churn.result import REPORT_METRICS, ChurnResult, draw_seed, feature_use, report_segments
 from training.churn.split import (
     ChurnSettings,
     TemporalSplit,
@@ -128,8 +128,11 @@ def fit_model(
         F_cal=cal.F,
         y_cal=cal.y,
         feature_labels=names,
+        attributes=attribute_origins(pipe),
     )
     log.info("calibrated (%s) on %d rows at %s", model.calibration_method_, len(cal.y), cal.cutoff.date())
+    log.info("the model reads %(used)d of %(in_table)d features (%(dropped_constant_or_missing)d constant or "
+             "all missing on the training rows)", feature_use(model))
     return model
 
 
@@ -180,7 +183,9 @@ def _report(
         "brier_uncalibrated": test.uncalibrated["brier"],
         "calibration": model.calibration_method_,
         "best_iteration": model.best_iteration_,
+        "features": feature_use(model),
         "baselines": baselines.metrics,
+        "baselines_failed": baselines.failed,
         **oracle_metrics(tables, rows.k_test, split.test),
         "cutoffs": split.as_dict(),
         "rows": {"train": len(rows.F_train), "val": len(rows.F_val), "test": len(rows.F_test)},

@@ -1,12 +1,14 @@
 """``engage train policy`` and ``engage evaluate policy``: train the policy on a data folder and report on it.
 
-Training adds the policy to the churn champion's pipeline and model and registers the whole decision system
-as one unit; evaluation needs no MLflow (a freshly fitted pipeline, the report only).
+Training builds on the churn champion's pipeline and model when the objective needs it or it was trained on
+the same data (:mod:`training.policy.inputs`), registers the whole decision system as one unit, and promotes
+it only as the policy gate says (:mod:`training.policy.gate`). Evaluation needs no MLflow (a freshly fitted
+pipeline, the report only). Both take the objective and the outcome window from the policy config, with the
+command line's ``--objective`` and ``--horizon-days`` on top.
 """
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -15,8 +17,9 @@ from features.contract.schema import Tables
 from features.decision.config import PolicyConfig
 from features.decision.nba import NextBestAction
 from training.policy.config import PolicyTrainConfig
-from training.policy.plots import policy_plot, uplift_plot
-from training.policy.summary import flat_metrics, summarise
+from training.policy.registration import log_report, register_system, without_customer_ids
+from training.policy.rows import report_progress
+from training.policy.summary import summarise
 from training.policy.train import train_and_evaluate
 from training.report import write_json
 
@@ -32,19 +35,16 @@ def default_scenarios(config: PolicyConfig, tables: Tables) -> dict[str, PolicyC
     }
 
 
-def _churn_champion(config):
-    """The churn champion's URI and decision system (its pipeline and churn model carry the policy)."""
-    from training.registry import load_decision_system
+def policy_settings(path=None, objective: str | None = None, horizon_days: int | None = None) -> PolicyConfig:
+    """The decision settings: the policy config file (default: the packaged one) with the command line's
+    ``--objective`` and ``--horizon-days`` winning over it."""
+    from features.decision.config import load_policy_config
 
-    churn_uri = f"models:/{config.registered_models.get('churn', 'engage-churn')}@{config.champion}"
-    try:
-        return churn_uri, load_decision_system(churn_uri)
-    except Exception as exc:
-        raise ValueError(f"no churn champion at {churn_uri}: run `engage train churn` first ({exc})") from exc
+    return load_policy_config(path, overrides={"objective": objective, "horizon_days": horizon_days})
 
 
 def _log_run(
-    report: dict, model: NextBestAction, train: PolicyTrainConfig, pconfig: PolicyConfig, churn_uri: str
+    report: dict, model: NextBestAction, train: PolicyTrainConfig, pconfig: PolicyConfig, churn_uri: str | None
 ) -> None:
     """Parameters, headline metrics, the report, its charts and the uplift curve, into the active MLflow run."""
     import mlflow
@@ -54,16 +54,33 @@ def _log_run(
         {
             "policy.min_incremental_value": model.config.min_incremental_value,
             "policy.epsilon": pconfig.epsilon,
-            "churn_model": churn_uri,
+            "policy.objective": pconfig.objective,
+            "policy.horizon_days": pconfig.horizon_days,
+            "effect_model": report["chosen_effect_model"]["name"],
+            "churn_model": churn_uri or "none",
         }
     )
-    mlflow.log_metrics(flat_metrics(report))
-    with tempfile.TemporaryDirectory() as tmp:
-        write_json(Path(tmp) / "policy_report.json", report)
-        policy_plot(report, Path(tmp) / "policy_value.png")
-        uplift_plot(report, Path(tmp) / "uplift_curve.png")
-        write_json(Path(tmp) / "uplift_curve.json", report["uplift_curve"])
-        mlflow.log_artifacts(tmp)
+    mlflow.log_metrics({"beats_baselines": float(report["beats_baselines"])})
+    mlflow.set_tags({"policy.headline": report["headline"][:4000], "policy.chosen": report["chosen_policy"]})
+    log_report(report)
+
+
+def _publish(config, system, model, report: dict, train: PolicyTrainConfig, pconfig: PolicyConfig, churn_uri: str,
+             register: bool, data: tuple[dict, str | None]) -> dict | None:
+    """Log the run (``data``: the data's fingerprint and source) and register the system (retried while the
+    registry is locked)."""
+    from features.contract.errors import retry_while_busy
+    from training.run_info import log_data_input
+    from training.runs import tracked_run
+
+    def attempt() -> dict | None:
+        with tracked_run(config, "policy", "policy"):
+            log_data_input(*data)
+            _log_run(report, model, train, pconfig, churn_uri)
+            return register_system(config, system, report, churn_uri, data[0]) if register else None
+
+    return retry_while_busy(attempt, seconds=config.busy_retry_seconds, what="registering the decision system",
+                            where=config.tracking_uri)
 
 
 def _champion_personas(config):
@@ -77,8 +94,7 @@ def _champion_personas(config):
         return None
 
 
-def _with_parts(report: dict, tables: Tables, model: NextBestAction, pipeline, pconfig: PolicyConfig,
-                train: PolicyTrainConfig, previous=None):
+def _with_parts(report: dict, tables: Tables, model, pipeline, pconfig: PolicyConfig, seed: int, previous=None):
     """The value model and personas for the system, and the policy's figures by persona in the report."""
     from features.contract.cutoffs import evaluation_cutoff
     from training.personas.system_parts import policy_by_persona, system_parts
@@ -86,32 +102,11 @@ def _with_parts(report: dict, tables: Tables, model: NextBestAction, pipeline, p
 
     cutoff = evaluation_cutoff(tables)
     F = features_at(tables.without_truth(), cutoff, pipeline)
-    parts = system_parts(tables, cutoff, F, pipeline, model, pconfig, previous, train.seed)
+    parts = system_parts(tables, cutoff, F, pipeline, model, pconfig, previous, seed)
     report["by_persona"] = policy_by_persona(parts, model, tables, F, cutoff, pconfig)
     report["system_parts"] = {"value_model": parts.value_model is not None, "personas": parts.personas is not None,
                               **parts.notes}
     return parts
-
-
-def _register(config, system, tables: Tables, report: dict, churn_uri: str) -> dict:
-    """Register the decision system as a challenger; promoted under the churn model's rules."""
-    from training.churn.tracking import recorded_metrics
-    from training.registry import input_example, log_decision_system, register_and_promote
-
-    name = config.registered_models.get("system", "engage-decision-system")
-    info = log_decision_system(
-        system,
-        example=input_example(tables),
-        cutoff=report["scenarios"]["configured"]["cutoff"],
-        registered_model_name=name,
-    )
-    return register_and_promote(
-        config,
-        info,
-        challenger_metrics=recorded_metrics(config, churn_uri),
-        champion_metrics_fn=lambda uri: recorded_metrics(config, uri),
-        model_key="system",
-    )
 
 
 def train_policy_command(
@@ -121,58 +116,87 @@ def train_policy_command(
     *,
     policy_config_path=None,
     catalogue_path=None,
+    objective: str | None = None,
+    horizon_days: int | None = None,
     register: bool = True,
     train: PolicyTrainConfig | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
     """``engage train policy``: train on a data folder, log to MLflow, register the decision system.
 
-    The feature pipeline and churn model come from the churn champion (``engage train churn`` first);
-    the policy is added to them and the whole decision system is registered as one unit under
-    ``registered_models.system`` with the challenger alias, promoted to champion under the same rules.
+    The feature pipeline and churn model come from the churn champion when the objective needs it (retention)
+    or it was trained on the same data; otherwise a pipeline is fitted here and the system has no churn
+    model. The whole decision system is registered as one unit under ``registered_models.system`` with the
+    challenger alias, and becomes champion only when the policy gate says so. When registering fails, the
+    system is saved locally and the error names the ``engage register`` command that finishes the job.
     """
     import mlflow
 
-    from features.contract.catalogue import load_catalogue
-    from features.decision.config import load_policy_config
     from features.sources.io import read_tables
     from features.system import DecisionSystem
-    from training.registry import experiment_id, load_config
+    from training.churn.tracking import data_fingerprint
+    from training.policy.inputs import champion_policy, choose_catalogue, foundation
+    from training.registry import load_config
+    from training.unregistered import keep_on_failure, prepare_registry
 
     config = load_config(config_path)
     mlflow.set_tracking_uri(config.tracking_uri)
+    prepare_registry(config)
+    pconfig = policy_settings(policy_config_path, objective, horizon_days)
     tables = read_tables(Path(data))
-    catalogue = load_catalogue(catalogue_path)
-    pconfig = load_policy_config(policy_config_path)
-    train = train or PolicyTrainConfig()
-    churn_uri, churn_system = _churn_champion(config)
+    cat = choose_catalogue(catalogue_path, tables, progress)
+    base = foundation(config, pconfig, tables, str(data))
+    report_progress(progress, f"policy: {base.note}")
+    pipeline = base.pipeline or fitted_pipeline(tables)
     model, report = train_and_evaluate(
         tables,
-        catalogue,
+        cat.catalogue,
         pconfig,
-        train,
-        pipeline=churn_system.pipeline,
+        train or PolicyTrainConfig(),
+        pipeline=pipeline,
         scenarios=default_scenarios(pconfig, tables),
+        champion=champion_policy(config) if register else None,
         progress=progress,
     )
-    parts = _with_parts(report, tables, model, churn_system.pipeline, pconfig, train, _champion_personas(config))
+    report = _with_inputs(report, cat, base.note)
+    seed = (train or PolicyTrainConfig()).seed
+    parts = _with_parts(report, tables, model, pipeline, pconfig, seed, _champion_personas(config))
     system = DecisionSystem(
-        churn_system.pipeline,
-        churn_system.churn_model,
+        pipeline,
+        base.churn_model,
         policy=model,
-        metadata={**churn_system.metadata, "policy": report["method"]},
+        metadata={**base.metadata, "policy": report["method"], "objective": pconfig.objective},
         value_model=parts.value_model,
         personas=parts.personas,
     )
-    registry = None
-    with mlflow.start_run(experiment_id=experiment_id(config, "policy"), run_name="policy"):
-        _log_run(report, model, train, pconfig, churn_uri)
-        if register:
-            registry = _register(config, system, tables, report, churn_uri)
-    report["mlflow"] = registry
+    fp = data_fingerprint(tables, Path(data).name, {"test": report["scenarios"]["configured"]["cutoff"]})
+    pending = {"kind": "system", "data": str(Path(data).resolve()), "churn_uri": base.churn_uri, "fingerprint": fp,
+               "report": without_customer_ids(report)}
+    with keep_on_failure(config, system, pending, config_path):
+        report["mlflow"] = _publish(config, system, model, report, train or PolicyTrainConfig(), pconfig,
+                                    base.churn_uri, register, (fp, tables.meta.get("source")))
     if report_path is not None:
         write_json(report_path, report)
     return report
+
+
+def fitted_pipeline(tables: Tables):
+    """A feature pipeline fitted on the folder at its evaluation cutoff (a policy without a churn champion)."""
+    from features.builders.pipeline import FeaturePipeline
+    from features.contract.cutoffs import evaluation_cutoff
+
+    cutoff = evaluation_cutoff(tables)
+    if cutoff is None:
+        raise ValueError("touchpoints: the log is empty, so there is no cutoff to fit the feature pipeline at")
+    return FeaturePipeline().fit(tables.without_truth(), cutoff=cutoff)
+
+
+def _with_inputs(report: dict, cat, churn_note: str | None) -> dict:
+    """The report with where the catalogue and churn model came from, after the headline keys."""
+    head = {k: report[k] for k in ("headline", "beats_baselines", "fallback", "chosen_policy") if k in report}
+    inputs = {"catalogue": cat.report(), "churn_model": churn_note}
+    warnings = [*cat.warnings, *(w for w in report.get("warnings", []) if w not in cat.warnings)]
+    return {**head, **inputs, **report, "warnings": warnings}
 
 
 def evaluate_policy_command(
@@ -181,6 +205,8 @@ def evaluate_policy_command(
     *,
     policy_config_path=None,
     catalogue_path=None,
+    objective: str | None = None,
+    horizon_days: int | None = None,
     train: PolicyTrainConfig | None = None,
     progress: Callable[[str], None] | None = None,
     by_persona: bool = True,
@@ -190,30 +216,28 @@ def evaluate_policy_command(
     Needs no MLflow: the policy is trained from the folder's outreach log with a freshly fitted feature
     pipeline, evaluated off-policy on held-out customers and, for simulated data, against the truth.
     """
-    from features.contract.catalogue import load_catalogue
-    from features.decision.config import load_policy_config
     from features.sources.io import read_tables
+    from training.policy.inputs import choose_catalogue
 
     tables = read_tables(Path(data))
-    catalogue = load_catalogue(catalogue_path)
-    pconfig = load_policy_config(policy_config_path)
-    from features.builders.pipeline import FeaturePipeline
-    from features.contract.cutoffs import evaluation_cutoff
-
+    pconfig = policy_settings(policy_config_path, objective, horizon_days)
+    cat = choose_catalogue(catalogue_path, tables, progress)
     train = train or PolicyTrainConfig()
-    pipeline = FeaturePipeline().fit(tables.without_truth(), cutoff=evaluation_cutoff(tables))
+    pipeline = fitted_pipeline(tables)
     model, report = train_and_evaluate(
         tables,
-        catalogue,
+        cat.catalogue,
         pconfig,
         train,
         pipeline=pipeline,
         scenarios=default_scenarios(pconfig, tables),
         progress=progress,
     )
+    report = _with_inputs(report, cat, None)
     if by_persona:
-        _with_parts(report, tables, model, pipeline, pconfig, train)
-    report = {**summarise(report), **report}
+        _with_parts(report, tables, model, pipeline, pconfig, train.seed)
+    head = {k: report[k] for k in ("headline", "beats_baselines", "fallback", "chosen_policy")}
+    report = {**head, **summarise(report), **report}
     if report_path is not None:
         write_json(report_path, report)
     return report

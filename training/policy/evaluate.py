@@ -22,6 +22,13 @@ from training.policy.rows import features_at
 from training.policy.truth import Decided, truth_comparison
 
 
+def defense_examples(decisions: pd.DataFrame, customer_ids: bool = False, n: int = 3) -> list[dict]:
+    """The first ``n`` defense targets' reasons (which carry their value and churn probability); their customer
+    ids only when asked, so that reports, and the registry that keeps them, hold no customer data by default."""
+    examples = decisions.loc[decisions["defense_target"], ["defense_reasons"]].head(n)
+    return (examples.reset_index() if customer_ids else examples).to_dict("records")
+
+
 def _decisions_report(
     decisions: pd.DataFrame,
     decided: Decided,
@@ -32,6 +39,7 @@ def _decisions_report(
     config: PolicyConfig,
     cutoff: pd.Timestamp,
     decide_seconds: float,
+    customer_ids: bool,
 ) -> dict:
     """What was decided: volumes, costs, reasons, defense targets, limits used, constraint violations."""
     cat = model.catalogue
@@ -49,10 +57,7 @@ def _decisions_report(
         "actions": decisions["nba_action"].value_counts().to_dict(),
         "no_contact_reasons": decisions["no_contact_reason"].value_counts().to_dict(),
         "defense_targets": int(decisions["defense_target"].sum()),
-        "defense_examples": decisions.loc[decisions["defense_target"], ["defense_reasons"]]
-        .head(3)
-        .reset_index()
-        .to_dict("records"),
+        "defense_examples": defense_examples(decisions, customer_ids),
         "high_engagement_potential": int(F["high_engagement_potential"].sum())
         if "high_engagement_potential" in F
         else None,
@@ -75,8 +80,11 @@ def evaluate_at_cutoff(
     churn_probability: np.ndarray | None = None,
     rng: np.random.Generator,
     n_boot: int = 300,
+    customer_ids: bool = False,
 ) -> dict:
-    """Decide for every customer at ``cutoff`` under ``config``; with truth, vs oracle and baselines."""
+    """Decide for every customer at ``cutoff`` under ``config``; with truth, vs oracle and baselines.
+
+    ``customer_ids``: name the customers of the defense examples (off by default: a report is shared)."""
     data = tables.without_truth()
     customers = data.customers
     F = features_at(data, cutoff, pipeline)
@@ -101,7 +109,7 @@ def evaluate_at_cutoff(
         est=est,
         churn=est["p0"] if churn_probability is None else churn_probability,
     )
-    rep = _decisions_report(decisions, decided, F, hist, names, model, config, cutoff, decide_s)
+    rep = _decisions_report(decisions, decided, F, hist, names, model, config, cutoff, decide_s, customer_ids)
     if tables.truth is not None:
         rep["truth"] = truth_comparison(decided, tables.truth, cat, rng, n_boot)
     return rep

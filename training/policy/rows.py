@@ -1,29 +1,27 @@
 """The policy's training rows: one per logged decision, with its features, action, propensity and outcome.
 
-For every logged campaign date ``s`` (the day of a campaign's first send) whose outcome window
-``[s, s + horizon)`` ends by the evaluation cutoff: the features of each logged customer at cutoff ``s``
-(:func:`features.builders.pipeline.build_features` semantics: only events before ``s``), the logged action (a
-holdout row is ``no_contact``), its propensity, and the churn label within the horizon after ``s``
-(:func:`features.labels.make_labels`, counting only the customer's own activity).
+For every logged campaign date ``s`` (the day of a campaign's first send; every row of a campaign is decided
+then) whose outcome window ``[s, s + horizon)`` ends by the evaluation cutoff: the features of each logged
+customer at cutoff ``s`` (:func:`features.builders.pipeline.build_features` semantics: only events before
+``s``), the logged action (a holdout row is ``no_contact``), its propensity, and the objective's outcome in
+the window (:mod:`training.policy.outcomes`). Every logged decision left out is counted by reason.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from features.contract.catalogue import NO_CONTACT, Catalogue, action_id
-from features.contract.schema import EXIT_KINDS, KINDS, PASSIVE_KINDS, Tables
-from features.labels import OUTREACH_REACTIONS, make_labels
-
-# The outcome counts only the customer's own activity: a reaction to our outreach (an open, a click, a
-# redemption) is not retention, or every opened message would "retain" its reader by construction.
-ORGANIC_ACTIVITY: tuple[str, ...] = tuple(
-    k for k in KINDS if k not in PASSIVE_KINDS and k not in EXIT_KINDS and k not in OUTREACH_REACTIONS
-)
+from features.contract.catalogue import NO_CONTACT, Catalogue
+from features.contract.schema import Tables
+from features.decision.config import PolicyConfig
+from training.policy.outcomes import NOT_IN_LATEST, WINDOW_INCOMPLETE, TouchArrays, outcomes_at, retention_labels
 
 
 def report_progress(progress: Callable[[str], None] | None, msg: str) -> None:
@@ -32,23 +30,32 @@ def report_progress(progress: Callable[[str], None] | None, msg: str) -> None:
         progress(msg)
 
 
+def warn(msg: str, progress: Callable[[str], None] | None) -> None:
+    """A warning for the user: through the progress callback when there is one, else the log."""
+    if progress is not None:
+        progress(f"warning: {msg}")
+    else:
+        logging.getLogger("engage.policy").warning(msg)
+
+
+def logged_action_ids(outreach: pd.DataFrame) -> np.ndarray:
+    """The action id ``channel:offer`` of every outreach row (holdout rows are ``no_contact``)."""
+    hold = outreach["holdout"].fillna(False).to_numpy(bool) if "holdout" in outreach else np.zeros(len(outreach), bool)
+    offer = outreach["offer"].astype(object).where(outreach["offer"].notna(), "none").astype(str)
+    ids = (outreach["channel"].astype(str) + ":" + offer).to_numpy(dtype=object)
+    ids[hold] = NO_CONTACT
+    return ids
+
+
 def logged_actions(outreach: pd.DataFrame, catalogue: Catalogue) -> np.ndarray:
     """The catalogue action id of every outreach row (holdout rows are ``no_contact``)."""
-    hold = outreach["holdout"].fillna(False).to_numpy(bool) if "holdout" in outreach else np.zeros(len(outreach), bool)
-    ids = np.array(
-        [
-            action_id(str(c), str(o)) if not h else NO_CONTACT
-            for c, o, h in zip(outreach["channel"].astype(object), outreach["offer"], hold, strict=True)
-        ],
-        dtype=object,
-    )
-    known = set(catalogue.ids)
-    bad = ~np.isin(ids, list(known))
+    ids = logged_action_ids(outreach)
+    bad = pd.Index(catalogue.ids).get_indexer(ids) < 0
     if bad.any():
         ex = pd.unique(ids[bad])[:5].tolist()
         raise ValueError(
             f"outreach: {int(bad.sum())} rows have a channel/offer not in the action catalogue "
-            f"(e.g. {ex}); give a catalogue that lists them"
+            f"(e.g. {ex}); give a catalogue that lists them (--catalogue FILE)"
         )
     return ids
 
@@ -66,27 +73,22 @@ def logged_propensities(outreach: pd.DataFrame, actions: np.ndarray) -> np.ndarr
     return prop
 
 
+def decision_days(outreach: pd.DataFrame) -> pd.Series:
+    """The decision day of every outreach row: its campaign's first send day (each row's own day when some
+    rows lack a campaign id)."""
+    day = outreach["ts"].dt.floor("D")
+    if "campaign_id" in outreach and outreach["campaign_id"].notna().all():
+        return day.groupby(outreach["campaign_id"].astype(str).to_numpy()).transform("min")
+    return day
+
+
 def campaign_cutoffs(
     outreach: pd.DataFrame, *, horizon_days: int, until: pd.Timestamp, max_campaigns: int | None = None
 ) -> list[pd.Timestamp]:
     """Campaign decision dates (day of first send) whose outcome window ends by ``until``; latest last."""
-    if "campaign_id" in outreach and outreach["campaign_id"].notna().all():
-        starts = outreach.groupby(outreach["campaign_id"].astype(str))["ts"].min()
-    else:
-        starts = pd.Series(outreach["ts"].dt.floor("D").unique())
-    days = sorted({ts.floor("D") for ts in starts})
-    days = [d for d in days if d + pd.Timedelta(days=horizon_days) <= until]
+    days = sorted(pd.unique(decision_days(outreach)))
+    days = [pd.Timestamp(d) for d in days if pd.Timestamp(d) + pd.Timedelta(days=horizon_days) <= until]
     return days[-max_campaigns:] if max_campaigns else days
-
-
-def spend_per_day(tables: Tables, cutoff: pd.Timestamp, horizon_days: int) -> pd.Series:
-    """Purchase amount per day in ``[cutoff, cutoff + horizon)`` per customer (0 without purchases)."""
-    tp = tables.touchpoints
-    end = cutoff + pd.Timedelta(days=horizon_days)
-    m = (tp["kind"] == "purchase") & (tp["ts"] >= cutoff) & (tp["ts"] < end)
-    amount = tp.loc[m, "amount"].fillna(0.0) if "amount" in tp else pd.Series(0.0, index=tp.index[m])
-    s = amount.groupby(tp.loc[m, "customer_id"].astype(str).to_numpy()).sum()
-    return (s / horizon_days).reindex(tables.customers["customer_id"].astype(str)).fillna(0.0)
 
 
 def features_at(tables: Tables, cutoff: pd.Timestamp, pipeline) -> pd.DataFrame:
@@ -98,9 +100,27 @@ def features_at(tables: Tables, cutoff: pd.Timestamp, pipeline) -> pd.DataFrame:
     return F
 
 
-def organic_labels(tables: Tables, cutoffs, *, horizon_days: int) -> pd.DataFrame:
-    """Churn labels at ``cutoffs`` counting only the customer's own activity (:data:`ORGANIC_ACTIVITY`)."""
-    return make_labels(tables, cutoffs, horizon_days=horizon_days, activity_kinds=ORGANIC_ACTIVITY)
+@dataclass(frozen=True)
+class LoggedDecisions:
+    """The training rows: features ``X`` and ``rows`` (``customer_id, cutoff, action, propensity, outcome,
+    label, spend_per_day``; ``label`` is the outcome, its historical name), and the decisions left out by
+    reason."""
+
+    X: pd.DataFrame
+    rows: pd.DataFrame
+    dropped: dict[str, int]
+
+    @property
+    def logged(self) -> int:
+        """Logged decisions in the outreach log."""
+        return len(self.rows) + sum(self.dropped.values())
+
+
+def _outside_reasons(days: pd.Series, cutoffs: list[pd.Timestamp], horizon_days: int, until) -> Counter:
+    """Why rows of decision days that are not training cutoffs were left out."""
+    outside = ~days.isin(cutoffs)
+    late = days[outside] + pd.Timedelta(days=horizon_days) > until
+    return Counter({WINDOW_INCOMPLETE: int(late.sum()), NOT_IN_LATEST: int((~late).sum())})
 
 
 def training_rows(
@@ -108,57 +128,63 @@ def training_rows(
     cutoffs: list[pd.Timestamp],
     catalogue: Catalogue,
     *,
-    horizon_days: int,
+    config: PolicyConfig,
+    until: pd.Timestamp,
     pipeline=None,
-    labels_fn: Callable | None = None,
     progress: Callable[[str], None] | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Feature rows and outcomes of every logged decision at the given campaign cutoffs.
-
-    Returns ``(X, rows)``: ``X`` the features (one row per logged decision), ``rows`` with ``customer_id,
-    cutoff, action, propensity, label, spend_per_day``. Decisions of customers not active before the
-    cutoff (no label) are dropped.
-    """
-    labels_fn = labels_fn or organic_labels
+) -> LoggedDecisions:
+    """Feature rows and outcomes of every logged decision at the given campaign cutoffs (see the module
+    docstring); decisions without an outcome, or outside the cutoffs, are counted in ``dropped``."""
     if tables.outreach is None or len(tables.outreach) == 0:
         raise ValueError("outreach: the table is missing or empty; the policy learns from logged outreach")
     data = tables.without_truth()
     out = data.outreach
     actions = logged_actions(out, catalogue)
     prop = logged_propensities(out, actions)
-    labels = labels_fn(data, cutoffs, horizon_days=horizon_days)
-    labels = labels.assign(
-        customer_id=labels["customer_id"].astype(str), cutoff=pd.to_datetime(labels["cutoff"], utc=True)
-    )
-    day = out["ts"].dt.floor("D")
+    touch = TouchArrays.of(data)
+    codes = touch.ids.get_indexer(out["customer_id"].astype(str))
+    days = decision_days(out)
+    dropped = _outside_reasons(days, cutoffs, config.horizon_days, until)
+    labels = retention_labels(data, cutoffs, config) if config.objective == "retention" else None
     Xs, metas = [], []
     for s in cutoffs:
         t0 = time.time()
-        sel = ((day >= s) & (day < s + pd.Timedelta(days=1))).to_numpy()
+        sel = (days == s).to_numpy()
         if not sel.any():
             continue
+        res = outcomes_at(touch, s, config, labels)
+        code = codes[sel]
+        keep = ~np.isnan(res.outcome[code])
+        dropped.update(Counter(res.reason[code[~keep]].tolist()))
+        code = code[keep]
         F = features_at(data, s, pipeline)
-        lab = labels[labels["cutoff"] == s].set_index("customer_id")["label"]
-        cid = out.loc[sel, "customer_id"].astype(str).to_numpy()
-        keep = np.isin(cid, lab.index.to_numpy())
-        cid = cid[keep]
-        spend = spend_per_day(data, s, horizon_days)
-        meta = pd.DataFrame(
-            {
-                "customer_id": cid,
-                "cutoff": s,
-                "action": actions[sel][keep],
-                "propensity": prop[sel][keep],
-                "label": lab.reindex(cid).to_numpy().astype(int),
-                "spend_per_day": spend.reindex(cid).to_numpy(),
-            }
+        pos = F.index.get_indexer(touch.ids[code])
+        outcome = res.outcome[code]
+        metas.append(
+            pd.DataFrame(
+                {
+                    "customer_id": touch.ids[code],
+                    "cutoff": s,
+                    "action": actions[sel][keep],
+                    "propensity": prop[sel][keep],
+                    "outcome": outcome,
+                    "label": outcome.astype(int) if config.objective_spec.binary else outcome,
+                    "spend_per_day": res.spend_per_day[code],
+                }
+            )
         )
-        Xs.append(F.loc[cid].reset_index(drop=True))
-        metas.append(meta)
-        report_progress(progress, f"  campaign {s.date()}: {len(meta):,} logged decisions ({time.time() - t0:.1f}s)")
-    if not Xs:
-        raise ValueError(f"outreach: no logged decisions at the campaign cutoffs {[str(c.date()) for c in cutoffs]}")
-    return pd.concat(Xs, ignore_index=True), pd.concat(metas, ignore_index=True)
+        Xs.append(F.iloc[pos].reset_index(drop=True))
+        report_progress(
+            progress, f"  campaign {s.date()}: {int(keep.sum()):,} of {int(sel.sum()):,} logged decisions kept "
+            f"({time.time() - t0:.1f}s)"
+        )  # fmt: skip
+    if not Xs or not sum(len(m) for m in metas):
+        raise ValueError(
+            f"outreach: no logged decision has an outcome at the campaign cutoffs {[str(c.date()) for c in cutoffs]} "
+            f"(left out: {dict(dropped)})"
+        )
+    dropped = {k: v for k, v in sorted(dropped.items()) if v}
+    return LoggedDecisions(pd.concat(Xs, ignore_index=True), pd.concat(metas, ignore_index=True), dropped)
 
 
 def split_customers(customer_ids: pd.Series, share: float, rng: np.random.Generator) -> np.ndarray:

@@ -34,6 +34,9 @@ def _off_policy_metrics(report: dict) -> dict[str, float]:
                 out[f"ope_{name}_{est}_low"] = res[est]["low"]
                 out[f"ope_{name}_{est}_high"] = res[est]["high"]
     out["ope_share_harmed_estimated"] = report["off_policy"]["share_harmed_estimated"]
+    for key in ("auuc", "qini_coefficient"):  # the learned ranking on the held-out log
+        if key in report.get("qini", {}):
+            out[key] = report["qini"][key]
     return out
 
 

@@ -268,9 +268,13 @@ def test_static_attributes_match_feature_engine(world: Tables, cutoff: str) -> N
 # ---- dictionary ----------------------------------------------------------------------------------------
 def test_feature_dictionary_matches_the_columns(fitted: FeaturePipeline, features: pd.DataFrame) -> None:
     d = feature_dictionary(fitted)
-    assert list(d.columns) == ["name", "family", "meaning", "seed_idea"]
+    assert list(d.columns) == ["name", "family", "meaning", "seed_idea", "attribute", "category"]
     assert list(d["name"]) == list(features.columns)
-    assert d.notna().all().all() and (d["meaning"].str.len() > 5).all()
+    described = d[["name", "family", "meaning", "seed_idea"]]
+    assert described.notna().all().all() and (d["meaning"].str.len() > 5).all()
+    # attribute columns name their attribute (and a one-hot column its category); behavioural ones neither
+    static = d["family"] == "static"
+    assert d.loc[static, "attribute"].notna().all() and d.loc[~static, ["attribute", "category"]].isna().all().all()
     assert d["family"].nunique() == 8  # seven issue families + dynamics (features/builders/dynamics.py)
     generic = feature_dictionary()
     assert "attr_*" in set(generic["name"])
