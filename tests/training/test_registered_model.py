@@ -43,7 +43,7 @@ class Registered:
 
     @property
     def uri(self) -> str:
-        return f"models:/{self.name}@champion"
+        return f"models:/{self.name}/{self.version}"
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +56,10 @@ def registered(tmp_path_factory, make_world) -> Registered:
     config, report = done.config, done.report
     name = config.registered_models["system"]
     mlflow.set_tracking_uri(config.tracking_uri)
-    mv = MlflowClient(tracking_uri=config.tracking_uri).get_model_version_by_alias(name, "champion")
+    client = MlflowClient(tracking_uri=config.tracking_uri)
+    mv = client.get_model_version_by_alias(name, "challenger")  # champion only when the policy gate says so
     assert str(mv.version) == str(report["mlflow"]["version"])
+    assert report["mlflow"]["promoted"] == report["beats_baselines"]
     return Registered(config, done.data, report["scenarios"]["configured"]["cutoff"], name, str(mv.version),
                       done.churn["run_id"], mv.run_id)
 

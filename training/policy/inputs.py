@@ -102,6 +102,7 @@ def _champion_run_tags(config, name: str) -> tuple[str, dict] | None:
 def foundation(config, pconfig: PolicyConfig, tables: Tables, data_name: str) -> Foundation:
     """The pipeline and churn model to build on (see the module docstring); a clear error when retention has no
     usable churn champion."""
+    from features.contract.errors import ModelNotFoundError
     from training.registry import load_decision_system
 
     name = config.registered_models.get("churn", "engage-churn")
@@ -110,7 +111,7 @@ def foundation(config, pconfig: PolicyConfig, tables: Tables, data_name: str) ->
     retention = not pconfig.objective_spec.campaign
     if found is None:
         if retention:
-            raise ValueError(f"no churn champion at {uri}: run `engage train churn --data {data_name}` first "
+            raise ModelNotFoundError(f"no churn champion at {uri}: run `engage train churn --data {data_name}` first "
                              "(the retention objective needs it; a campaign objective such as --objective visit "
                              "does not)")  # fmt: skip
         return Foundation(None, None, None, "no churn champion: a feature pipeline fitted on this data, no churn model")
