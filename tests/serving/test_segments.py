@@ -66,7 +66,7 @@ def test_scores_carry_value_and_persona(systems) -> None:
 def test_pyfunc_output_has_the_new_columns(systems) -> None:
     from training.input_example import synthetic_input_example
 
-    full, plain, world, cutoff, _ = systems
+    full, plain, _, cutoff, _ = systems
     example = synthetic_input_example(cutoff, full.static_attribute_kinds())
     out = full.predict(example, {"cutoff": str(cutoff)})
     assert set(SEGMENTS) <= set(out.columns)
