@@ -7,6 +7,8 @@ and P(alive), and, on simulated data, the truth's own churn probabilities (the b
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 from dataclasses import dataclass, field
 
@@ -108,6 +110,7 @@ def bgnbd_scores(tables: Tables, cutoff, customer_ids, horizon_days: int) -> pd.
     with warnings.catch_warnings():  # lifetimes sets a pandas option that pandas 3 deprecates
         warnings.simplefilter("ignore")
         from lifetimes import BetaGeoFitter
+        from lifetimes.utils import ConvergenceError
 
     summary = purchase_summary(tables, cutoff)
     summary = summary[summary["T"] > 0]
@@ -115,7 +118,14 @@ def bgnbd_scores(tables: Tables, cutoff, customer_ids, horizon_days: int) -> pd.
         return None
     bg = BetaGeoFitter(penalizer_coef=0.001)
     with np.errstate(all="ignore"):  # the optimiser probes invalid parameters on its way
-        bg.fit(summary["frequency"], summary["recency"], summary["T"])
+        try:
+            # lifetimes prints the optimiser's state to stdout when it fails: keep a command's JSON output clean
+            with contextlib.redirect_stdout(io.StringIO()):
+                bg.fit(summary["frequency"], summary["recency"], summary["T"])
+        except ConvergenceError:
+            # a reference, not the model: without a fit the report lacks this baseline, training goes on
+            log.warning("baseline BG/NBD did not converge on %d customers; left out", len(summary))
+            return None
         exp = bg.conditional_expected_number_of_purchases_up_to_time(
             horizon_days, summary["frequency"], summary["recency"], summary["T"]
         )
