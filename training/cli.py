@@ -66,23 +66,31 @@ def setup_environment() -> None:
 def simulate(
     out: Annotated[Path, typer.Option(help="Data folder to write (must not exist or be empty).")],
     customers: Annotated[int, typer.Option(min=10, help="Number of customers.")] = 20_000,
-    days: Annotated[int, typer.Option(min=60, help="Days of history before the evaluation cutoff.")] = 365,
-    horizon_days: Annotated[int, typer.Option(min=7, help="Churn horizon simulated after the cutoff.")] = 90,
+    days: Annotated[int | None, typer.Option(
+        min=60, help="Days of history before the evaluation cutoff (default: the scenario's; 365).")] = None,
+    horizon_days: Annotated[int | None, typer.Option(
+        min=7, help="Churn horizon simulated after the cutoff (default: the scenario's; 90).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same bytes.")] = 7,
+    scenario: Annotated[str, typer.Option(
+        help="The kind of CRM: retention (the default world), visit_campaign, spend_offers, low_consent, "
+             "sleeping_dogs or short_history.")] = "retention",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing data folder.")] = False,
 ) -> None:
     """Simulate a customer base with known ground truth (customers, touchpoints, outreach, truth)."""
     import numpy as np
 
     from features.sources.io import write_tables
-    from features.sources.simulation.config import SimConfig
+    from features.sources.simulation.scenarios import scenario_config
     from features.sources.simulation.world import simulate_world
 
-    config = SimConfig(n_customers=customers, days=days, horizon_days=horizon_days, seed=seed)
+    given = {"days": days, "horizon_days": horizon_days}
+    config = scenario_config(scenario, n_customers=customers, seed=seed,
+                             **{k: v for k, v in given.items() if v is not None})
     tables = simulate_world(config, np.random.default_rng(seed))
     write_tables(tables, out, overwrite=overwrite)
     manifest = tables.meta.get("manifest", {})
-    typer.echo(json.dumps({"out": str(out), **manifest.get("counts", {}), "cutoff": manifest.get("cutoff")}))
+    typer.echo(json.dumps({"out": str(out), "scenario": scenario, **manifest.get("counts", {}),
+                           "cutoff": manifest.get("cutoff")}))
 
 
 @app.command()

@@ -119,6 +119,39 @@ def bench_policy_(
     echo_json(figures, json_out)
 
 
+@bench_app.command("policy-scenarios")
+@user_errors
+def bench_policy_scenarios_(
+    customers: Annotated[int, typer.Option(min=300, help="Customers of each simulated world.")] = 50_000,
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds: one world per scenario and seed.")] = "0,1,2",
+    scenarios: Annotated[str | None, typer.Option(
+        help="Comma-separated scenarios (default: all: retention, visit_campaign, spend_offers, low_consent, "
+             "sleeping_dogs, short_history).")] = None,
+    n_boot: Annotated[int, typer.Option(min=20, help="Bootstrap draws of each DR interval.")] = 200,
+    json_out: JsonOption = None,
+) -> None:
+    """The policy over the simulator's scenario matrix, judged by each world's truth.
+
+    Per scenario and seed: simulate, train churn and the policy as `engage train policy` does (no MLflow),
+    then the learned policy's true value vs no contact, the best single action and the top churn scores at
+    its own contact volume; constraint violations; captured uplift against the oracle and the observable
+    ceiling; whether the DR interval holds the true value; churn model / ceiling / oracle. A summary checks
+    the targets across the matrix. One cell of 50,000 customers takes minutes: try --customers 5000 first.
+    """
+    from training.bench.policy_scenarios import bench_policy_scenarios, parse_list
+    from training.report import write_json
+
+    seed_list = parse_list(seeds, "seeds", int)
+    names = parse_list(scenarios, "scenarios")
+
+    def save(cells: list[dict]) -> None:  # a long run keeps its finished cells in --json as it goes
+        if json_out is not None:
+            write_json(json_out, {"partial": True, "customers": customers, "seeds": seed_list, "cells": cells})
+
+    enable_progress()
+    echo_json(bench_policy_scenarios(customers, seed_list, names, n_boot=n_boot, on_cell=save), json_out)
+
+
 @bench_app.command("serve")
 @user_errors
 def bench_serve_(
@@ -185,15 +218,32 @@ def bench_churn_data(
 @diagnose_app.command("ceiling")
 @user_errors
 def diagnose_ceiling(
-    data: Annotated[Path, typer.Option(help="A simulated data folder (with its truth table).")],
-    cutoff: Annotated[str | None, typer.Option(help="Decision cutoff (default: the manifest's).")] = None,
-    seed: SeedOption = 0,
+    target: Annotated[str, typer.Argument(help="churn or policy.")] = "policy",
+    data: Annotated[Path, typer.Option(help="A simulated data folder (with its truth table).")] = ...,
+    cutoff: Annotated[str | None, typer.Option(help="Policy: decision cutoff (default: the manifest's).")] = None,
+    seed: Annotated[int | None, typer.Option(
+        help="Random seed (policy default 0; churn default: the churn settings' seed).")] = None,
     system: Annotated[Path | None, typer.Option(
-        help="Also decompose this decision system's policy (model folder or pickle).")] = None,
+        help="Policy: also decompose this decision system's policy (model folder or pickle).")] = None,
+    config: ConfigOption = None,
     json_out: JsonOption = None,
 ) -> None:
-    """How much of the oracle's uplift a policy can reach from the features (regressors of the true values);
-    with --system, which estimate (effect or value) limits that system's policy."""
-    from training.policy.ceiling import ceiling_report
+    """How far a model is from what the features allow, beside the oracle (simulated data).
 
-    echo_json(ceiling_report(data, cutoff, seed, system), json_out)
+    policy: how much of the oracle's uplift a policy can reach from the features (regressors of the true
+    values); with --system, which estimate (effect or value) limits that system's policy.
+    churn: the churn model trained in-process as `engage train churn` trains it (settings from --config),
+    a regressor of the true churn probability from the same features (the ceiling) and the oracle:
+    AUC, Brier and ECE side by side on the test rows.
+    """
+    if target == "churn":
+        from training.churn.diagnose import churn_ceiling_report
+
+        enable_progress()
+        echo_json(churn_ceiling_report(data, seed, config), json_out)
+    elif target == "policy":
+        from training.policy.ceiling import ceiling_report
+
+        echo_json(ceiling_report(data, cutoff, 0 if seed is None else seed, system), json_out)
+    else:
+        raise ValueError(f"diagnose ceiling {target!r}: use churn or policy")

@@ -83,12 +83,15 @@ def _churn(demo: Demo) -> dict[str, Any]:
     echo = demo.echo
     echo("[4/6] training the churn model (MLflow run, registered as challenger, promotion check)")
     churn = train_churn_command(demo.data, demo.config_path, demo.workdir / "churn_report.json", register=True)
-    out = {k: churn.get(k) for k in ("auc", "pr_auc", "brier", "ece", "lift_at_10", "oracle_auc", "oracle_brier")}
+    out = {k: churn.get(k) for k in ("auc", "pr_auc", "brier", "ece", "lift_at_10", "ceiling_auc", "ceiling_brier",
+                                     "oracle_auc", "oracle_brier")}
     out["baselines_auc"] = {k: v.get("auc") for k, v in churn.get("baselines", {}).items()}
     out["mlflow"] = churn.get("mlflow", {})
     echo("      churn on the latest test cutoff:       AUC    Brier")
     echo(f"        model (calibrated LightGBM)        {_fmt(churn['auc'])}  {_fmt(churn['brier'])}   "
          f"ECE {_fmt(churn['ece'])}")
+    if churn.get("ceiling_auc") is not None:
+        echo(f"        ceiling (features → true prob.)    {_fmt(churn['ceiling_auc'])}  {_fmt(churn['ceiling_brier'])}")
     if churn.get("oracle_auc") is not None:
         echo(f"        oracle (true probabilities)        {_fmt(churn['oracle_auc'])}  {_fmt(churn['oracle_brier'])}")
     for name, auc in out["baselines_auc"].items():

@@ -156,3 +156,22 @@ def test_same_cutoff_cv_reference_follows_the_signal():
     y = (rng.random(3000) < 1 / (1 + np.exp(-(F["recency"].to_numpy() - 60) / 20))).astype(int)
     assert same_cutoff_cv(F, y)["auc"] > 0.8
     assert abs(same_cutoff_cv(F[["noise"]], y)["auc"] - 0.5) < 0.06
+
+
+def test_report_puts_the_model_beside_its_ceiling_and_the_oracle(world, result):
+    """On simulated data the report carries the ceiling: a regressor of the true churn probability from the
+    same features, scored on the same test rows; no truth, no ceiling."""
+    from training.churn.ceiling import ceiling_metrics, side_by_side
+
+    r = result.report
+    assert 0.5 < r["ceiling_auc"] <= r["oracle_auc"] + 0.02
+    assert 0 < r["ceiling_r2_true_probability"] < 1 and 0 <= r["ceiling_ece"] < 0.1
+    table = side_by_side(r)
+    assert table["model"]["auc"] == r["auc"] and table["oracle"]["auc"] == r["oracle_auc"]
+    assert table["model_minus_ceiling_auc"] == pytest.approx(r["auc"] - r["ceiling_auc"])
+    keys = result.test_keys
+    test_cutoff = pd.Timestamp(r["cutoffs"]["test"])
+    assert ceiling_metrics(result.test_features, keys, world.without_truth(), test_cutoff,
+                           np.random.default_rng(0)) == {}
+    early = test_cutoff - pd.Timedelta(days=30)  # not the truth's cutoff: its probabilities do not apply
+    assert ceiling_metrics(result.test_features, keys, world, early, np.random.default_rng(0)) == {}

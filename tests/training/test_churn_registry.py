@@ -107,6 +107,15 @@ def test_register_promote_and_load_champion_without_server(tmp_path, trained, mo
         rtol=1e-6,
     )
 
+    # evaluating the champion on simulated data puts it beside its ceiling and the oracle, on the same rows
+    from features.sources.io import write_tables
+    from training.churn.commands import evaluate_churn_command
+
+    write_tables(world, tmp_path / "data")
+    evaluated = evaluate_churn_command(tmp_path / "data", cfg_file)
+    assert evaluated["cutoff"] == str(test) and evaluated["auc"] > 0.5
+    assert 0.5 < evaluated["ceiling_auc"] <= evaluated["oracle_auc"] + 0.02
+
     # a worse challenger (trained on shuffled labels) is registered but refused
     bad_model = ChurnModel(seed=0)
     F = result.test_features

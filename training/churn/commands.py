@@ -16,6 +16,7 @@ import numpy as np
 
 from features.contract.schema import Tables
 from training.churn.baselines import oracle_metrics
+from training.churn.ceiling import ceiling_metrics
 from training.churn.experiments import evaluation_labels, measure_on_folder, without_attributes
 from training.churn.given_labels import train_given_labels
 from training.churn.result import REPORT_METRICS, ChurnResult
@@ -143,6 +144,11 @@ def evaluate_churn_command(
         **{k: metrics[k] for k in REPORT_METRICS},
         **oracle_metrics(tables, keys, test),
     }
+    if "oracle_auc" in report:  # simulated data at the truth's cutoff: the ceiling beside the oracle
+        F = system.features(tables, test)
+        F.index = F.index.astype(str)
+        F = F.loc[keys["customer_id"].astype(str)]
+        report.update(ceiling_metrics(F, keys, tables, test, np.random.default_rng(settings.seed)))
     if report_path is not None:
         write_json(report_path, report)
     return report

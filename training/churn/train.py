@@ -2,7 +2,8 @@
 
 :func:`train_churn` fits the feature pipeline at the last training cutoff, builds labelled rows for the
 train / validation / test periods of :func:`training.churn.split.temporal_split`, fits and calibrates the
-LightGBM churn model, and scores it and its baselines on the test cutoff. Pure: no MLflow, no files.
+LightGBM churn model, and scores it and its baselines on the test cutoff (on simulated data also the oracle and
+the ceiling the features allow, :mod:`training.churn.ceiling`). Pure: no MLflow, no files.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from features.contract.schema import Tables
 from features.models.churn import ChurnModel, feature_labels_from
 from features.system import DecisionSystem
 from training.churn.baselines import BaselineScores, oracle_metrics, temporal_baselines
+from training.churn.ceiling import ceiling_metrics
 from training.churn.result import REPORT_METRICS, ChurnResult, draw_seed, feature_use, report_segments
 from training.churn.split import (
     ChurnSettings,
@@ -231,6 +233,8 @@ def train_churn(
         },
     )
     report = _report(tables, split, settings, rows, cal, model, test, baselines, dataset)
+    # on simulated data, beside the oracle: the ceiling these features allow (model / ceiling / oracle)
+    report.update(ceiling_metrics(rows.F_test, rows.k_test, tables, split.test, rng))
     report["seconds"] = round(time.perf_counter() - t0, 1)
     return ChurnResult(
         system=system,

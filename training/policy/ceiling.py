@@ -39,8 +39,12 @@ def observable_ceiling(
     *,
     train_share: float = 0.5,
     n_estimators: int = 400,
+    objective: str = "retention",
 ) -> dict:
-    """Captured uplift ratio of actions chosen by regressors of the true values on the features (held-out half)."""
+    """Captured uplift ratio of actions chosen by regressors of the true values on the features (held-out half).
+
+    ``objective``: whose true values (:func:`training.policy.truth.truth_ev`); retention by default.
+    """
     if tables.truth is None:
         raise ValueError("observable_ceiling needs a simulated world with its truth table")
     t0 = time.perf_counter()
@@ -48,7 +52,7 @@ def observable_ceiling(
     customers = data.customers
     ids = customers["customer_id"].astype(str)
     F = _features(data, cutoff, None).loc[ids]
-    ev_t = truth_ev(tables.truth, customers, catalogue)
+    ev_t = truth_ev(tables.truth, customers, catalogue, objective, margin=config.value.margin)
     hist = contact_history(data.outreach, customers["customer_id"], cutoff, config.caps.window_days)
     eligible, _, _ = eligibility(customers, hist, catalogue, config.caps)
     active = active_customers(F, config)
@@ -70,6 +74,7 @@ def observable_ceiling(
             colsample_bytree=0.8,
             random_state=int(rng.integers(2**31 - 1)),
             verbose=-1,
+            n_jobs=1,  # LightGBM's thread pool spin-waits on a shared machine
         )
         model.fit(X[train], ev_t[train, k])
         ev_hat[:, k] = model.predict(X[test])
@@ -85,6 +90,7 @@ def observable_ceiling(
         "customers": len(ids),
         "held_out": int(test.sum()),
         "cutoff": str(cutoff),
+        "objective": objective,
         "oracle_value": oracle,
         "r2_true_value_by_action": r2,
         "r2_median": float(np.median(list(r2.values()))),

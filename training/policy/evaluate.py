@@ -8,6 +8,7 @@ truth (:mod:`training.policy.truth`).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -29,27 +30,30 @@ def defense_examples(decisions: pd.DataFrame, customer_ids: bool = False, n: int
     return (examples.reset_index() if customer_ids else examples).to_dict("records")
 
 
-def _decisions_report(
-    decisions: pd.DataFrame,
-    decided: Decided,
-    F: pd.DataFrame,
-    history: pd.DataFrame,
-    names: list[str],
-    model: NextBestAction,
-    config: PolicyConfig,
-    cutoff: pd.Timestamp,
-    decide_seconds: float,
-    customer_ids: bool,
+@dataclass(frozen=True)
+class CutoffDecisions:
+    """The policy's decisions at a cutoff, what judging them needs, and the inputs of the decisions report."""
+
+    decisions: pd.DataFrame
+    decided: Decided
+    F: pd.DataFrame
+    history: pd.DataFrame
+    limit_names: list[str]
+    decide_seconds: float
+
+
+def decisions_report(
+    d: CutoffDecisions, model: NextBestAction, config: PolicyConfig, cutoff: pd.Timestamp, *, customer_ids: bool = False
 ) -> dict:
     """What was decided: volumes, costs, reasons, defense targets, limits used, constraint violations."""
-    cat = model.catalogue
+    cat, decisions, decided, names = model.catalogue, d.decisions, d.decided, d.limit_names
     choice, A, b = decided.choice, decided.A, decided.b
     contacted = choice != 0
     used = A @ np.bincount(choice, minlength=len(cat.ids))
     return {
         "cutoff": str(cutoff),
         "customers": len(decided.customers),
-        "decide_seconds": decide_seconds,
+        "decide_seconds": d.decide_seconds,
         "contacts": int(contacted.sum()),
         "contact_cost": float(A[names.index("budget")] @ np.bincount(choice, minlength=len(cat.ids)))
         if "budget" in names
@@ -58,11 +62,11 @@ def _decisions_report(
         "no_contact_reasons": decisions["no_contact_reason"].value_counts().to_dict(),
         "defense_targets": int(decisions["defense_target"].sum()),
         "defense_examples": defense_examples(decisions, customer_ids),
-        "high_engagement_potential": int(F["high_engagement_potential"].sum())
-        if "high_engagement_potential" in F
+        "high_engagement_potential": int(d.F["high_engagement_potential"].sum())
+        if "high_engagement_potential" in d.F
         else None,
         "estimated_incremental_value": float(decisions["nba_expected_incremental_value"].sum()),
-        "constraint_violations": constraint_violations(choice, decided.customers, history, cat, config),
+        "constraint_violations": constraint_violations(choice, decided.customers, d.history, cat, config),
         "limits": {nm: {"used": float(u), "cap": float(c)} for nm, u, c in zip(names, used, b, strict=True)},
         "defense_coverage": float(contacted[decisions["defense_target"].to_numpy()].mean())
         if decisions["defense_target"].any()
@@ -70,21 +74,11 @@ def _decisions_report(
     }
 
 
-def evaluate_at_cutoff(
-    model: NextBestAction,
-    tables: Tables,
-    cutoff: pd.Timestamp,
-    config: PolicyConfig,
-    *,
-    pipeline=None,
+def decide_at_cutoff(
+    model: NextBestAction, tables: Tables, cutoff: pd.Timestamp, config: PolicyConfig, *, pipeline=None,
     churn_probability: np.ndarray | None = None,
-    rng: np.random.Generator,
-    n_boot: int = 300,
-    customer_ids: bool = False,
-) -> dict:
-    """Decide for every customer at ``cutoff`` under ``config``; with truth, vs oracle and baselines.
-
-    ``customer_ids``: name the customers of the defense examples (off by default: a report is shared)."""
+) -> CutoffDecisions:
+    """Decide for every customer at ``cutoff`` under ``config`` (truth never read)."""
     data = tables.without_truth()
     customers = data.customers
     F = features_at(data, cutoff, pipeline)
@@ -109,7 +103,26 @@ def evaluate_at_cutoff(
         est=est,
         churn=est["p0"] if churn_probability is None else churn_probability,
     )
-    rep = _decisions_report(decisions, decided, F, hist, names, model, config, cutoff, decide_s, customer_ids)
+    return CutoffDecisions(decisions, decided, F, hist, names, decide_s)
+
+
+def evaluate_at_cutoff(
+    model: NextBestAction,
+    tables: Tables,
+    cutoff: pd.Timestamp,
+    config: PolicyConfig,
+    *,
+    pipeline=None,
+    churn_probability: np.ndarray | None = None,
+    rng: np.random.Generator,
+    n_boot: int = 300,
+    customer_ids: bool = False,
+) -> dict:
+    """Decide for every customer at ``cutoff`` under ``config``; with truth, vs oracle and baselines.
+
+    ``customer_ids``: name the customers of the defense examples (off by default: a report is shared)."""
+    d = decide_at_cutoff(model, tables, cutoff, config, pipeline=pipeline, churn_probability=churn_probability)
+    rep = decisions_report(d, model, config, cutoff, customer_ids=customer_ids)
     if tables.truth is not None:
-        rep["truth"] = truth_comparison(decided, tables.truth, cat, rng, n_boot)
+        rep["truth"] = truth_comparison(d.decided, tables.truth, model.catalogue, rng, n_boot)
     return rep

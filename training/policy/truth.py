@@ -26,13 +26,41 @@ def _truth_rows(truth: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
     return t.loc[customers["customer_id"].astype(str)]
 
 
-def truth_ev(truth: pd.DataFrame, customers: pd.DataFrame, catalogue: Catalogue) -> np.ndarray:
-    """The truth's expected incremental value matrix in catalogue order, rows aligned to ``customers``."""
-    cols = [f"ev__{a}" for a in catalogue.ids]
+# The simulator's campaign-outcome column behind each campaign objective (``<column>__<action>``).
+OBJECTIVE_COLUMNS: dict[str, str] = {"visit": "p_visit", "conversion": "p_buy", "spend": "spend", "margin": "spend"}
+
+
+def truth_ev(
+    truth: pd.DataFrame,
+    customers: pd.DataFrame,
+    catalogue: Catalogue,
+    objective: str = "retention",
+    *,
+    margin: float = 0.35,
+) -> np.ndarray:
+    """The truth's expected incremental value matrix in catalogue order, rows aligned to ``customers``.
+
+    ``retention``: value × churn reduction − contact cost (``ev__<action>``). The campaign objectives use the
+    truth's outcomes over its ``objective_days`` against no contact: ``visit`` and ``conversion`` the gain in
+    the probability of a visit / a purchase, ``spend`` the gain in expected spend, ``margin``
+    ``margin`` × that gain − contact cost.
+    """
+    if objective != "retention" and objective not in OBJECTIVE_COLUMNS:
+        raise ValueError(f"objective {objective!r}: use retention or one of {', '.join(OBJECTIVE_COLUMNS)}")
+    prefix = "ev" if objective == "retention" else OBJECTIVE_COLUMNS[objective]
+    cols = [f"{prefix}__{a}" for a in catalogue.ids]
     missing = [c for c in cols if c not in truth.columns]
     if missing:
-        raise ValueError(f"truth: missing column(s) {missing[:5]} ({len(truth)} rows)")
-    return _truth_rows(truth, customers)[cols].to_numpy(float)
+        hint = "" if objective == "retention" else " (a world simulated with objective_days has them)"
+        raise ValueError(f"truth: missing column(s) {missing[:5]} ({len(truth)} rows){hint}")
+    m = _truth_rows(truth, customers)[cols].to_numpy(float)
+    if objective == "retention":
+        return m
+    gain = m - m[:, [0]]
+    if objective == "margin":
+        gain = margin * gain - np.array([a.cost for a in catalogue.actions])[None, :]
+        gain[:, 0] = 0.0
+    return gain
 
 
 def simulated_experiment_check(
@@ -108,22 +136,18 @@ class Decided:
     churn: np.ndarray  # churn scores the baselines rank by
 
 
-def truth_comparison(
-    decided: Decided, truth: pd.DataFrame, cat: Catalogue, rng: np.random.Generator, n_boot: int
-) -> dict:
-    """True value of the policy vs the oracle and the baselines, harm, sign agreement and the DR check."""
-    customers, choice = decided.customers, decided.choice
-    contacted = choice != 0
-    ev_t = truth_ev(truth, customers, cat)
+def value_comparison(
+    decided: Decided, ev_t: np.ndarray, cat: Catalogue, rng: np.random.Generator
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """True value (``ev_t``: customers × actions) of the policy's choice, the oracle's (best assignment under the
+    same limits) and the baselines' at the policy's contact volume; also the baselines' choices."""
+    choice = decided.choice
     oracle = assign(ev_t, decided.eligible, decided.A, decided.b, min_value=0.0)
     base = baseline_choices(
-        decided.F, decided.eligible, cat, decided.churn, int(contacted.sum()), decided.A, decided.b, rng,
+        decided.F, decided.eligible, cat, decided.churn, int((choice != 0).sum()), decided.A, decided.b, rng,
         ev_single=ev_t,
     )
     pv, ov = total_value(ev_t, choice), total_value(ev_t, oracle)
-    top_churn = total_value(ev_t, base["top_churn_most_opened"])
-    rows = np.arange(len(choice))
-    true_effect = ev_t + np.array([a.cost for a in cat.actions])[None, :]  # value x churn reduction
     out = {
         "policy_value": pv,
         "oracle_value": ov,
@@ -131,11 +155,27 @@ def truth_comparison(
         "captured_uplift_ratio": pv / ov if ov > 0 else None,
         "baselines": {k: total_value(ev_t, v) for k, v in base.items() if k != "best_single_action_id"},
         "best_single_action": cat.ids[int(base["best_single_action_id"][0])],
+        "oracle_contacts": int((oracle != 0).sum()),
+    }
+    return out, base
+
+
+def truth_comparison(
+    decided: Decided, truth: pd.DataFrame, cat: Catalogue, rng: np.random.Generator, n_boot: int
+) -> dict:
+    """True value of the policy vs the oracle and the baselines, harm, sign agreement and the DR check."""
+    customers, choice = decided.customers, decided.choice
+    contacted = choice != 0
+    ev_t = truth_ev(truth, customers, cat)
+    out, base = value_comparison(decided, ev_t, cat, rng)
+    pv, top_churn = out["policy_value"], out["baselines"]["top_churn_most_opened"]
+    rows = np.arange(len(choice))
+    true_effect = ev_t + np.array([a.cost for a in cat.actions])[None, :]  # value x churn reduction
+    out.update({
         "ratio_to_top_churn": pv / top_churn if top_churn > 0 else None,
         # the issue's bar: at least 1.2 x the top-churn baseline's true uplift (a ratio is undefined when that
         # baseline loses value, which it does whenever the riskiest customers are lost causes)
         "beats_top_churn_1_2x": bool(pv > 0 and pv >= 1.2 * top_churn),
-        "oracle_contacts": int((oracle != 0).sum()),
         "share_harmed_true": float((contacted & (true_effect[rows, choice] < 0)).mean()),
         "baseline_share_harmed_true": {
             k: float(((v != 0) & (true_effect[rows, v] < 0)).mean())
@@ -149,7 +189,7 @@ def truth_comparison(
                 truth.set_index(truth["customer_id"].astype(str)).loc[customers["customer_id"].astype(str), "value"],
             )[0, 1]
         ),
-    }
+    })
     out["ope_check"] = simulated_experiment_check(
         truth, customers, cat, decided.eligible, choice, decided.est, rng, n_boot
     )

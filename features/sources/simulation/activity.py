@@ -14,6 +14,9 @@ from features.sources.simulation.state import Episodes
 from features.sources.simulation.traits import Traits
 
 BUY_BY_STAGE = np.array([0.04, 0.12, 0.35])  # chance a shopping episode buys, by intent stage
+COUPON_RATE = 0.1  # × price sensitivity: chance that a purchase outside promotions carries a coupon
+COUPON_DEPTH = 0.1  # that coupon's discount
+AMOUNT_SIGMA = 0.35  # log-normal spread of a purchase's list price around the customer's order value
 
 
 def episode_types(rates: np.ndarray, tot: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -35,8 +38,8 @@ def purchase_discount(t: Traits, idx: np.ndarray, promo: bool, rng: np.random.Ge
     """The discount of each purchase: a sitewide promotion's, or now and then a coupon."""
     if promo:
         return rng.choice(np.array([0.1, 0.2, 0.3]), size=len(idx))
-    coupon = rng.random(len(idx)) < 0.1 * t.price_sens[idx]
-    return np.where(coupon, 0.1, 0.0)
+    coupon = rng.random(len(idx)) < COUPON_RATE * t.price_sens[idx]
+    return np.where(coupon, COUPON_DEPTH, 0.0)
 
 
 def shopping_episodes(

@@ -3,8 +3,9 @@
 On a campaign day every reachable customer gets one logged decision (a contact on a consented channel with
 an offer, or a holdout), with the propensity the policy drew it with. An opened contact changes the
 customer's churn hazard for ``effect_window_days`` by the same closed-form effect the truth reports
-(:func:`features.sources.simulation.truth.action_effects`); opens, clicks, redemptions and unsubscribes
-become touch rows.
+(:func:`features.sources.simulation.truth.action_effects`) and, in worlds where contacts do more, starts
+the customer's response (:mod:`features.sources.simulation.response`); opens, clicks, redemptions and
+unsubscribes become touch rows (opens and clicks only where the world tracks them).
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from features.contract.catalogue import Catalogue
 from features.contract.schema import OUTREACH_CHANNELS, OUTREACH_TO_TOUCH_CHANNEL
 from features.sources.simulation.codes import CH, DAY, KIND
 from features.sources.simulation.config import SimConfig
+from features.sources.simulation.response import start_responses
 from features.sources.simulation.rows import TouchRows, touch_rows
 from features.sources.simulation.state import OutreachBlock, Unsubscribes, WorldLog, WorldState
 from features.sources.simulation.traits import Traits
 from features.sources.simulation.truth import SLEEPING_DOG, action_channel_index, action_effects, discount_depth
 
 _CLICK_BY_SEGMENT = np.array([2.0, 1.0, 0.8, 0.4])  # click-through multiplier by segment (SEGMENTS order)
-_CHANNEL_WEIGHT = np.array([1.0, 0.7, 0.8, 0.3])  # logging policy base weights: email, sms, push, call
 _CALL = 3  # OUTREACH_CHANNELS index of the phone call (no click, no unsubscribe)
 _TOUCH_CHANNEL = np.array([CH[OUTREACH_TO_TOUCH_CHANNEL[c]] for c in OUTREACH_CHANNELS])
 
@@ -128,7 +129,10 @@ def run_campaign(
     """Campaign ``campaign`` on day ``d``: log the decisions, apply the contacts' effects, record reactions."""
     cc, ch, col, send = _log_decisions(d, campaign, signed, cfg, options, state, log, rng)
     contacts = _apply_contacts(d, cc, ch, col, send, cfg, options, t, state, rng)
-    log.rows.extend(_react(d, campaign, contacts, options, t, state, log, rng))
+    start_responses(d, contacts.cust, contacts.col, contacts.fit, contacts.opened, cfg, options.act_depth, t, state)
+    reactions = _react(d, campaign, contacts, options, t, state, log, rng)
+    tracked = {"message_open": cfg.track_opens, "message_click": cfg.track_clicks}
+    log.rows.extend(rows for kind, rows in reactions.items() if tracked.get(kind, True))
 
 
 def _log_decisions(
@@ -150,7 +154,8 @@ def _log_decisions(
     m = len(elig)
     send = d * DAY + 36_000 + rng.integers(0, 7_200, m)
     q0 = cfg.holdout_share + cfg.dormant_extra_holdout * (d - state.last_active[elig] > 30)
-    w = _CHANNEL_WEIGHT * (1.0 + cfg.open_boost * (d - state.last_open[elig] <= 90)) * ok_c[elig]
+    base = np.asarray(cfg.channel_weights, np.float64)
+    w = base * (1.0 + cfg.open_boost * (d - state.last_open[elig] <= 90)) * ok_c[elig]
     wsum = w.sum(axis=1)
     contact = rng.random(m) >= q0
     u = rng.random(m)
@@ -174,6 +179,16 @@ def _log_decisions(
     return elig[contact], ch[contact], col[contact], send[contact]
 
 
+def contact_effects(
+    cfg: SimConfig, options: OutreachOptions, t: Traits, state: WorldState, cust: np.ndarray | slice = slice(None)
+) -> tuple[np.ndarray, np.ndarray]:
+    """(log-hazard reduction if opened, offer fit) of every contact action for customers ``cust`` today."""
+    traits = {"segment": t.segment, "strength": t.strength, "price_sensitivity": t.price_sens,
+              "loyalty": t.loyalty, "promoter": t.promoter, "stage": state.stage, "troubled": state.troubled}
+    return action_effects(options.catalogue, **{k: v[cust] for k, v in traits.items()}, cynicism=cfg.cynicism,
+                          dog_effect=cfg.sleeping_dog_effect)
+
+
 def _apply_contacts(
     d: int,
     cc: np.ndarray,
@@ -189,18 +204,7 @@ def _apply_contacts(
     """Who opened, and the effect each contact has on the hazard (opened or not: fatigue) from today."""
     mc = len(cc)
     n_recent = (state.contact_days[cc] > d - cfg.fatigue_window_days).sum(axis=1)
-    tau, fit = action_effects(
-        options.catalogue,
-        segment=t.segment[cc],
-        strength=t.strength[cc],
-        price_sensitivity=t.price_sens[cc],
-        loyalty=t.loyalty[cc],
-        promoter=t.promoter[cc],
-        stage=state.stage[cc],
-        troubled=state.troubled[cc],
-        cynicism=cfg.cynicism,
-        dog_effect=cfg.sleeping_dog_effect,
-    )
+    tau, fit = contact_effects(cfg, options, t, state, cc)
     rr = np.arange(mc)
     tau, fit = tau[rr, col], fit[rr, col]
     opened = state.alive[cc] & (rng.random(mc) < t.pref[cc, ch])
@@ -221,8 +225,9 @@ def _react(
     state: WorldState,
     log: WorldLog,
     rng: np.random.Generator,
-) -> list[TouchRows]:
-    """Clicks, redemptions and unsubscribes of the contacted, as touch rows (consent follows unsubscribes)."""
+) -> dict[str, TouchRows]:
+    """Opens, clicks, redemptions and unsubscribes of the contacted, as touch rows by kind (consent follows
+    unsubscribes); the caller keeps the kinds the world tracks."""
     mc, cc, ch, col = len(c.cust), c.cust, c.chan, c.col
     # responders respond: persuadables click through far more often than others, sleeping dogs rarely
     p_click = (0.1 + 0.45 * np.minimum(c.fit, 1.2) / 1.2) * _CLICK_BY_SEGMENT[t.segment[cc]]
@@ -266,9 +271,9 @@ def _react(
             discount=discount,
         )
 
-    return [
-        rows(c.opened, t_open, "message_open", duration_s=call_s),
-        rows(clicked & ~is_call, t_click, "message_click"),
-        rows(redeemed, t_red, "offer_redeemed", discount=options.act_depth[col[redeemed]]),
-        rows(unsub, t_uns, "unsubscribe", with_offer=False),
-    ]
+    return {
+        "message_open": rows(c.opened, t_open, "message_open", duration_s=call_s),
+        "message_click": rows(clicked & ~is_call, t_click, "message_click"),
+        "offer_redeemed": rows(redeemed, t_red, "offer_redeemed", discount=options.act_depth[col[redeemed]]),
+        "unsubscribe": rows(unsub, t_uns, "unsubscribe", with_offer=False),
+    }

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 
 import pandas as pd
 
 from features.contract.cutoffs import utc_timestamp
 
 SIM_VERSION = "2"  # recorded in the manifest; bump on any change of what a seed produces
+
+# Parameters added for scenarios: the manifest lists one only when it differs from its default, so the
+# default world's manifest stays what it was.
+SCENARIO_FIELDS: tuple[str, ...] = (
+    "scenario",
+    "channel_weights",
+    "track_opens",
+    "track_clicks",
+    "secondary_consent_scale",
+    "segment_shift",
+    "response_lift",
+    "response_days",
+    "real_discounts",
+    "objective_days",
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,23 @@ class SimConfig:
     customers. impression_rate: ad impressions (no signal). survey_rate /
     event_invite_rate: surveys and event invitations sent. return_probability: purchases returned.
     margin / value_horizon_days: forward value = margin × expected spend over this many days.
+
+    The parameters below describe how a CRM differs from the default retention world (named sets of them:
+    :mod:`features.sources.simulation.scenarios`); their defaults leave that world exactly as it was.
+    scenario: the name of the scenario the parameters came from (a label for the manifest).
+    channel_weights: the logging policy's base weight of each outreach channel (email, sms, push, call).
+    track_opens / track_clicks: whether opens / clicks are recorded as touchpoints (a contact reaches the
+    customer only if opened either way). secondary_consent_scale: multiplies the chance of consenting to
+    each channel other than the customer's primary one (low values: most customers reachable on one channel
+    only). segment_shift: added to the logit of each uplift segment (persuadable, sure thing, lost cause,
+    sleeping dog) when segments are drawn. response_lift / response_days: an opened contact multiplies the
+    customer's visit rate (web, app, store) by ``exp(response_lift × segment response × min(offer fit, 2))``
+    for ``response_days`` (0: contacts change only the churn hazard); a response ends before the next
+    campaign, so each campaign's response is its own. real_discounts: an opened discount offer takes its
+    discount off the customer's next purchase within ``response_days`` (its cost is the discount given).
+    objective_days: when set, the truth also holds each action's campaign outcomes over this many days after
+    the cutoff (probability of a visit and of a purchase, expected spend: truth columns ``p_visit__<action>``,
+    ``p_buy__<action>``, ``spend__<action>``).
     """
 
     n_customers: int = 20_000
@@ -76,6 +108,16 @@ class SimConfig:
     return_probability: float = 0.08
     margin: float = 0.35
     value_horizon_days: int = 730
+    scenario: str = "retention"
+    channel_weights: tuple[float, float, float, float] = (1.0, 0.7, 0.8, 0.3)
+    track_opens: bool = True
+    track_clicks: bool = True
+    secondary_consent_scale: float = 1.0
+    segment_shift: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    response_lift: float = 0.0
+    response_days: int = 14
+    real_discounts: bool = False
+    objective_days: int | None = None
 
     def __post_init__(self) -> None:
         checks = {
@@ -91,11 +133,34 @@ class SimConfig:
             "effect_window_days": self.effect_window_days >= 1,
             "fatigue_window_days": self.fatigue_window_days >= 1,
             "persuadable_strength": 0.0 <= self.persuadable_strength[0] <= self.persuadable_strength[1],
+            "channel_weights": len(self.channel_weights) == 4
+            and min(self.channel_weights) >= 0
+            and max(self.channel_weights) > 0,
+            "secondary_consent_scale": 0.0 <= self.secondary_consent_scale <= 1.0,
+            "segment_shift": len(self.segment_shift) == 4,
+            "response_lift": self.response_lift >= 0,
+            # a response ends before the next campaign: no response is still running at the cutoff
+            "response_days": not self.responds or 1 <= self.response_days <= self.campaign_gap_days[0],
+            "objective_days": self.objective_days is None or 1 <= self.objective_days <= self.horizon_days,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"SimConfig: invalid {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
         pd.Timestamp(self.start)  # raises on an unparseable start date
+
+    def manifest_params(self) -> dict:
+        """The parameters as the manifest records them (tuples as lists; scenario ones only when set)."""
+        defaults = {f.name: f.default for f in fields(self)}
+        return {
+            k: (list(v) if isinstance(v, tuple) else v)
+            for k, v in asdict(self).items()
+            if k not in SCENARIO_FIELDS or v != defaults[k]
+        }
+
+    @property
+    def responds(self) -> bool:
+        """Whether contacts do more than change the churn hazard (visit lifts or real discounts)."""
+        return self.response_lift > 0 or self.real_discounts
 
     @property
     def start_ts(self) -> pd.Timestamp:

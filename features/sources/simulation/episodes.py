@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from features.contract.schema import CONTENT_TOPICS
+from features.sources.simulation.activity import AMOUNT_SIGMA
 from features.sources.simulation.codes import (
     APP,
     CALL,
@@ -233,7 +234,7 @@ def _purchase_rows(
     bdur[ss.idx] = ss.dur
     bdur[store] = store_dur
     bc, et = ep.cust[b], ep.etype
-    amount = np.round(t.aov[bc] * rng.lognormal(0.0, 0.35, len(b)) * (1 - ep.discount[b]), 2)
+    amount = np.round(t.aov[bc] * rng.lognormal(0.0, AMOUNT_SIGMA, len(b)) * (1 - ep.discount[b]), 2)
     bchan = np.where(et[b] == STORE, CH["store"], np.where(et[b] == APP, CH["app"], CH["web"]))
     bsec = ep.sec[b] + bdur[b].astype(np.int64) + 1
     purchases = touch_rows(

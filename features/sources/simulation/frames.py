@@ -149,6 +149,9 @@ def truth_frame(
         cols[f"p_churn__{a.id}"] = frozen.p_all[:, j]
     for j, a in enumerate(cat.actions):
         cols[f"ev__{a.id}"] = frozen.ev[:, j]
+    for name, values in (frozen.outcomes or {}).items():
+        for j, a in enumerate(cat.actions):
+            cols[f"{name}__{a.id}"] = values[:, j]
     cols["best_action"] = pd.Series(frozen.best, dtype="str")
     cols["best_ev"] = frozen.best_ev
     cols["churned"] = label.astype(np.int64)

@@ -1,6 +1,7 @@
 """What the day loop carries from one day to the next: the world's per-customer state and the log it writes.
 
-:class:`WorldState` holds what changes day by day (alive, troubled, intent stage, contact effects, consent);
+:class:`WorldState` holds what changes day by day (alive, troubled, intent stage, contact effects and
+responses, consent);
 :class:`WorldLog` collects what happened (episodes of activity, touch rows, logged outreach decisions,
 unsubscribes), turned into tables once the simulation ends.
 """
@@ -32,6 +33,10 @@ class WorldState:
     last_open: np.ndarray  # the last day the customer opened a message, per outreach channel
     consent: np.ndarray  # customers × outreach channels
     last_active: np.ndarray  # the last day with an active touch
+    lift: np.ndarray  # log visit-rate multiplier of the running response to a contact
+    lift_until: np.ndarray  # the day that response ends (-1: none)
+    coupon: np.ndarray  # discount depth of an unused discount offer
+    coupon_until: np.ndarray  # the day the coupon expires (-1: none)
 
     @classmethod
     def initial(cls, cfg: SimConfig, t: Traits, rng: np.random.Generator) -> WorldState:
@@ -53,7 +58,15 @@ class WorldState:
             last_open=np.full((n, 4), -(10**6), np.int64),
             consent=t.consent.copy(),
             last_active=t.signup_day.copy(),
+            lift=np.zeros(n),
+            lift_until=np.full(n, -1, np.int64),
+            coupon=np.zeros(n),
+            coupon_until=np.full(n, -1, np.int64),
         )
+
+    def running_lift(self, d: int) -> np.ndarray:
+        """The log visit-rate multiplier of responses running on day ``d`` (0 where none)."""
+        return np.where(self.lift_until > d, self.lift, 0.0)
 
 
 @dataclass

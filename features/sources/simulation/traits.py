@@ -60,7 +60,9 @@ def draw_traits(cfg: SimConfig, rng: np.random.Generator) -> Traits:
     primary = rng.choice(4, size=n, p=[0.4, 0.3, 0.2, 0.1])
     pref = rng.beta(1.2, 7.0, (n, 4))
     pref[np.arange(n), primary] = rng.beta(6.0, 3.0, n)
-    consent = rng.random((n, 4)) < np.clip(np.array([0.45, 0.25, 0.3, 0.15]) + 0.5 * pref, 0.0, 0.95)
+    p_consent = np.clip(np.array([0.45, 0.25, 0.3, 0.15]) + 0.5 * pref, 0.0, 0.95)
+    secondary = np.arange(4)[None, :] != primary[:, None]
+    consent = rng.random((n, 4)) < p_consent * np.where(secondary, cfg.secondary_consent_scale, 1.0)
     app_share = np.clip(np.where(primary == 2, 0.75, 0.15) + rng.normal(0, 0.1, n), 0.02, 0.95)
     store_share = rng.beta(1.5, 6.0, n)
     price_sens = rng.beta(2.0, 3.0, n)
@@ -69,7 +71,7 @@ def draw_traits(cfg: SimConfig, rng: np.random.Generator) -> Traits:
     promoter = rng.beta(1.5, 4.0, n)
     trouble_in = np.exp(np.log(1 / 250) + rng.normal(0.0, 0.7, n))
     z_loyal = (loglam0 - loglam0.mean()) / 0.7 + np.log(buy_freq) / 0.4
-    segment = _draw_segment(loglam0, log_base, trend, trouble_in, price_sens, promoter, rng)
+    segment = _draw_segment(loglam0, log_base, trend, trouble_in, price_sens, promoter, cfg.segment_shift, rng)
     strength = rng.uniform(cfg.persuadable_strength[0], cfg.persuadable_strength[1], n)
     # Lost causes have decided to leave at an onset day late in the history: from then on their
     # engagement collapses and their hazard jumps, so they sit at the top of churn risk at the cutoff.
@@ -119,9 +121,11 @@ def _draw_segment(
     trouble_in: np.ndarray,
     price_sens: np.ndarray,
     promoter: np.ndarray,
+    shift: tuple[float, float, float, float],
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """Each customer's uplift segment (SEGMENTS order), tied to behaviour so it can be learned from it."""
+    """Each customer's uplift segment (SEGMENTS order), tied to behaviour so it can be learned from it;
+    ``shift`` moves each segment's logit (a scenario's mix of segments)."""
     z_eng = (loglam0 - log_base) / 0.7
     z_tr = (np.log(trouble_in) - np.log(1 / 250)) / 0.7
     fading, rising, stable = trend == 2, trend == 1, trend == 0
@@ -133,7 +137,7 @@ def _draw_segment(
             -0.6 - 0.3 * z_eng + 0.5 * stable - 1.0 * (promoter - 0.27),  # sleeping dog
         ]
     )
-    return np.argmax(logits + rng.gumbel(size=(len(loglam0), 4)), axis=1)
+    return np.argmax(logits + np.asarray(shift, np.float64) + rng.gumbel(size=(len(loglam0), 4)), axis=1)
 
 
 def _draw_signup(cfg: SimConfig, rng: np.random.Generator) -> np.ndarray:
@@ -160,10 +164,15 @@ def log_hazard(t: Traits, day: float, troubled: np.ndarray) -> np.ndarray:
     return np.where(declining(t, day), t.lost_hazard, t.seg_hazard) - 0.35 * z + 1.2 * troubled
 
 
-def rates(t: Traits, day: float, troubled: np.ndarray, promo: bool, cfg: SimConfig) -> np.ndarray:
-    """Poisson rates of the active episode types (customers × 8)."""
+def rates(
+    t: Traits, day: float, troubled: np.ndarray, promo: bool, cfg: SimConfig, lift: np.ndarray | None = None
+) -> np.ndarray:
+    """Poisson rates of the active episode types (customers × 8); ``lift``: log multiplier of the visit rate
+    (web, app, store) from a running response to a contact (``None``: no response)."""
     lam = np.exp(loglam(t, day))
     visit = lam * (1.0 + (cfg.promo_boost * t.price_sens if promo else 0.0)) * (1 - 0.2 * troubled)
+    if lift is not None:
+        visit = visit * np.exp(lift)
     online = visit * (1.0 - t.store_share)
     return np.column_stack(
         [

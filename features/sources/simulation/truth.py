@@ -28,7 +28,8 @@ def discount_depth(offer: str) -> float:
 
 
 def piecewise_label_probability(
-    ends: np.ndarray, log_mult: np.ndarray, h0: np.ndarray, lam: np.ndarray, cancel_p: float, horizon: float
+    ends: np.ndarray, log_mult: np.ndarray, h0: np.ndarray, lam: np.ndarray, cancel_p: float, horizon: float,
+    *, lift_log_mult: np.ndarray | None = None, lifted: np.ndarray | None = None,
 ) -> np.ndarray:
     """Exact P(churn label = 1) when contact effects switch off at known times.
 
@@ -36,6 +37,8 @@ def piecewise_label_probability(
     ``log_mult`` (n × K) their log-hazard multipliers; the hazard is ``h0 · exp(Σ active effects)``,
     piecewise constant between the sorted ends. Active episodes arrive as a Poisson process with rate
     ``lam`` while the customer is alive; a churn leaves an explicit cancel with probability ``cancel_p``.
+    ``lift_log_mult`` (n × K), with ``lifted`` (n) the part of ``lam`` it applies to (the visits): each
+    effect's log multiplier of that part while it is active (a response to a contact).
     Label = 1 if a cancel happens within the horizon, or no active episode happens before
     ``min(churn time, horizon)``. With no effects this is the constant-hazard formula
     ``c(1-e^{-hH}) + (1-c) h/(h+λ) (1-e^{-(h+λ)H}) + e^{-(h+λ)H}``.
@@ -48,7 +51,11 @@ def piecewise_label_probability(
     width = pts - starts
     active = ends[:, None, :] > starts[:, :, None]  # (n, segment, effect)
     h = h0[:, None] * np.exp((active * log_mult[:, None, :]).sum(axis=2))
-    rate = h + lam[:, None]
+    if lift_log_mult is None:
+        rate = h + lam[:, None]
+    else:
+        lift = np.exp((active * np.asarray(lift_log_mult, np.float64)[:, None, :]).sum(axis=2))
+        rate = h + (lam - lifted)[:, None] + lifted[:, None] * lift
     before = np.exp(-np.cumsum(np.column_stack([np.zeros(n), (rate * width)[:, :-1]]), axis=1))
     frac = np.where(rate > 0, h / np.where(rate > 0, rate, 1.0), 0.0)
     churn_before_touch = (before * frac * (1.0 - np.exp(-rate * width))).sum(axis=1)

@@ -15,8 +15,6 @@ in order, the horizon, then touches), so the same seed always gives the same byt
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import numpy as np
 import pandas as pd
 
@@ -36,6 +34,7 @@ from features.sources.simulation.frames import (
     truth_frame,
 )
 from features.sources.simulation.horizon import simulate_horizon
+from features.sources.simulation.response import use_coupons
 from features.sources.simulation.rows import TouchRows, assemble_touchpoints, cancel_rows
 from features.sources.simulation.state import Episodes, WorldLog, WorldState
 from features.sources.simulation.traits import Traits, draw_traits, log_hazard, loglam, rates
@@ -140,7 +139,7 @@ def _activity(
     rng: np.random.Generator,
 ) -> Episodes:
     """The day's active episodes of living customers, each at a random time before 22:00 UTC."""
-    day_rates = rates(t, d, state.troubled, promo, cfg)
+    day_rates = rates(t, d, state.troubled, promo, cfg, state.running_lift(d) if cfg.responds else None)
     tot = day_rates.sum(axis=1)
     cnt = np.where(live, rng.poisson(tot), 0)
     idx = np.repeat(np.arange(cfg.n_customers), cnt)
@@ -149,6 +148,8 @@ def _activity(
     episodes = shopping_episodes(
         cfg, t, idx, etype, sec, state.stage, state.troubled, promo=promo, pre=True, rng=rng
     )
+    if cfg.real_discounts:
+        use_coupons(d, episodes, state)
     log.episodes.append(episodes)
     state.last_active[idx] = d
     return episodes
@@ -194,7 +195,7 @@ def _manifest(cfg: SimConfig, n_campaigns: int, counts: dict) -> dict:
         "cutoff": cfg.cutoff_ts.isoformat(),
         "horizon_days": cfg.horizon_days,
         "end": (cfg.cutoff_ts + pd.Timedelta(days=cfg.horizon_days)).isoformat(),
-        "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+        "params": cfg.manifest_params(),
         "campaigns": n_campaigns,
         "counts": counts,
     }

@@ -14,6 +14,7 @@ from features.contract.schema import CHANNELS, KINDS, OUTREACH_CHANNELS, PASSIVE
 from features.sources.simulation.config import SimConfig
 from features.sources.simulation.truth import piecewise_churn_time, piecewise_label_probability
 from features.sources.simulation.world import simulate_world
+from tests.features.sources.logged_effects import logged_effect
 
 N = 2_000
 DAYS = 365
@@ -338,15 +339,7 @@ def test_f_log_shows_the_effects_the_truth_reports(make_world) -> None:
     true_by = true_eff.groupby(alive_t["trait_segment"]).mean()
     y, p = m["label"].to_numpy(float), m["propensity"].to_numpy(float)
     for s in ("persuadable", "sleeping_dog"):
-        sel = (m["segment"] == s).to_numpy()
-
-        def hajek(a: str, sel: np.ndarray = sel) -> float:
-            r = sel & (action == a)
-            return float(np.sum(y[r] / p[r]) / np.sum(1 / p[r]))
-
-        est = np.mean([hajek(a.id) for a in cat.actions[1:]]) - hajek(NO_CONTACT)
-        held = sel & (action == NO_CONTACT)
-        se = np.sqrt(y[sel].var() * (1 / (sel & ~held).sum() + 1 / held.sum()))
+        est, se = logged_effect(y, p, action, (m["segment"] == s).to_numpy(), cat.ids[1:])
         assert abs(est - true_by[s]) < 3 * se + 0.01, (s, est, true_by[s], se)
     assert true_by["persuadable"] < 0 < true_by["sleeping_dog"]
 
