@@ -246,7 +246,7 @@ class EngagementBuilder(FeatureBuilder):
                 breadth90,
                 between,
                 trend,
-                days_since(ev, ev.last_ts_at(act), self.recency_cap_days),
+                days_since(ev, ev.last_active_ts(), self.recency_cap_days),
                 assisted,
                 unsub,
                 cancel,
