@@ -24,14 +24,26 @@ INT64_MAX = np.iinfo(np.int64).max
 _D7, _D30, _D90 = 7 * DAY_NS, 30 * DAY_NS, 90 * DAY_NS
 
 
-def _ro(dtype) -> nb.types.Array:
+def readonly_1d(dtype) -> nb.types.Array:
     """A read-only contiguous 1-d array type: accepts writable arrays too, and the read-only buffers pandas
     and arrow hand out (categorical codes) without a copy."""
     return nb.types.Array(dtype, 1, "C", readonly=True)
 
 
+def frozen(a: np.ndarray, dtype) -> np.ndarray:
+    """``a`` as a contiguous read-only view of ``dtype`` (a copy only when the dtype or layout differs).
+
+    Passing exactly the compiled signature's types keeps Numba on its fast dispatch path; a writable array
+    given for a read-only parameter would be converted by the slow path on every call (about a millisecond
+    for a dozen arguments: more than a whole one-customer block costs)."""
+    v = np.ascontiguousarray(a, dtype=dtype).view()
+    v.flags.writeable = False
+    return v
+
+
 _SHARED_SIG = nb.void(
-    _ro(nb.int32), _ro(nb.int64), _ro(nb.int16), _ro(nb.int8), _ro(nb.boolean), nb.int64, nb.int64,
+    readonly_1d(nb.int32), readonly_1d(nb.int64), readonly_1d(nb.int16), readonly_1d(nb.int8),
+    readonly_1d(nb.boolean), nb.int64, nb.int64,
     nb.int8[::1], nb.int64[:, :, ::1], nb.int64[:, :, ::1], nb.int64[::1], nb.int64[::1], nb.int64[::1],
     nb.int64[::1],
 )
@@ -94,11 +106,11 @@ def shared_aggregates(cust: np.ndarray, ts: np.ndarray, kind_dir: np.ndarray, ch
         "last_purchase_ts": np.empty(n, dtype=np.int64),
     }
     _shared_pass(
-        np.ascontiguousarray(cust, dtype=np.int32),
-        np.ascontiguousarray(ts, dtype=np.int64),
-        np.ascontiguousarray(kind_dir, dtype=np.int16),
-        np.ascontiguousarray(channel, dtype=np.int8),
-        np.ascontiguousarray(active_lut, dtype=np.bool_),
+        frozen(cust, np.int32),
+        frozen(ts, np.int64),
+        frozen(kind_dir, np.int16),
+        frozen(channel, np.int8),
+        frozen(active_lut, np.bool_),
         int(purchase),
         int(cutoff_ns),
         out["bucket"],
