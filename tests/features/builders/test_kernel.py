@@ -101,3 +101,19 @@ def test_kernel_equals_numpy_on_real_imports(name, monkeypatch):
         last + pd.Timedelta(seconds=1) if pd.notna(last) else pd.Timestamp("2020-01-01", tz="UTC"))
     pipe = FeaturePipeline(n_jobs=2).fit(tables, cutoff=cutoff)
     assert_same_features(*_both_paths(pipe, tables, cutoff, monkeypatch))
+
+
+def test_the_kernel_is_compiled_at_import_not_at_the_first_block(make_world, monkeypatch):
+    """Every compiled function has its one signature once the package is imported; scoring adds none (a new
+    overload would mean a compilation inside a request)."""
+    from features.builders import kernel, kernel_engagement, kernel_intent
+
+    functions = [kernel._shared_pass, kernel_engagement._engagement_pass, kernel_engagement._assisted_rows,
+                 kernel_intent._moment_pass, kernel_intent._path_pass]
+    before = [len(f.overloads) for f in functions]
+    assert before == [1] * len(functions)
+    world = make_world(300, 200, seed=2).without_truth()
+    cutoff = world.touchpoints["ts"].max()
+    monkeypatch.setenv(KERNEL_ENV, "numba")
+    FeaturePipeline(n_jobs=1).fit_transform(world, cutoff=cutoff)
+    assert [len(f.overloads) for f in functions] == before
