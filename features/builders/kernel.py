@@ -122,3 +122,35 @@ def shared_aggregates(cust: np.ndarray, ts: np.ndarray, kind_dir: np.ndarray, ch
         out["last_purchase_ts"],
     )
     return out
+
+
+@nb.njit(nb.int64(readonly_1d(nb.int32), readonly_1d(nb.int64), readonly_1d(nb.int16), readonly_1d(nb.boolean),
+                  nb.int64[::1], nb.int64[::1]), cache=True, nogil=True)
+def _day_starts(cust, ts, kind_dir, selected, rows, last_ts):
+    count = 0
+    prev_c, prev_day = -1, -1
+    for c in range(last_ts.shape[0]):
+        last_ts[c] = INT64_MIN
+    for i in range(cust.shape[0]):
+        if not selected[kind_dir[i]]:
+            continue
+        c = cust[i]
+        last_ts[c] = ts[i]
+        day = ts[i] // DAY_NS
+        if c != prev_c or day != prev_day:
+            prev_c, prev_day = c, day
+            rows[count] = i
+            count += 1
+    return count
+
+
+def day_starts(cust: np.ndarray, ts: np.ndarray, kind_dir: np.ndarray, selected: np.ndarray,
+               n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Among the rows whose ``kind_dir`` is ``selected`` (a lookup), the first row of every (customer, calendar
+    day) in row order (ascending indices), and per customer the ts of the last selected row (int64 min when
+    none)."""
+    rows = np.empty(len(cust), dtype=np.int64)
+    last_ts = np.empty(n, dtype=np.int64)
+    count = _day_starts(frozen(cust, np.int32), frozen(ts, np.int64), frozen(kind_dir, np.int16),
+                        frozen(selected, np.bool_), rows, last_ts)
+    return rows[:count].copy(), last_ts

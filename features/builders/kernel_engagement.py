@@ -33,30 +33,29 @@ def _lut(lut, code):
 
 
 @nb.njit(nb.void(_ro(nb.int32), _ro(nb.int64), _ro(nb.int16), _ro(nb.int8), _ro(nb.boolean), _ro(nb.boolean),
+                 _ro(nb.boolean), nb.int64, nb.int64, nb.int64, nb.int64, nb.boolean[::1]), cache=True, nogil=True)
+def _sweep(cust, ts, kind_dir, channel, active, assist, web, gap, start, stop, step, out):
+    """One direction of :func:`_assisted_rows`: flag active chats/calls within ``gap`` of the customer's last
+    web/app touch met so far in the sweep (forward: the one before; backward: the one after)."""
+    seen_c, seen_t, has = -1, 0, False
+    for i in range(start, stop, step):
+        c = cust[i]
+        if c != seen_c:
+            seen_c, seen_t, has = c, 0, False
+        ch = channel[i]
+        if _lut(web, ch):
+            seen_t, has = ts[i], True
+        elif _lut(assist, ch) and active[kind_dir[i]] and has and abs(ts[i] - seen_t) <= gap:
+            out[i] = True
+
+
+@nb.njit(nb.void(_ro(nb.int32), _ro(nb.int64), _ro(nb.int16), _ro(nb.int8), _ro(nb.boolean), _ro(nb.boolean),
                  _ro(nb.boolean), nb.int64, nb.boolean[::1]), cache=True, nogil=True)
 def _assisted_rows(cust, ts, kind_dir, channel, active, assist, web, gap, out):
     """Active chats/calls within ``gap`` of the customer's nearest web/app touch before or after them."""
     m = cust.shape[0]
-    prev_c, prev_t, has = -1, 0, False  # the last web/app touch seen going forward
-    for i in range(m):
-        c = cust[i]
-        if c != prev_c:
-            prev_c, prev_t, has = c, 0, False
-        ch = channel[i]
-        if _lut(web, ch):
-            prev_t, has = ts[i], True
-        elif _lut(assist, ch) and active[kind_dir[i]]:
-            out[i] = has and abs(ts[i] - prev_t) <= gap
-    next_c, next_t, has = -1, 0, False  # the next web/app touch, going backward
-    for i in range(m - 1, -1, -1):
-        c = cust[i]
-        if c != next_c:
-            next_c, next_t, has = c, 0, False
-        ch = channel[i]
-        if _lut(web, ch):
-            next_t, has = ts[i], True
-        elif _lut(assist, ch) and active[kind_dir[i]] and has and abs(ts[i] - next_t) <= gap:
-            out[i] = True
+    _sweep(cust, ts, kind_dir, channel, active, assist, web, gap, 0, m, 1, out)
+    _sweep(cust, ts, kind_dir, channel, active, assist, web, gap, m - 1, -1, -1, out)
 
 
 @nb.njit(_SIG, cache=True, nogil=True)
