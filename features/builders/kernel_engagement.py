@@ -26,7 +26,7 @@ _SIG = nb.void(
 )
 
 
-@nb.njit(nb.boolean(_ro(nb.boolean), nb.int8), cache=True, nogil=True)
+@nb.njit(nb.boolean(_ro(nb.boolean), nb.int8), cache=True, nogil=True, inline="always")
 def _lut(lut, code):
     """``lut.take(code)`` with numpy's reading of -1 (the trailing slot)."""
     return lut[code] if code >= 0 else lut[lut.shape[0] - 1]

@@ -4,13 +4,19 @@ A small LightGBM model scores one numpy row per request (``POST /score`` with ``
 same BentoML version, worker count, machine and load generator as engage's own service. Whatever engage
 spends above this floor is its own work (parsing customers, building features, the policy); the benchmark
 reports engage's latencies and throughputs as ratios to it. The model is trained in each worker from a
-seeded generator when the worker starts (not timed).
+seeded generator when the worker starts (not timed). With several workers each one listens on its own
+``SO_REUSEPORT`` socket, as engage's workers do (:mod:`serving.reuseport`), so both spread connections alike.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+
 import bentoml
 import numpy as np
+
+from serving.reuseport import listen_on_own_socket, worker_fd
 
 FLOOR_SERVICE_NAME = "engage_floor"
 FLOOR_FEATURES = 20  # columns of the one row
@@ -33,6 +39,8 @@ class FloorService:
 
     def __init__(self) -> None:
         self.model = train_floor_model()
+        fd = worker_fd(sys.argv) if os.environ.get("ENGAGE_REUSEPORT") == "1" else None
+        self.own_socket = fd is not None and listen_on_own_socket(fd)
 
     @bentoml.api(route="/score")
     def score(self, x: np.ndarray) -> dict:
