@@ -12,8 +12,11 @@ horizon), takes the cutoff after the last event so every event is featurised, an
   the fitted pipeline (what the live service does per request);
 - ``ratio_to_pandas_reference``: engage's median events/s over the hand-vectorised pandas reference's
   (``../shared/reference``, :mod:`training.bench.reference`) run in the same process on the same events;
-  ``ratio_to_pandas_reference_own_log`` against the reference on its own synthetic log of the same size.
-  Without the reference both are ``null`` and ``pandas_reference_skipped`` says why.
+  ``ratio_to_pandas_reference_own_log`` against the reference on its own synthetic log of the same size;
+  ``ratio_to_pandas_reference_per_feature`` scales the first by the feature columns each builds.
+  Without the reference they are ``null`` and ``pandas_reference_skipped`` says why;
+- ``transform_cpu_s_per_m_events`` (and the reference's ``cpu_s_per_m_events``): CPU seconds of all threads
+  per million events, which other load on the machine sways less than wall time.
 
 The run is CPU-bound; figures depend on the machine and on whatever else is running on it.
 """
@@ -54,6 +57,7 @@ class PipelineTimes:
 
     fit_s: float
     transform_s: list[float]
+    transform_cpu_s: list[float]
     fit_transform_s: float
     features: int
     output_bytes: int
@@ -117,15 +121,17 @@ def time_pipeline(world: BenchWorld, n_jobs: int, repeats: int) -> tuple[Feature
     t0 = time.perf_counter()
     pipe.fit(world.tables, cutoff=world.cutoff)
     fit_s = time.perf_counter() - t0
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         F = pipe.transform(world.tables, cutoff=world.cutoff)
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     t0 = time.perf_counter()
     FeaturePipeline(n_jobs=n_jobs).fit_transform(world.tables, cutoff=world.cutoff)
     fit_transform_s = time.perf_counter() - t0
-    return pipe, PipelineTimes(fit_s, times, fit_transform_s, int(F.shape[1]), int(F.memory_usage(deep=True).sum()))
+    output_bytes = int(F.memory_usage(deep=True).sum())
+    return pipe, PipelineTimes(fit_s, times, cpu, fit_transform_s, int(F.shape[1]), output_bytes)
 
 
 def peak_transform_bytes(pipe: FeaturePipeline, world: BenchWorld) -> int:
@@ -201,6 +207,11 @@ def bench_features(
         "fit_transform_events_per_s": round(m / times.fit_transform_s),
         "ratio_to_pandas_reference": yardstick.ratio(median_eps, refs["pandas_reference"]),
         "ratio_to_pandas_reference_own_log": yardstick.ratio(median_eps, refs["pandas_reference_own_log"]),
+        # The same ratio per feature column built (engage builds more columns, with decays and fitted trends).
+        "ratio_to_pandas_reference_per_feature": yardstick.per_feature(
+            yardstick.ratio(median_eps, refs["pandas_reference"]), times.features, refs["pandas_reference"]),
+        # CPU seconds (all threads) per million events: less swayed by other load than wall time.
+        "transform_cpu_s_per_m_events": round(float(np.median(times.transform_cpu_s)) * 1e6 / m, 4),
         **refs,
         "input_bytes": input_bytes,
         "peak_bytes": peak,

@@ -114,11 +114,12 @@ def as_reference_log(tables: Tables, ref: Reference) -> pd.DataFrame:
 
 def time_reference(ref: Reference, log: pd.DataFrame, cutoff: pd.Timestamp, repeats: int) -> dict:
     """Seconds of ``repeats`` runs of the reference's ``features_pandas`` on ``log`` at ``cutoff``."""
-    times, out = [], None
+    times, cpu, out = [], [], None
     for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = ref.features.features_pandas(log, cutoff=cutoff)
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     med = statistics.median(times)
     return {
         "events": len(log),
@@ -127,6 +128,7 @@ def time_reference(ref: Reference, log: pd.DataFrame, cutoff: pd.Timestamp, repe
         "seconds": [round(t, 3) for t in times],
         "events_per_s": round(len(log) / min(times)),
         "events_per_s_median": round(len(log) / med),
+        "cpu_s_per_m_events": round(statistics.median(cpu) * 1e6 / len(log), 4),
         "load_average": list(os.getloadavg()),
     }
 
@@ -153,3 +155,10 @@ def ratio(engage_events_per_s: float, reference: dict | None) -> float | None:
     if not reference or not reference.get("events_per_s_median"):
         return None
     return round(engage_events_per_s / reference["events_per_s_median"], 3)
+
+
+def per_feature(ratio_value: float | None, engage_features: int, reference: dict | None) -> float | None:
+    """``ratio_value`` times engage's feature columns over the reference's: speed per column built."""
+    if ratio_value is None or not reference or not reference.get("features"):
+        return None
+    return round(ratio_value * engage_features / reference["features"], 3)
