@@ -106,11 +106,12 @@ def test_kernel_equals_numpy_on_real_imports(name, monkeypatch):
 def test_the_kernel_is_compiled_at_import_not_at_the_first_block(make_world, monkeypatch):
     """Every compiled function has its one signature once the package is imported; scoring adds none (a new
     overload would mean a compilation inside a request)."""
-    from features.builders import kernel, kernel_engagement, kernel_intent
+    from features.builders import kernel, kernel_engagement, kernel_intent, kernel_service
 
     functions = [kernel._shared_pass, kernel_engagement._engagement_pass, kernel_engagement._assisted_rows,
                  kernel_engagement._sweep,
-                 kernel._day_starts, kernel_intent._moment_pass, kernel_intent._path_pass]
+                 kernel._day_starts, kernel_intent._moment_pass, kernel_intent._path_pass,
+                 kernel_service._service_pass]
     before = [len(f.overloads) for f in functions]
     assert before == [1] * len(functions)
     world = make_world(300, 200, seed=2).without_truth()
