@@ -110,3 +110,32 @@ def path_pass(ev, active: np.ndarray, last_purchase: np.ndarray, path_days: floa
         np.array([purchase, int(path_days * DAY_NS), call, chat], dtype=np.int64), assets, chans, calls,
     )
     return assets, chans.reshape(ev.n, n_channels), calls
+
+
+@nb.njit(nb.void(_ro(nb.int64), _ro(nb.int32), _ro(nb.int32), _ro(nb.int8), nb.int64[::1], nb.int64[:, ::1]),
+         cache=True, nogil=True)
+def _revisit_pass(rows, products, cust, bucket, seen, counts):
+    for j in range(rows.shape[0]):
+        p = products[j]
+        if p < 0:
+            continue
+        i = rows[j]
+        c = cust[i]
+        if seen[p] == c:  # rows are customer-sorted: the product was viewed before by this customer
+            counts[c, bucket[i]] += 1
+        else:
+            seen[p] = c
+    for c in range(counts.shape[0]):
+        for k in range(1, 4):
+            counts[c, k] += counts[c, k - 1]
+
+
+def revisit_pass(ev, rows: np.ndarray, products: np.ndarray) -> np.ndarray:
+    """Views of a product the customer had viewed before, per customer and cumulative window (n, 4), from the
+    product views ``rows`` (ascending) and their block-local product codes (-1: unknown)."""
+    counts = np.zeros((ev.n, 4), dtype=np.int64)
+    if rows.size:
+        seen = np.full(int(products.max()) + 1 if products.size else 0, -1, dtype=np.int64)
+        _revisit_pass(frozen(rows, np.int64), frozen(products, np.int32), frozen(ev.cust, np.int32),
+                      frozen(ev.window_bucket(), np.int8), seen, counts)
+    return counts

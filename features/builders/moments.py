@@ -14,7 +14,7 @@ from features.builders.events import EventArrays, compiled, cumulate_windows
 from features.builders.vocab_codes import N_KINDS, TOPICS, C, K, T
 
 if compiled is not None:  # compiled with the shared kernel (at import), used when the block asks for it
-    from features.builders.kernel_intent import moment_pass
+    from features.builders.kernel_intent import moment_pass, revisit_pass
 
 MOMENTS: tuple[str, ...] = ("know", "go", "do", "buy")
 
@@ -92,6 +92,8 @@ def product_revisits(ev: EventArrays) -> np.ndarray:
 
     def _r():
         idx, prod = ev.product_views()
+        if ev.kernel and compiled is not None:
+            return revisit_pass(ev, idx, prod)
         known = np.flatnonzero(prod >= 0)
         if known.size == 0:
             return np.zeros((ev.n, 4), dtype=np.int64)

@@ -111,7 +111,7 @@ def test_the_kernel_is_compiled_at_import_not_at_the_first_block(make_world, mon
     functions = [kernel._shared_pass, kernel_engagement._engagement_pass, kernel_engagement._assisted_rows,
                  kernel_engagement._sweep,
                  kernel._day_starts, kernel_intent._moment_pass, kernel_intent._path_pass,
-                 kernel_service._service_pass]
+                 kernel_intent._revisit_pass, kernel_service._service_pass]
     before = [len(f.overloads) for f in functions]
     assert before == [1] * len(functions)
     world = make_world(300, 200, seed=2).without_truth()
