@@ -95,6 +95,10 @@ class EventArrays:
             self._memo[key] = fn()
         return self._memo[key]
 
+    def remember(self, values: dict) -> None:
+        """Memoise several results at once (a compiled pass that computes them together)."""
+        self._memo.update(values)
+
     @property
     def m(self) -> int:
         return len(self.cust)
@@ -202,16 +206,18 @@ class EventArrays:
         """With the kernel on, fill every shared aggregate's memo from one compiled pass; whether it ran."""
         if not self.kernel or compiled is None:
             return False
-        if "kernel_pass" not in self._memo:
-            self._memo["kernel_pass"] = True
+
+        def _run() -> bool:
             out = compiled.shared_aggregates(
                 self.cust, self.ts, self.kind_dir, self.channel, ACTIVE_DIR, K["purchase"], self.cutoff_ns,
                 self.n, 2 * N_KINDS, N_CHANNELS,
             )
             out["kind_counts"] = out["kind_counts"].reshape(self.n, 2, N_KINDS, 4)
             out["purchase_times"] = (out.pop("first_purchase_ts"), out.pop("last_purchase_ts"))
-            self._memo.update(out)
-        return True
+            self.remember(out)
+            return True
+
+        return self.memo("kernel_pass", _run)
 
     def age_days(self) -> np.ndarray:
         """Age of every event at the cutoff in days (float64, > 0)."""

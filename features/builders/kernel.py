@@ -34,8 +34,8 @@ def frozen(a: np.ndarray, dtype) -> np.ndarray:
     """``a`` as a contiguous read-only view of ``dtype`` (a copy only when the dtype or layout differs).
 
     Passing exactly the compiled signature's types keeps Numba on its fast dispatch path; a writable array
-    given for a read-only parameter would be converted by the slow path on every call (about a millisecond
-    for a dozen arguments: more than a whole one-customer block costs)."""
+    given for a read-only parameter would go through its slow conversion path on every call, which costs more
+    than a whole one-customer block."""
     v = np.ascontiguousarray(a, dtype=dtype).view()
     v.flags.writeable = False
     return v

@@ -44,11 +44,13 @@ def compiled_moments(ev: EventArrays) -> bool:
     pass; whether it ran."""
     if not ev.kernel or compiled is None:
         return False
-    if "moment_pass" not in ev._memo:
-        ev._memo["moment_pass"] = True
+
+    def _run() -> bool:
         _, last_p = purchase_times(ev)
-        ev._memo.update(moment_pass(ev, MOMENT_LUT, len(TOPICS), K["visit"], C["store"], K["add_to_cart"], last_p))
-    return True
+        ev.remember(moment_pass(ev, MOMENT_LUT, len(TOPICS), K["visit"], C["store"], K["add_to_cart"], last_p))
+        return True
+
+    return ev.memo("moment_pass", _run)
 
 
 def moment_codes(ev: EventArrays) -> np.ndarray:
