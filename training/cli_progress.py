@@ -74,12 +74,13 @@ class Bars:
 class _NoteHandler(logging.Handler):
     """Training logs (``engage.*`` at INFO) shown as the current phase of the live display.
 
-    A record logged with ``extra={"step": (name, done, total)}`` moves the bar of that step instead, so a
-    training loop of known length gets a bar with an ETA without knowing anything about the display.
+    A record logged with ``extra={"step": (name, done, total)}`` (at any level, DEBUG when the loop also reports
+    in words elsewhere) moves the bar of that step instead, so a training loop of known length gets a bar with an
+    ETA without knowing anything about the display.
     """
 
     def __init__(self, bars: Bars) -> None:
-        super().__init__(level=logging.INFO)
+        super().__init__(level=logging.DEBUG)
         self.bars = bars
         self.steps: dict[str, StepCallback] = {}
 
@@ -87,7 +88,8 @@ class _NoteHandler(logging.Handler):
         try:
             step = getattr(record, "step", None)
             if step is None:
-                self.bars.note(record.getMessage())
+                if record.levelno >= logging.INFO:
+                    self.bars.note(record.getMessage())
                 return
             name, done, total = step
             if name not in self.steps:
@@ -145,25 +147,26 @@ def progress_bars(quiet: bool = False, *, logs: bool = False) -> Iterator[Bars]:
     and errors still show).
     """
     engage_log = logging.getLogger("engage")
-    if not wants_bars(quiet):
-        if quiet:
-            engage_log.setLevel(logging.WARNING)
-        elif logs:
-            enable_progress()
-        yield Bars(None)
-        return
-    enable_progress()  # other libraries' warnings still show (above the bars)
-    display = _live_display()
-    bars = Bars(display)
-    handler = _NoteHandler(bars)
-    engage_log.addHandler(handler)
     propagate, level = engage_log.propagate, engage_log.level
-    engage_log.propagate = False  # shown as the live phase, not printed under the bars again
-    engage_log.setLevel(logging.INFO)
     try:
-        with display:
-            yield bars
-            bars.close()
+        if not wants_bars(quiet):
+            if quiet:
+                engage_log.setLevel(logging.WARNING)
+            elif logs:
+                enable_progress()
+            yield Bars(None)
+            return
+        enable_progress()  # other libraries' warnings still show (above the bars)
+        with _live_display() as display:
+            bars = Bars(display)
+            handler = _NoteHandler(bars)
+            engage_log.addHandler(handler)
+            engage_log.propagate = False  # shown as the live phase, not printed under the bars again
+            engage_log.setLevel(logging.DEBUG)  # the handler shows INFO records and the DEBUG ones moving a bar
+            try:
+                yield bars
+                bars.close()
+            finally:
+                engage_log.removeHandler(handler)
     finally:
-        engage_log.removeHandler(handler)
         engage_log.propagate, engage_log.level = propagate, level
