@@ -63,7 +63,11 @@ def _default(param: Any) -> str:
 def _kind(param: Any, ctx: typer.Context) -> str:
     if getattr(param, "is_flag", False):
         return "flag"
-    return param.display_type(ctx).strip("<>").upper()
+    kind = param.display_type(ctx).strip("<>").upper()
+    kind = {"STR": "TEXT", "INT": "INTEGER", "INT RANGE": "INTEGER"}.get(kind, kind)
+    if getattr(param, "min", None) is not None:
+        kind += f" ≥ {param.min}"
+    return kind
 
 
 def _parameters(command: Any, ctx: typer.Context) -> list[str]:
