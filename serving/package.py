@@ -5,13 +5,13 @@ folder), so ``BENTOML_HOME=work/bentoml bentoml serve engage:latest`` finds them
 ``serving/bentofile.yaml`` (what it carries and how its container listens are described there).
 
 Exit statuses as the CLI's: 0 done, 2 a missing ``mlflow.yaml``, 3 no champion to pack, 1 ``bentoml build`` failed.
+The build runs in this process and never installs ``uv`` (see :func:`build_bento`).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
 
@@ -20,10 +20,24 @@ from serving.server import PROJECT_ROOT, server_env
 BENTOFILE = PROJECT_ROOT / "serving" / "bentofile.yaml"
 
 
-def build_bento(env: dict[str, str]) -> int:
-    """``bentoml build`` of ``serving/bentofile.yaml`` from the project root; returns its exit status."""
-    command = [sys.executable, "-m", "bentoml", "build", "-f", str(BENTOFILE), str(PROJECT_ROOT)]
-    return subprocess.run(command, env=env, cwd=PROJECT_ROOT, check=False).returncode
+def build_bento() -> str:
+    """``bentoml build`` of ``serving/bentofile.yaml`` from the project root, in this process; returns the Bento's tag.
+
+    BentoML 1.4 looks for ``uv`` while writing the Bento's requirements even when it will not lock them
+    (``lock_packages: false``) and installs it into the environment when it is missing; here that look-up returns a
+    command that fails if it is ever run, so a build that does not lock installs nothing.
+    """
+    from bentoml._internal import configuration
+
+    configuration.get_uv_command = _no_uv  # read by the builder when it runs, not at import
+    import bentoml
+
+    bento = bentoml.bentos.build_bentofile(str(BENTOFILE), build_ctx=str(PROJECT_ROOT))
+    return str(bento.tag)
+
+
+def _no_uv() -> list[str]:
+    return [sys.executable, "-c", "raise SystemExit('uv is not used: serving/bentofile.yaml does not lock packages')"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,8 +63,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"packed the champion as BentoML model {tag} in {env['BENTOML_HOME']}")
     if not args.build:
         return 0
-    status = build_bento(env)
-    return 0 if status == 0 else 1
+    try:
+        bento = build_bento()
+    except Exception as exc:  # BentoML's own errors: one line, exit 1
+        print(f"error: bentoml build failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(f"built Bento {bento} in {env['BENTOML_HOME']}")
+    return 0
 
 
 if __name__ == "__main__":
