@@ -171,9 +171,12 @@ def test_the_service_follows_the_champion_under_concurrent_requests(tmp_path):
     assert meta["model_version"] == v3 and meta["reload_error"] is None and meta["runtime"]["reloads"] >= 1
 
 
-def test_a_version_that_fails_to_load_is_not_swapped_in(tmp_path):
+def test_a_version_that_fails_to_load_is_not_swapped_in_and_metrics_show_the_model(tmp_path):
+    """A broken version is refused and reported while the old one serves; the next good one is swapped in; /metrics
+    then shows the model series of the calls made (one worker, so the figures are exact)."""
     v1 = register(tmp_path)
-    body = {"cutoff": CUTOFF, "customers": [customer("c1", 5)]}
+    body = {"cutoff": CUTOFF, "customers": [customer("c1", 5), customer("c2", 5, email=False),
+                                            {"customer_id": "new", "consent_email": True}]}
     with running_server(settings=_settings(tmp_path, ENGAGE_RELOAD_S="0"), log_path=tmp_path / "server.log") as url:
         broken = register(tmp_path, broken=True)
         r = httpx.post(f"{url}/admin/reload", headers=AUTH, timeout=30)
@@ -198,24 +201,24 @@ def test_a_version_that_fails_to_load_is_not_swapped_in(tmp_path):
         assert ready == {"ready": True, "model_version": good, "reload_error": None}
         again = httpx.post(f"{url}/admin/reload", headers=AUTH, timeout=30).json()
         assert again["status"] == "unchanged" and again["model_version"] == good
-    assert broken != good
+        after = httpx.post(f"{url}/score", json=body, headers=AUTH, timeout=30).json()
+        text = httpx.get(f"{url}/metrics", timeout=10).text
+    assert broken != good and after["model_version"] == good
     log = (tmp_path / "server.log").read_text()
     assert f"still serving {v1}" in log and "Traceback" not in log
 
-
-def test_metrics_expose_the_model_series_after_a_score_call(tmp_path):
-    v1 = register(tmp_path)
-    body = {"cutoff": CUTOFF, "customers": [customer("c1", 5), customer("c2", 5, email=False),
-                                            {"customer_id": "new", "consent_email": True}]}
-    with running_server(settings=_settings(tmp_path), log_path=tmp_path / "server.log") as url:
-        scored = httpx.post(f"{url}/score", json=body, headers=AUTH, timeout=30).json()
-        text = httpx.get(f"{url}/metrics", timeout=10).text
-    decisions = Counter((r["next_best_action"] or {}).get("channel") for r in scored["results"])
-    assert f'engage_model_info{{model_version="{v1}"}} 1.0' in text
-    assert f'engage_churn_probability_count{{model_version="{v1}"}} 3.0' in text
-    assert f'engage_churn_probability_bucket{{le="1.0",model_version="{v1}"}} 3.0' in text
-    assert 'engage_customers_per_request_count{endpoint="score"} 1.0' in text
-    assert 'engage_customers_per_request_bucket{endpoint="score",le="5.0"} 1.0' in text
-    assert "engage_cold_starts_total 1.0" in text
-    assert f'engage_actions_total{{channel="email",offer="discount_10"}} {float(decisions["email"])}' in text
-    assert f'engage_no_contact_total{{reason="no consent or low risk"}} {float(decisions[None])}' in text
+    decisions = Counter((r["next_best_action"] or {}).get("channel") for r in after["results"])
+    assert decisions == {"email": 2, None: 1}  # c1 and the cold start are contacted, c2 has no consent
+    assert f'engage_model_info{{model_version="{v1}"}} 0.0' in text  # swapped out
+    assert f'engage_model_info{{model_version="{good}"}} 1.0' in text
+    for version in (v1, good):  # one call each, three customers
+        assert f'engage_churn_probability_count{{model_version="{version}"}} 3.0' in text
+        assert f'engage_churn_probability_bucket{{le="1.0",model_version="{version}"}} 3.0' in text
+    assert 'engage_customers_per_request_count{endpoint="score"} 2.0' in text
+    assert 'engage_customers_per_request_bucket{endpoint="score",le="2.0"} 0.0' in text
+    assert 'engage_customers_per_request_bucket{endpoint="score",le="5.0"} 2.0' in text
+    assert "engage_cold_starts_total 2.0" in text
+    assert 'engage_actions_total{channel="email",offer="discount_10"} 4.0' in text
+    assert 'engage_no_contact_total{reason="no consent or low risk"} 2.0' in text
+    assert 'engage_model_reloads_total{outcome="failed"} 1.0' in text
+    assert 'engage_model_reloads_total{outcome="swapped"} 1.0' in text

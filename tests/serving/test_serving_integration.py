@@ -92,30 +92,14 @@ def test_real_server_answers_equal_batch_scoring(world):
 
 def test_champion_from_the_mlflow_registry_and_packed_for_a_bento(world, tmp_path, monkeypatch):
     """The service's registry loader finds the champion; package_champion packs it for `bentoml build`."""
-    import mlflow
-
     from features.system import load_system_file
     from serving.engine import ScoringEngine
     from serving.loading import ModelSource, load_system, package_champion
-    from training.registry import log_decision_system
 
-    system = load_system_file(world["model"].parent)
-    config = tmp_path / "mlflow.yaml"
-    config.write_text(
-        "tracking_uri: sqlite:///mlflow.db\nartifact_location: artifacts\n"
-        "registered_models: {system: engage-decision-system}\naliases: {champion: champion}\n"
-    )
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    exp = mlflow.create_experiment("serving-test", artifact_location=(tmp_path / "artifacts").as_uri())
-    with mlflow.start_run(experiment_id=exp):
-        info = log_decision_system(system, registered_model_name="engage-decision-system")
-    mlflow.MlflowClient(tracking_uri=uri).set_registered_model_alias(
-        "engage-decision-system", "champion", str(info.registered_model_version)
-    )
+    config = _register_champion(load_system_file(world["model"].parent), tmp_path)
 
     loaded, minfo = load_system(ModelSource("mlflow", str(config)))
-    assert minfo.version == f"engage-decision-system/{info.registered_model_version}"
+    assert minfo.version == "engage-decision-system/1"
     assert minfo.source == "models:/engage-decision-system@champion"
 
     tag = package_champion(config)
