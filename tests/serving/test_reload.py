@@ -164,10 +164,6 @@ def test_the_service_follows_the_champion_under_concurrent_requests(tmp_path):
     assert per_version[v1] and per_version[v3]
     assert {a[4] for a in answers if a[1] > swapped_3} == {v3}  # after the swap only the new one
     assert {a[4] for a in answers if swapped_2 < a[1] < swapped_3 - 1} <= {v2, v3}
-    order = {v1: 1, v2: 2, v3: 3}
-    for k in range(CLIENTS):  # each client's connection stays on one worker, which never goes back
-        seen = [order[a[4]] for a in sorted((a for a in answers if a[0] == k), key=lambda a: a[1])]
-        assert seen == sorted(seen)
     assert meta["model_version"] == v3 and meta["reload_error"] is None and meta["runtime"]["reloads"] >= 1
 
 
