@@ -180,3 +180,28 @@ def test_many_values_land_in_the_histogram_buckets_as_one_by_one():
     assert exact == [s for s in samples["single"] if s[0] != "sum"] and len(exact) == len(CHURN_BUCKETS) + 2
     sums = [s[2] for m in ("bulk", "single") for s in samples[m] if s[0] == "sum"]
     assert sums[0] == pytest.approx(sums[1], rel=1e-12)  # summed in another order
+
+
+def test_a_reload_asked_of_one_worker_reaches_the_others(tmp_path):
+    """Two watchers (two workers) share the server's signal, neither checks on an interval: asking one to reload
+    makes the other check too, and both swap the new model in."""
+    model = write_model(tmp_path / "system.joblib")
+    holders = [ModelHolder(ModelSource("path", str(model)), freeze_heap=False) for _ in range(2)]
+    assert all(h.load() for h in holders)
+    first = [h.engine for h in holders]
+    watchers = [ReloadWatcher(h, period_s=0, signal=ReloadSignal(tmp_path / "server-1"), poll_s=0.05)
+                for h in holders]
+    for w in watchers:
+        w.start()
+    try:
+        write_model(model)
+        _touch_later(model)
+        assert watchers[0].request().result(30).status == "swapped"
+        deadline = time.monotonic() + 10
+        while holders[1].engine is first[1]:
+            assert time.monotonic() < deadline, "the other worker did not follow"
+            time.sleep(0.05)
+        assert holders[0].engine is not first[0] and holders[1].reloads == 1
+    finally:
+        for w in watchers:
+            w.stop()
