@@ -285,6 +285,8 @@ def score(
             bars.note(f"scored at {result['cutoff']}: {result['cutoff_reason']}")
         else:
             result = _score_features(features, out, cutoff, overwrite=overwrite, reasons=reasons, **model)
+    if not quiet and "cutoff_reason" in result:  # which cutoff was chosen matters to a reader: say it on stderr
+        typer.echo(f"scored at {result['cutoff']}: {result['cutoff_reason']}", err=True)
     echo_json(result, None)
 
 

@@ -34,7 +34,7 @@ def test_the_readme_walk_reaches_a_chosen_policy_with_its_off_policy_value(tmp_p
     write_csv_folder(randomised_campaign(2500, np.random.default_rng(3)).tables, tmp_path / "campaign")
     (tmp_path / "mlflow.yaml").write_text((PROJECT / "mlflow.yaml").read_text())
     commands = walk_commands()
-    assert [c[:2] for c in commands] == [["validate", "campaign"], ["evaluate", "policy"], ["train", "policy"]]
+    assert [c[:2] for c in commands] == [["validate", "--data"], ["evaluate", "policy"], ["train", "policy"]]
     for args in commands:
         if args[:2] == ["train", "policy"]:
             args = [*args, "--config", "mlflow.yaml"]  # the store in this folder, not the project's

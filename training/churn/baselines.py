@@ -112,22 +112,18 @@ def bgnbd_scores(tables: Tables, cutoff, customer_ids, horizon_days: int) -> pd.
     with warnings.catch_warnings():  # lifetimes sets a pandas option that pandas 3 deprecates
         warnings.simplefilter("ignore")
         from lifetimes import BetaGeoFitter
-        from lifetimes.utils import ConvergenceError
 
     summary = purchase_summary(tables, cutoff)
     summary = summary[summary["T"] > 0]
     if len(summary) < 50 or (summary["frequency"] > 0).sum() < 20:
         return None
     bg = BetaGeoFitter(penalizer_coef=0.001)
-    with np.errstate(all="ignore"):  # the optimiser probes invalid parameters on its way
-        try:
-            # lifetimes prints the optimiser's state to stdout when it fails: keep a command's JSON output clean
-            with contextlib.redirect_stdout(io.StringIO()):
-                bg.fit(summary["frequency"], summary["recency"], summary["T"])
-        except ConvergenceError:
-            # a reference, not the model: without a fit the report lacks this baseline, training goes on
-            log.warning("baseline BG/NBD did not converge on %d customers; left out", len(summary))
-            return None
+    # the optimiser probes invalid parameters on its way; lifetimes prints its optimiser's state to stdout
+    # when it fails to converge, and stdout is where the commands print their JSON. A ConvergenceError is
+    # reported by the caller under ``baselines_failed`` and training goes on.
+    with np.errstate(all="ignore"), contextlib.redirect_stdout(io.StringIO()):
+        bg.fit(summary["frequency"], summary["recency"], summary["T"])
+    with np.errstate(all="ignore"):
         exp = bg.conditional_expected_number_of_purchases_up_to_time(
             horizon_days, summary["frequency"], summary["recency"], summary["T"]
         )
