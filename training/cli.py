@@ -364,6 +364,60 @@ def score(
     echo_json(result, None)
 
 
+def _retrain_scorer():
+    """The batch path of ``engage score``, for a pinned registered version (the challenger, before promotion),
+    in the registry the job has set as MLflow's tracking URI."""
+
+    def score(data: Path, out: Path, uri: str, cutoff) -> dict:
+        from serving.batch import score_data
+        from serving.engine import ModelInfo, ScoringEngine
+        from training.registry import load_decision_system
+
+        system = load_decision_system(uri)
+        version = uri.removeprefix("models:/")
+        engine = ScoringEngine(system, ModelInfo(version, {"uri": uri}, uri))
+        return score_data(data, out, cutoff=cutoff, engine=engine)
+
+    return score
+
+
+RETRAIN_HELP = "\b\nExit statuses of engage retrain:\n" + "\n".join(
+    f"  {code}  {text}" for code, text in {
+        0: "finished: promoted, or unchanged (same data and code as the champion)",
+        1: "unexpected error (a bug; the traceback is printed)",
+        2: "bad input or options; nothing written",
+        3: "a data gate refused (stale, volume collapse, vanished channel/kind, missing values); nothing trained",
+        4: "the challenger was rejected or tied: the champion keeps serving (reason on the model version)",
+        5: "another engage retrain holds the lock, or the registry stayed locked",
+    }.items())
+
+
+@app.command(epilog=RETRAIN_HELP)
+@user_errors
+def retrain(
+    data: Annotated[Path, typer.Option(help="Data folder as exported this week (the whole history).")],
+    config: ConfigOption = None,
+    as_of: Annotated[str | None, typer.Option(
+        help="What the job may see: events at or after this date/time are ignored (default: the end of the day "
+             "of the newest touchpoint).")] = None,
+    report: ReportOption = None,
+) -> None:
+    """The scheduled job: validate, data gates, drift report, train churn + policy challengers, backtest them
+    against the champion on the same data, promote or keep, batch-score, and write the run summary.
+
+    Only the final alias move changes what is served; a killed run leaves the champion and the published
+    scores as they were. See docs/operating.md."""
+    from training.retrain.commands import retrain_command
+
+    enable_progress()
+    summary, status = retrain_command(data, config or Path("mlflow.yaml"), as_of=as_of, report_path=report,
+                                      scorer=_retrain_scorer())
+    echo_json(summary, None)
+    if status:
+        typer.secho(f"engage retrain: {summary['decision']}: {summary['reason']}", err=True)
+        raise typer.Exit(code=status)
+
+
 @app.command(epilog=EXIT_HELP)
 @user_errors
 def register(
