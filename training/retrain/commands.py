@@ -70,12 +70,14 @@ def retrain_command(data: Path, config_path: Path, *, as_of: str | None, report_
     from training.retrain.reference import current_champion
     from training.retrain.settings import retrain_settings
     from training.retrain.summary import log_summary, summary_report
+    from training.unregistered import prepare_registry
 
     config = load_config(config_path)
     ctx = JobContext(config, Path(config_path), retrain_settings(config_path), Path(data), as_of, scorer)
     t0 = time.perf_counter()
     fd, info, note = _job_lock(config)
     try:
+        prepare_registry(config)  # runs of killed jobs marked FAILED, their versions tagged: a clean start
         outcome, seen, before = run_job(ctx)
         if note:
             outcome.warnings.insert(0, note)

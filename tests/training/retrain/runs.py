@@ -42,10 +42,11 @@ class Home:
         return self.folder / "work" / "scores" / "scores.parquet"
 
 
-def write_config(folder: Path, extra: str = "") -> Path:
+def write_config(folder: Path, extra: str = "", name: str = "mlflow.yaml") -> Path:
+    """The project's config with fast training settings (and ``extra`` YAML, whose keys win) in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     text = (PROJECT / "mlflow.yaml").read_text().split("\nretrain:")[0]
-    path = folder / "mlflow.yaml"
+    path = folder / name
     path.write_text(text.rstrip() + "\n" + CONFIG_TAIL + extra)
     return path
 
