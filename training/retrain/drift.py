@@ -3,7 +3,7 @@ the same for the churn score, and the churn label rate over time.
 
 Written with numpy and scipy rather than a drift library: alibi-detect pins numpy < 2 and pandas < 3, nannyml
 pins lightgbm < 4.6 and pulls cloud and telemetry clients, and evidently pulls a web server, NLP and plotting
-stack (about 25 packages) for two formulas; all of them also want the reference *rows*, while engage stores no
+stack for two formulas; all of them also want the reference *rows*, while engage stores no
 customer row with a model. The reference is a sketch per feature instead (:func:`sketch`): decile bin edges
 with the share of rows in each bin (and of missing values) for PSI, and the empirical CDF on its percentile
 grid for KS. PSI is exact on those bins; the KS statistic is the largest CDF gap on the grid (the exact
