@@ -65,6 +65,7 @@ class _Job:
     slices: list[tuple[int, int]] = field(default_factory=list)  # empty: scored whole, maybe merged
     next_slice: int = 0
     done: list[dict] = field(default_factory=list)  # rows of the slices scored so far
+    engine: ScoringEngine | None = None  # a sliced request is scored by one model from its first slice to its last
 
 
 class CoalescingScorer:
@@ -89,7 +90,8 @@ class CoalescingScorer:
         self.slices = 0
 
     def submit(self, customers: Sequence[CustomerIn], cutoff: pd.Timestamp | None) -> Future:
-        """Queue a request; the future gives ``(cutoff, results)`` (response rows in request order) or raises."""
+        """Queue a request; the future gives ``(cutoff, results, engine)`` (response rows in request order and the
+        engine that scored them all, whose version they carry) or raises."""
         job = _Job(customers, cutoff)
         if sum(customer_weight(c) for c in customers) > self.slice_touchpoints and len(customers) > 1:
             job.slices = slice_bounds(customers, self.slice_touchpoints)
@@ -162,10 +164,14 @@ class CoalescingScorer:
             for batch in batches:
                 self._score(batch, cutoff)
 
-    def _rows(self, customers: Sequence[CustomerIn], at: pd.Timestamp) -> list[dict]:
-        engine = self._engine()
+    def _current(self) -> ScoringEngine:
+        engine = self._engine()  # read once per batch: a model swapped in meanwhile serves the next batch
         if engine is None:
             raise RuntimeError("model not loaded")
+        return engine
+
+    @staticmethod
+    def _rows(engine: ScoringEngine, customers: Sequence[CustomerIn], at: pd.Timestamp) -> list[dict]:
         # One conversion to response rows for the whole batch: the conversion has a fixed cost per call.
         tables = tables_from_request(customers, attributes=engine.attributes)
         return columns_to_results(engine.score_columns(tables, at), len(customers))
@@ -173,7 +179,8 @@ class CoalescingScorer:
     def _score(self, batch: list[_Job], cutoff: pd.Timestamp | None) -> None:
         at = as_cutoff(cutoff)  # requests without a cutoff share "now" of their batch
         try:
-            results = self._rows([c for job in batch for c in job.customers], at)
+            engine = self._current()
+            results = self._rows(engine, [c for job in batch for c in job.customers], at)
         except Exception as exc:
             if len(batch) > 1:  # one request's problem must not fail the others: score them alone
                 for job in batch:
@@ -186,7 +193,7 @@ class CoalescingScorer:
         start = 0
         for job in batch:
             stop = start + len(job.customers)
-            job.future.set_result((at, results[start:stop]))
+            job.future.set_result((at, results[start:stop], engine))
             start = stop
 
     def _score_slice(self, job: _Job) -> bool:
@@ -196,7 +203,9 @@ class CoalescingScorer:
         at = job.cutoff
         assert at is not None
         try:
-            job.done.extend(self._rows(job.customers[start:stop], at))
+            if job.engine is None:
+                job.engine = self._current()
+            job.done.extend(self._rows(job.engine, job.customers[start:stop], at))
         except Exception as exc:
             job.future.set_exception(exc)
             return True
@@ -205,6 +214,6 @@ class CoalescingScorer:
             return False
         self.batches += 1
         self.requests += 1
-        job.future.set_result((at, job.done))
+        job.future.set_result((at, job.done, job.engine))
         return True
 

@@ -33,14 +33,17 @@ INLINE_BYTES = 64 * 1024  # smaller bodies are parsed on the event loop: a threa
 LARGE_AT_ONCE = 2
 
 
-async def send_json(send: Any, status: int, body: Any, *, close: bool = False, extra: tuple = ()) -> None:
-    """Answer with a JSON body (``close``: ask the client to close the connection, e.g. after an unread body)."""
+async def send_json(
+    send: Any, status: int, body: Any, *, close: bool = False, extra: tuple = (), head: bool = False
+) -> None:
+    """Answer with a JSON body (``close``: ask the client to close the connection, e.g. after an unread body;
+    ``head``: the headers only, for a HEAD request)."""
     data = json.dumps(body).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *extra]
     if close:
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": data})
+    await send({"type": "http.response.body", "body": b"" if head else data})
 
 
 def _declared_length(headers: Mapping[bytes, bytes]) -> int | None:

@@ -24,7 +24,7 @@ import yaml
 
 from features.contract.errors import ModelNotFoundError, is_model_missing, retry_while_busy
 from features.system import CHECKSUM_TAG, load_pickle_file, model_folder_file, unpickling, verify_sha256
-from serving.champion import check_registry, registry_lock
+from serving.champion import check_registry, registry_lock, sqlite_champion, sqlite_file
 from serving.engine import ModelInfo
 
 BENTO_MODEL_NAME = "engage-decision-system"
@@ -237,6 +237,32 @@ def load_system(source: ModelSource) -> tuple[Any, ModelInfo]:
         {**_system_versions(system), name: str(mv.version), "alias": cfg["alias"], "run_id": str(mv.run_id)},
         f"models:/{name}@{cfg['alias']}",
     )
+
+
+def source_marker(source: ModelSource) -> str | None:
+    """What ``source`` points at right now, read cheaply (no model is loaded): the champion's
+    ``<name>/<version>`` for the registry (SQLite read directly, other stores through MLflow), the size and
+    modification time of a model file or folder, and None for a Bento's own model, which never changes.
+
+    The reload watcher (:mod:`serving.reload`) compares it with what is served. Raises
+    :class:`~features.contract.errors.ModelNotFoundError` when the registry has no champion and ``OSError`` or
+    :class:`~serving.champion.RegistryUnreadableError` when it cannot be read now.
+    """
+    if source.kind == "path":
+        path = Path(source.location)
+        files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+        stats = [p.stat() for p in files]
+        return f"file:{sum(s.st_size for s in stats)}:{max((s.st_mtime_ns for s in stats), default=0)}"
+    if source.kind != "mlflow":
+        return None
+    cfg = read_registry_config(source.location)
+    if sqlite_file(cfg["tracking_uri"]) is not None:
+        name, version = sqlite_champion(cfg)
+        return f"{name}/{version}"
+    import mlflow
+
+    name, mv = _champion(mlflow.MlflowClient(tracking_uri=cfg["tracking_uri"]), cfg)
+    return f"{name}/{mv.version}"
 
 
 def package_champion(config: str | Path = "mlflow.yaml") -> str:

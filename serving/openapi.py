@@ -10,13 +10,14 @@ request limits in force, and declares the bearer scheme when a token is configur
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
 from serving.errors import MessageBody, UnauthorizedBody, ValidationErrorBody
 from serving.settings import MB, RequestLimits
+from serving.status import ReadinessBody
 
 REF = "#/components/schemas/{model}"
 BEARER_RULE = (
@@ -28,13 +29,15 @@ BEARER_RULE = (
 
 @dataclass(frozen=True)
 class Operation:
-    """One API route: its request and response models, its docstring and whether it answers 422."""
+    """One API route: its request and response models, its docstring, whether it answers 422, and other statuses
+    it answers (``extra``: status → meaning and body model)."""
 
     route: str
     request: type[BaseModel]
     response: type[BaseModel]
     summary: str
     scores: bool = True
+    extra: dict[str, tuple[str, type[BaseModel]]] = field(default_factory=dict)  # status: (meaning, body) added
 
 
 def to_openapi30(schema: Any) -> Any:
@@ -116,17 +119,22 @@ def _responses(op: Operation, schemas: _Schemas, limits: RequestLimits) -> dict[
     if op.scores:
         out["422"] = _json("Well-formed but not scorable (e.g. unknown or missing feature names); `detail` lists "
                            "the problems", invalid)
+    for status, (meaning, model) in op.extra.items():
+        out[status] = _json(meaning, schemas.ref(model, "serialization"))
     return out
 
 
-def _infra_paths() -> dict[str, Any]:
+def _infra_paths(schemas: _Schemas) -> dict[str, Any]:
     text = {"text/plain": {"schema": {"type": "string"}}}
     ok = {"description": "Successful Response", "content": text}
+    ready = _json("A model is loaded and requests are scored; `reload_error` says why loading a newer champion "
+                  "failed, if it did (the served version stays, and so does readiness)",
+                  schemas.ref(ReadinessBody, "serialization"))
+    not_ready = _json("Not ready: no model loaded (yet); `detail` says why", schemas.ref(MessageBody, "serialization"))
     probes = {
         "/livez": ("The worker process is alive", {"200": ok}),
         "/healthz": ("The worker process is alive (same as /livez)", {"200": ok}),
-        "/readyz": ("The model is loaded and requests are scored",
-                    {"200": ok, "503": {"description": "Not ready: no model loaded (yet)", "content": text}}),
+        "/readyz": ("The model is loaded and requests are scored", {"200": ready, "503": not_ready}),
         "/metrics": ("Prometheus metrics (unknown paths are counted under one endpoint label)", {"200": ok}),
     }
     return {
@@ -141,7 +149,7 @@ def openapi_document(
 ) -> dict[str, Any]:
     """The OpenAPI 3.0 document of the service with these operations, limits and authentication."""
     schemas = _Schemas()
-    paths: dict[str, Any] = _infra_paths()
+    paths: dict[str, Any] = _infra_paths(schemas)
     for op in operations:
         operation: dict[str, Any] = {
             "tags": ["Service APIs"],

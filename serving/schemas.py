@@ -460,6 +460,9 @@ class MetadataResponse(BaseModel):
     model_source: str | None
     loaded_at: datetime | None
     load_error: str | None
+    reload_error: str | None = Field(
+        default=None, description="Why the last reload failed, while the version above keeps serving (null: none)"
+    )
     features: list[str]
     attributes: list[str] = Field(description="Customer attributes the model reads (missing = unknown)")
     actions: list[ActionInfo]

@@ -12,7 +12,6 @@ serves from the start and becomes ready once a model can be loaded (the workers 
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import signal
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import httpx
 
+from serving.binding import is_loopback
 from serving.champion import NO_CHAMPION
 from serving.settings import ServiceSettings, read_settings
 
@@ -105,16 +105,6 @@ def serve_command(host: str, port: int) -> list[str]:
     ]
 
 
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` only accepts connections from this machine."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name other than localhost may resolve to any interface
-
-
 def _check_model(env: Mapping[str, str]) -> None:
     """Raise :class:`StartupError` (exit 3) when there is no model to serve; reads the registry only."""
     from serving.champion import NoChampionError, RegistryUnreadableError, sqlite_champion, sqlite_file
@@ -155,7 +145,7 @@ def preflight(env: Mapping[str, str], *, host: str, insecure: bool = False, wait
         load_catalogue(settings.actions)
     except (ValueError, OSError) as exc:
         raise StartupError(str(exc), EXIT_SETTINGS) from None
-    if not is_loopback(host) and settings.token is None and not insecure:
+    if not is_loopback(host) and settings.token is None and not (insecure or settings.insecure):
         raise StartupError(
             f"--host {host} accepts connections from other machines but no API token is set: give --token-file "
             "(or ENGAGE_API_TOKEN / ENGAGE_API_TOKEN_FILE), or pass --insecure to serve without authentication",
@@ -192,6 +182,8 @@ def serve(
         settings["ENGAGE_API_TOKEN_FILE"] = str(Path(token_file).resolve())
     if decision_log is not None:
         settings["ENGAGE_DECISION_LOG"] = str(Path(decision_log).resolve())
+    if insecure:
+        settings["ENGAGE_INSECURE"] = "1"  # the workers apply the address rule too (serving/binding.py)
     env = server_env(workers=workers, settings=settings)
     try:
         service = preflight(env, host=host, insecure=insecure, wait=wait)

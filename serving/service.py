@@ -9,7 +9,10 @@ setting stops the worker from starting, with a message naming the variable:
 ``ENGAGE_MODEL_SOURCE=bento``       serve the model packed into a built Bento (``bentoml build``)
 ``ENGAGE_MLFLOW_CONFIG``            ``mlflow.yaml`` naming registry, model and alias (default ``./mlflow.yaml``)
 ``ENGAGE_LOAD_RETRY_S``             while no model is loaded, try again this often (default 10)
-``ENGAGE_API_TOKEN[_FILE]``         require ``Authorization: Bearer <token>`` (>= 16 characters) on the API
+``ENGAGE_RELOAD_S``                 check this often whether the champion moved, and swap it in (default 30; 0: never)
+``ENGAGE_INSECURE=1``               listen on an address other machines reach without a token (serving/binding.py)
+``ENGAGE_API_TOKEN[_FILE]``         require ``Authorization: Bearer <token>`` (>= 16 characters) on the API and
+                                    on ``POST /admin/reload``
 ``ENGAGE_MAX_BODY_MB``              larger request bodies get 413 (default 64)
 ``ENGAGE_MAX_REQUEST_TOUCHPOINTS``  more touchpoints in one request get 413 (default 500,000)
 ``ENGAGE_SLICE_TOUCHPOINTS``        larger requests are scored in slices of about this size (default 20,000)
@@ -28,7 +31,11 @@ Requests pass the bearer check (:mod:`serving.auth`) and then the request gate (
 type, size limits, validation off the event loop, client errors answered and logged at INFO) before they
 reach an endpoint. The model is loaded in a background thread and retried until it loads
 (:mod:`serving.holder`): ``/livez`` answers at once, ``/readyz`` and the scoring endpoints answer 503 until
-then. After loading, the start-up heap is moved to the
+then. A running worker follows the champion (:mod:`serving.reload`): when the alias moves it loads the new
+version beside the old one and swaps it in; a request is scored, answered and labelled by one model, and a
+version that fails to load is not swapped in (``/readyz`` stays 200 and reports the failure,
+:mod:`serving.readiness`). ``/metrics`` carries the service's own series beside BentoML's (:mod:`serving.metrics`).
+After loading, the start-up heap is moved to the
 permanent generation (``gc.freeze()``): the full garbage collections that BentoML 1.4's per-request
 timeout timers provoke under load then no longer scan the hundreds of thousands of objects that pandas,
 LightGBM and MLflow allocate at import, which removes most of their collection pauses (see
@@ -57,6 +64,7 @@ from starlette.responses import JSONResponse
 from features.contract.catalogue import load_catalogue
 from features.contract.schema import CHANNELS, DIRECTIONS, KINDS, OUTREACH_CHANNELS, REFERRERS
 from serving.auth import BearerAuthMiddleware
+from serving.binding import check_exposure
 from serving.coalesce import CoalescingScorer
 from serving.decision_log import DecisionLog
 from serving.errors import error_body
@@ -64,8 +72,11 @@ from serving.gate import GatedInput, RequestGate
 from serving.holder import ModelHolder
 from serving.intake import Endpoint
 from serving.loading import source_from_env
+from serving.metrics import service_metrics
 from serving.openapi import Operation, openapi_document
 from serving.pathlabels import label_unknown_paths
+from serving.readiness import ReadinessReport
+from serving.reload import ReloadSignal, ReloadWatcher
 from serving.requests import RequestError, as_cutoff, features_from_rows
 from serving.responses import frame_to_results
 from serving.reuseport import listen_on_own_socket, worker_fd
@@ -78,11 +89,13 @@ from serving.schemas import (
     ScoreRequest,
     ScoreResponse,
 )
-from serving.settings import read_limits, read_settings
+from serving.settings import SettingsError, read_limits, read_settings
+from serving.status import ReloadResponse
 
 logger = logging.getLogger("engage.serving")
 
 TRAFFIC_TIMEOUT_S = 30
+RELOAD_WAIT_S = 20.0  # POST /admin/reload answers 202 (still loading) after this, within the traffic timeout
 
 
 def cancel_timeout_timers() -> bool:
@@ -218,8 +231,14 @@ class MetadataInput(GatedInput, EmptyRequest):
     gate_endpoint: ClassVar[Endpoint] = Endpoint(EmptyRequest)
 
 
+class ReloadInput(GatedInput, EmptyRequest):
+    """/admin/reload's input: nothing (an empty JSON object, or no body)."""
+
+    gate_endpoint: ClassVar[Endpoint] = Endpoint(EmptyRequest)
+
+
 INPUTS: dict[str, type[GatedInput]] = {"/score": ScoreInput, "/score_features": FeatureScoreInput,
-                                       "/metadata": MetadataInput}
+                                       "/metadata": MetadataInput, "/admin/reload": ReloadInput}
 
 
 @bentoml.service(
@@ -241,17 +260,24 @@ class EngageScoring:
         # Patched here, in the worker that serves, not on import (importing a module changes nothing).
         self.timers_cancelled = cancel_timeout_timers()
         self.paths_labelled = label_unknown_paths()
-        fd = worker_fd(sys.argv) if settings.reuseport else None
-        self.own_socket = fd is not None and listen_on_own_socket(fd)
+        fd = worker_fd(sys.argv)
+        problem = check_exposure(fd, token=settings.token, insecure=settings.insecure)
+        if problem is not None:
+            raise SettingsError(problem)
+        self.own_socket = fd is not None and settings.reuseport and listen_on_own_socket(fd)
         if getattr(EngageScoring, "bento", None) is not None and not env.get("ENGAGE_MODEL_PATH"):
             # Served from a built Bento (bentoml serve engage:latest): use the model packed into it.
             env.setdefault("ENGAGE_MODEL_SOURCE", "bento")
         self.gc_monitor = GcMonitor()
+        self.metrics = service_metrics()
         self.holder = ModelHolder(
             source_from_env(env),
             retry_s=settings.load_retry_s,
             freeze_heap=settings.gc_freeze,
-            on_loaded=self.gc_monitor.reset,
+            on_loaded=self._loaded,
+        )
+        self.watcher = ReloadWatcher(
+            self.holder, period_s=settings.reload_s, signal=ReloadSignal.for_this_server(), on_outcome=self._reloaded
         )
         log = settings.decision_log
         self.decision_log = DecisionLog(log, settings.rotation) if log else None
@@ -263,13 +289,31 @@ class EngageScoring:
             slice_touchpoints=settings.limits.slice_touchpoints,
         )
         self.holder.start()
+        self.watcher.start()
 
     def __is_ready__(self) -> bool:
         return self.holder.ready
 
-    def _respond(self, results: list[dict[str, Any]], cutoff: Any, t0: float, kind: str) -> ScoreResponse:
-        engine = self.holder.engine
-        assert engine is not None
+    @bentoml.on_shutdown
+    def stop_watching(self) -> None:
+        """Stop the loader's retries and the reload watcher with the worker."""
+        self.watcher.stop()
+        self.holder.stop()
+
+    def _loaded(self) -> None:
+        self.gc_monitor.reset()
+        self.metrics.serving(self.holder.version or "")
+
+    def _reloaded(self, outcome: Any) -> None:
+        self.metrics.reloaded(outcome.status)
+        if outcome.status == "swapped":
+            self.metrics.serving(outcome.version, previous=outcome.previous)
+
+    def _respond(
+        self, engine: Any, results: list[dict[str, Any]], cutoff: Any, t0: float, kind: str
+    ) -> ScoreResponse:
+        # ``engine`` scored ``results``: the response names its version even if a newer one was swapped in since.
+        self.metrics.scored(results, engine.info.version, kind)
         if self.decision_log is not None:
             self.decision_log.write(results, cutoff=cutoff, source=kind, request_id=uuid.uuid4().hex)
         logger.debug(
@@ -293,22 +337,24 @@ class EngageScoring:
             return _not_ready(self.holder)  # type: ignore[return-value]
         job = self.scorer.submit(customers, None if cutoff is None else as_cutoff(cutoff))
         try:
-            at, results = await asyncio.wrap_future(job)
+            at, results, engine = await asyncio.wrap_future(job)
         except Exception as exc:
             if isinstance(exc, RequestError) or _is_data_error(exc):
                 return _bad_request(exc)  # type: ignore[return-value]
             raise
         if len(results) <= INLINE_RESPONSE_MAX:
             # Small answers are built on the event loop: a thread hop costs more than the work.
-            return self._respond(results, at, t0, "score")
-        return await asyncio.to_thread(self._respond_large, customers, results, at, t0)
+            return self._respond(engine, results, at, t0, "score")
+        return await asyncio.to_thread(self._respond_large, engine, customers, results, at, t0)
 
-    def _respond_large(self, customers: list[CustomerIn], results: list[dict], at: Any, t0: float) -> ScoreResponse:
+    def _respond_large(
+        self, engine: Any, customers: list[CustomerIn], results: list[dict], at: Any, t0: float
+    ) -> ScoreResponse:
         # Free the request's customers here, one at a time: left to the end of the request, the whole tree
         # (millions of objects for a maximal request) would be freed in one go on the event loop, stalling it.
         while customers:
             customers.pop()
-        return self._respond(results, at, t0, "score")
+        return self._respond(engine, results, at, t0, "score")
 
     @bentoml.api(route="/score_features", input_spec=FeatureScoreInput)
     def score_features(self, rows: list[FeatureRow], cutoff: datetime | None = None) -> ScoreResponse:
@@ -322,7 +368,7 @@ class EngageScoring:
             F = features_from_rows(rows, engine.feature_names)
         except RequestError as exc:
             return _bad_request(exc)  # type: ignore[return-value]
-        return self._respond(frame_to_results(engine.score_features(F, at)), at, t0, "score_features")
+        return self._respond(engine, frame_to_results(engine.score_features(F, at)), at, t0, "score_features")
 
     @bentoml.api(route="/metadata", input_spec=MetadataInput)
     def metadata(self) -> MetadataResponse:
@@ -335,6 +381,7 @@ class EngageScoring:
             model_source=engine.info.source if engine else self.holder.source.describe(),
             loaded_at=self.holder.loaded_at,
             load_error=self.holder.error,
+            reload_error=self.holder.reload_error,
             features=engine.feature_names if engine else [],
             attributes=engine.attributes if engine else [],
             actions=[
@@ -348,6 +395,10 @@ class EngageScoring:
                 "score_requests": self.scorer.requests,
                 "score_slices": self.scorer.slices,
                 "load_attempts": self.holder.attempts,
+                "reload_interval_s": self.watcher.period_s,
+                "reload_checks": self.watcher.checks,
+                "reloads": self.holder.reloads,
+                "reload_failures": self.holder.reload_failures,
                 "unknown_paths_labelled": float(self.paths_labelled),
                 "timeout_timers_cancelled": float(self.timers_cancelled),
                 "own_listening_socket": float(self.own_socket),
@@ -366,6 +417,27 @@ class EngageScoring:
             },
         )
 
+    @bentoml.api(route="/admin/reload", input_spec=ReloadInput)
+    async def admin_reload(self) -> ReloadResponse:
+        """Check the model source now and swap in the champion if it moved; the server's other workers follow."""
+        t0 = time.perf_counter()
+        asked = asyncio.wrap_future(self.watcher.request())
+        try:
+            outcome = await asyncio.wait_for(asyncio.shield(asked), RELOAD_WAIT_S)
+        except TimeoutError:
+            version = self.holder.version
+            body = ReloadResponse(status="loading", model_version=version, previous_version=version, error=None,
+                                  seconds=round(time.perf_counter() - t0, 3))
+            return JSONResponse(body.model_dump(), status_code=202)  # type: ignore[return-value]
+        if outcome.status == "not-ready":
+            return _not_ready(self.holder)  # type: ignore[return-value]
+        body = ReloadResponse(status=outcome.status, model_version=outcome.version,
+                              previous_version=outcome.previous, error=outcome.error,
+                              seconds=round(outcome.seconds, 3))
+        if outcome.status == "failed":
+            return JSONResponse(body.model_dump(), status_code=500)  # type: ignore[return-value]
+        return body
+
 
 OPERATIONS = [
     Operation("/score", ScoreRequest, ScoreResponse, "Score customers from their raw touchpoint histories "
@@ -374,6 +446,14 @@ OPERATIONS = [
               "rows (see /metadata for the feature names)."),
     Operation("/metadata", EmptyRequest, MetadataResponse, "Model version(s), feature list, action catalogue and "
               "the contract's vocabularies.", scores=False),
+    Operation("/admin/reload", EmptyRequest, ReloadResponse, "Check the model source (the registry's champion "
+              "alias) now and swap in the new version if it moved; the other workers of the server follow within a "
+              "second. The service also checks on its own every ENGAGE_RELOAD_S seconds. Requests in flight finish "
+              "on the old version; a version that fails to load is not swapped in.", scores=False,
+              extra={"202": ("Still loading after the wait: the new version is swapped in once loaded (watch "
+                             "/metadata)", ReloadResponse),
+                     "500": ("The new version could not be loaded; the old one keeps serving (`error` says why)",
+                             ReloadResponse)}),
 ]
 
 
@@ -387,6 +467,7 @@ def _document() -> dict:
 # Order matters: the first added is the outer one, so a request without a valid token is refused before its body
 # is read.
 EngageScoring.add_asgi_middleware(BearerAuthMiddleware)
+EngageScoring.add_asgi_middleware(ReadinessReport)
 EngageScoring.add_asgi_middleware(
     RequestGate,
     endpoints={path: cls.gate_endpoint for path, cls in INPUTS.items()},

@@ -49,6 +49,8 @@ class ServiceSettings:
     reuseport: bool
     actions: str | None
     log_level: int = 20
+    reload_s: float = 30.0
+    insecure: bool = False
 
 
 LOG_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
@@ -136,4 +138,6 @@ def read_settings(env: Mapping[str, str]) -> ServiceSettings:
         reuseport=env_flag(env, "ENGAGE_REUSEPORT", default=False),
         actions=env.get("ENGAGE_ACTIONS") or None,
         log_level=LOG_LEVELS[level],
+        reload_s=env_number(env, "ENGAGE_RELOAD_S", 30.0, minimum=0, unit="seconds"),
+        insecure=env_flag(env, "ENGAGE_INSECURE"),
     )

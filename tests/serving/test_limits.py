@@ -43,7 +43,8 @@ def test_a_sliced_request_gets_the_answers_of_one_piece():
     engine = ScoringEngine(CountingSystem(), ModelInfo("v1"))
     customers = _customers("c", 30, 9)
     sliced = CoalescingScorer(lambda: engine, slice_touchpoints=40)
-    at, results = sliced.submit(customers, None).result(30)
+    at, results, scored_by = sliced.submit(customers, None).result(30)
+    assert scored_by is engine
     assert sliced.slices == 6 and sliced.requests == 1  # 5 customers of 9 touchpoints reach 40
     assert abs((at - pd.Timestamp.now(tz="UTC")).total_seconds()) < 60  # one "now" for every slice
     whole = frame_to_results(engine.score_tables(tables_from_request(customers), at))

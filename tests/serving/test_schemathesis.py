@@ -80,7 +80,7 @@ def test_every_endpoint_conforms_to_its_openapi_document(tmp_path):
     assert not failures, "\n\n".join(failures[:5])
     assert total >= 4 * EXAMPLES
     labels = {label for label, _ in sent}
-    assert labels == {"POST /score", "POST /score_features", "POST /metadata", "GET /livez", "GET /healthz",
-                      "GET /readyz", "GET /metrics"}
+    assert labels == {"POST /score", "POST /score_features", "POST /metadata", "POST /admin/reload", "GET /livez",
+                      "GET /healthz", "GET /readyz", "GET /metrics"}
     # generated requests are scored, not only refused (feature rows name features the stand-in does not know: 422)
     assert statuses["POST /score", 200] > 0 and statuses["POST /score_features", 422] > 0

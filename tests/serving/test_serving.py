@@ -500,7 +500,8 @@ def test_concurrent_requests_are_scored_together_with_the_same_answers():
     scorer._process(jobs)
     assert Picky.calls == 3  # {a,b}+{c} merged; the second "a" and the no-cutoff request apart
     for j in jobs[:3]:
-        at, results = j.future.result()
+        at, results, scored_by = j.future.result()
+        assert scored_by is engine
         alone = engine.score_tables(tables_from_request(j.customers), cut)
         assert at == cut
         assert results == frame_to_results(alone)

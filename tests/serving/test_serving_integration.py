@@ -92,30 +92,14 @@ def test_real_server_answers_equal_batch_scoring(world):
 
 def test_champion_from_the_mlflow_registry_and_packed_for_a_bento(world, tmp_path, monkeypatch):
     """The service's registry loader finds the champion; package_champion packs it for `bentoml build`."""
-    import mlflow
-
     from features.system import load_system_file
     from serving.engine import ScoringEngine
     from serving.loading import ModelSource, load_system, package_champion
-    from training.registry import log_decision_system
 
-    system = load_system_file(world["model"].parent)
-    config = tmp_path / "mlflow.yaml"
-    config.write_text(
-        "tracking_uri: sqlite:///mlflow.db\nartifact_location: artifacts\n"
-        "registered_models: {system: engage-decision-system}\naliases: {champion: champion}\n"
-    )
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    exp = mlflow.create_experiment("serving-test", artifact_location=(tmp_path / "artifacts").as_uri())
-    with mlflow.start_run(experiment_id=exp):
-        info = log_decision_system(system, registered_model_name="engage-decision-system")
-    mlflow.MlflowClient(tracking_uri=uri).set_registered_model_alias(
-        "engage-decision-system", "champion", str(info.registered_model_version)
-    )
+    config = _register_champion(load_system_file(world["model"].parent), tmp_path)
 
     loaded, minfo = load_system(ModelSource("mlflow", str(config)))
-    assert minfo.version == f"engage-decision-system/{info.registered_model_version}"
+    assert minfo.version == "engage-decision-system/1"
     assert minfo.source == "models:/engage-decision-system@champion"
 
     tag = package_champion(config)
@@ -167,3 +151,121 @@ def test_two_workers_share_the_load(world):
     assert all(m["own_listening_socket"] == 1.0 for m in runtime.values())
     assert all(m["score_requests"] > 0 for m in runtime.values()), runtime
     assert first.status_code == 200 and first.json()["results"][0]["customer_id"] == ids[0]
+
+
+def _register_champion(system, folder):
+    """``system`` registered as the champion of a SQLite registry in ``folder``; returns its mlflow.yaml."""
+    import mlflow
+
+    from training.registry import log_decision_system
+
+    config = folder / "mlflow.yaml"
+    config.write_text(
+        "tracking_uri: sqlite:///mlflow.db\nartifact_location: artifacts\n"
+        "registered_models: {system: engage-decision-system}\naliases: {champion: champion}\n"
+    )
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    exp = mlflow.create_experiment("bento-test", artifact_location=(folder / "artifacts").as_uri())
+    with mlflow.start_run(experiment_id=exp):
+        info = log_decision_system(system, registered_model_name="engage-decision-system")
+    mlflow.MlflowClient(tracking_uri=uri).set_registered_model_alias(
+        "engage-decision-system", "champion", str(info.registered_model_version)
+    )
+    return config
+
+
+def _uv_installed() -> bool:
+    import importlib.metadata
+
+    try:
+        importlib.metadata.version("uv")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def _listening_hosts(port: int) -> set[str]:
+    import psutil
+
+    return {c.laddr.ip for c in psutil.net_connections(kind="tcp") if c.status == "LISTEN" and c.laddr.port == port}
+
+
+def test_the_bento_builds_and_serves_from_its_folder(world, tmp_path):
+    """``python -m serving.package --build`` packs the champion and builds the Bento under BENTOML_HOME (a temporary
+    one here, and installing nothing), with uvloop and httptools and without the simulator, importers or training
+    code, and a Dockerfile that listens on 0.0.0.0; ``bentoml serve`` of
+    the Bento's folder (no project on the Python path, no registry) listens on loopback and scores; told to listen on
+    0.0.0.0 as its container image is (BENTOML_HOST), it refuses to start without a token."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from features.sources.io import read_tables
+    from features.system import load_system_file
+    from serving.server import PROJECT_ROOT, free_port, stop
+    from training.bench.serve import customers_payload
+
+    config = _register_champion(load_system_file(world["model"].parent), tmp_path)
+    home = tmp_path / "bentoml"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "BENTOML_HOST")}
+    env.update(BENTOML_HOME=str(home), BENTOML_DO_NOT_TRACK="true", MLFLOW_DISABLE_TELEMETRY="true")
+    had_uv = _uv_installed()
+    t0 = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "serving.package", "--config", str(config), "--build"],
+                          cwd=PROJECT_ROOT, env={**env, "PYTHONPATH": str(PROJECT_ROOT)}, capture_output=True,
+                          text=True, timeout=600)
+    built_s = time.monotonic() - t0
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "built Bento engage:" in done.stdout and _uv_installed() == had_uv  # the build installed nothing
+    (bento,) = [p for p in (home / "bentos" / "engage").iterdir() if p.is_dir()]
+    src = bento / "src"
+    assert (src / "serving" / "service.py").is_file() and (src / "features" / "system.py").is_file()
+    for absent in ("features/sources/simulation", "features/sources/importers", "training", "tests"):
+        assert not (src / absent).exists(), absent
+    requirements = (bento / "env" / "python" / "requirements.txt").read_text()
+    assert "uvloop" in requirements and "httptools" in requirements
+    dockerfile = (bento / "env" / "docker" / "Dockerfile").read_text()
+    assert "ARG BENTOML_HOST=0.0.0.0" in dockerfile and "ENV BENTOML_HOST=$BENTOML_HOST" in dockerfile
+    assert "ENV ENGAGE_MODEL_SOURCE=$ENGAGE_MODEL_SOURCE" in dockerfile
+
+    tables = read_tables(world["data"])
+    body = {"customers": customers_payload(tables, list(tables.customers["customer_id"].astype(str)[:2])),
+            "cutoff": world["cutoff"]}
+    port = free_port()
+    log = (tmp_path / "bento.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", str(bento), "--port", str(port)],
+                            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        from serving.server import wait_ready
+
+        wait_ready(f"http://127.0.0.1:{port}", proc, 180)
+        served = time.monotonic() - t0
+        assert _listening_hosts(port) == {"127.0.0.1"}  # the service's own host: loopback
+        r = httpx.post(f"http://127.0.0.1:{port}/score", json=body, timeout=60)
+        assert r.status_code == 200, r.text[:500]
+        assert r.json()["model_version"] == "engage-decision-system/1" and r.json()["n_customers"] == 2
+        meta = httpx.post(f"http://127.0.0.1:{port}/metadata", json={}, timeout=10).json()
+        assert meta["model_source"].startswith("bento:") and meta["model_versions"]["bento_model"]
+    finally:
+        stop(proc)
+        log.close()
+    print(f"\nBento packed and built in {built_s:.0f} s; first customer scored from its folder {served:.0f} s after "
+          "packing began")
+
+    port = free_port()
+    log = (tmp_path / "bento-open.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", str(bento), "--port", str(port)],
+                            cwd=tmp_path, env={**env, "BENTOML_HOST": "0.0.0.0"}, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while "no API token is set" not in (tmp_path / "bento-open.log").read_text(errors="replace"):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.5)
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).raise_for_status()
+    finally:
+        stop(proc)
+        log.close()

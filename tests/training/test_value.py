@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from features.contract.schema import Tables
-from training.value.metrics import decile_calibration, top_share_capture, value_metrics
+from training.value.metrics import decile_calibration, paired_difference, top_share_capture, value_metrics, verdict
 from training.value.schedule import existing_customers, realised_spend, value_schedule
 
 CUT = pd.Timestamp("2024-04-01", tz="UTC")
@@ -61,6 +61,18 @@ def test_ties_are_broken_against_the_model() -> None:
     assert cal[-1]["realised_mean"] == pytest.approx(2 * cal[-1]["predicted_mean"])
 
 
+def test_paired_bootstrap_separates_a_better_model_from_a_tie() -> None:
+    """A model that sees the future spend beats a noisy one; a model against itself is a tie at exactly 0."""
+    rng = np.random.default_rng(0)
+    realised = rng.gamma(0.5, 20.0, 2_000) * (rng.random(2_000) < 0.4)
+    sharp, noisy = realised + rng.normal(0, 1, 2_000), realised + rng.normal(0, 40, 2_000)
+    better = paired_difference(sharp, noisy, realised, np.random.default_rng(1), n_boot=100)
+    assert better["spearman"]["low"] > 0 and verdict(better) == "beats"
+    assert verdict(paired_difference(noisy, sharp, realised, np.random.default_rng(1), n_boot=100)) == "behind"
+    same = paired_difference(noisy, noisy, realised, np.random.default_rng(1), n_boot=50)
+    assert same["spearman"] == {"value": 0.0, "low": 0.0, "high": 0.0} and verdict(same) == "tie"
+
+
 def test_horizon_falls_back_to_90_days_on_short_data() -> None:
     days = pd.date_range("2024-01-01", "2025-01-31", freq="7D", tz="UTC")
     tp = pd.DataFrame({"customer_id": "a", "ts": days, "kind": "purchase", "amount": 1.0})
@@ -90,6 +102,7 @@ def test_train_value_command_writes_the_report_and_logs_the_run(make_world, tmp_
         assert np.isfinite(saved[key]) and np.isfinite(saved["baselines"]["bgnbd_gamma_gamma"][key])
     assert saved["chosen"] in ("bgnbd_gamma_gamma", "lgbm_tweedie", "blend")
     assert saved["truth"]["spearman_chosen"] > 0.3  # simulated: ranks the truth's expected value
+    assert saved["versus_baseline"]["verdict"] in {"beats", "tie", "behind"}
     import mlflow
 
     run = mlflow.get_run(report["mlflow_run_id"])

@@ -192,7 +192,7 @@ def bench_policy_scenarios(
     return {
         "customers": customers,
         "seeds": seeds,
-        "trained_objective": "retention",
+        "trained_objective": {n: scenario(n).objective for n in names},  # each scenario trains for its own
         "summary": matrix_summary(cells),
         "scenarios": by_scenario,
         "cells": cells,

@@ -8,8 +8,10 @@ observable ceiling (:func:`training.policy.ceiling.observable_ceiling`) and the 
 volume, constraint violations, and whether the DR interval of a randomised campaign drawn from the truth holds
 the true value. The churn model is reported beside its ceiling and the oracle.
 
-Every scenario is trained for retention today; for a campaign scenario (visit, spend) the learned policy is
-also valued under that scenario's own objective, beside that objective's oracle and ceiling.
+Every scenario's policy is trained for that scenario's own objective (retention, or a visit or spend campaign
+with its outcome window), as ``engage train policy --objective`` trains it. The ``policy`` figures value it
+on the retention truth; for a campaign scenario it is also valued under its own objective, beside that
+objective's oracle and ceiling.
 """
 
 from __future__ import annotations
@@ -40,7 +42,6 @@ from training.policy.truth import truth_comparison, truth_ev, value_comparison
 
 # The baselines the learned policy must match at its own contact volume (random is reported, not a bar).
 BAR_BASELINES: tuple[str, ...] = ("no_contact", "best_single_action", "top_churn_most_opened")
-TRAINED_OBJECTIVE = "retention"  # what the policy is trained for today, in every scenario
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class CellSetup:
     world: SimConfig
     churn: ChurnSettings
     train: PolicyTrainConfig
+    policy: PolicyConfig
 
     @classmethod
     def of(cls, name: str, customers: int, seed: int, *, n_boot: int) -> CellSetup:
@@ -60,8 +62,11 @@ class CellSetup:
         churn = {"horizon_days": world.horizon_days, "seed": seed}
         if world.days < 2 * world.horizon_days + 90:
             churn.update(min_history_days=14, cutoff_step_days=7)
-        train = PolicyTrainConfig(horizon_days=world.horizon_days, seed=seed, n_boot=n_boot)
-        return cls(name, seed, world, ChurnSettings(**churn), train)
+        train = PolicyTrainConfig(seed=seed, n_boot=n_boot)
+        sc = scenario(name)
+        horizon = world.horizon_days if sc.objective == "retention" else sc.objective_days
+        policy = load_policy_config(overrides={"objective": sc.objective, "horizon_days": horizon})
+        return cls(name, seed, world, ChurnSettings(**churn), train, policy)
 
 
 class Stopwatch:
@@ -159,9 +164,9 @@ def _scenario_objective(
     cutoff: pd.Timestamp,
     rng: np.random.Generator,
 ) -> dict | None:
-    """The learned (retention) policy valued under a campaign scenario's own objective; ``None`` for retention."""
+    """The learned policy valued under a campaign scenario's own objective; ``None`` for retention."""
     sc = scenario(name)
-    if sc.objective == TRAINED_OBJECTIVE:
+    if sc.objective == "retention":
         return None
     ev = truth_ev(tables.truth, d.decided.customers, cat, sc.objective, margin=config.value.margin)
     values, _ = value_comparison(d.decided, ev, cat, rng)
@@ -170,7 +175,7 @@ def _scenario_objective(
     return {
         "objective": sc.objective,
         "objective_days": sc.objective_days,
-        "trained_for": TRAINED_OBJECTIVE,
+        "trained_for": config.objective,
         **{k: values[k] for k in ("policy_value", "oracle_value", "captured_uplift_ratio", "best_single_action")},
         "baselines": {"no_contact": 0.0, **values["baselines"]},
         **_bar(values),
@@ -182,7 +187,7 @@ def _scenario_objective(
 def run_cell(name: str, customers: int, seed: int, *, n_boot: int = 200, progress=None) -> dict:
     """Simulate scenario ``name`` with ``customers`` and ``seed``, train churn and the policy, judge both."""
     setup = CellSetup.of(name, customers, seed, n_boot=n_boot)
-    cat, pconfig = load_catalogue(), load_policy_config()
+    cat, pconfig = load_catalogue(), setup.policy
     rng = np.random.default_rng(seed)
     watch = Stopwatch()
     tables = simulate_world(setup.world, np.random.default_rng(seed))
@@ -215,8 +220,8 @@ def run_cell(name: str, customers: int, seed: int, *, n_boot: int = 200, progres
         "scenario": name,
         "seed": seed,
         "customers": customers,
-        "trained_objective": TRAINED_OBJECTIVE,
-        "horizon_days": setup.train.horizon_days,
+        "trained_objective": pconfig.objective,
+        "horizon_days": pconfig.horizon_days,
         "churn": _churn_figures(churn.report),
         "policy": _policy_figures(d, truth, ceiling, report, decided_report),
         "scenario_objective": objective,

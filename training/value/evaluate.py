@@ -19,7 +19,7 @@ from features.contract.schema import Tables
 from features.models.bgnbd import BGNBDGammaGamma, summary_from_transactions
 from features.models.ltv import CustomerValueModel
 from training.value.fit import feature_cache, fit_at, score_at, select_and_fit
-from training.value.metrics import value_metrics
+from training.value.metrics import paired_difference, value_metrics, verdict
 from training.value.schedule import fit_plan, value_schedule
 
 HEADLINE: tuple[str, ...] = ("spearman", "top_decile_capture", "mae")
@@ -103,8 +103,13 @@ def evaluate_value(tables: Tables, settings: ValueSettings, *,
                                             "fit": "lifetimes, unpenalised, day-level summary of purchases"}},
         "truth": truth_check(tables, at, scored.ids, {"chosen": chosen, "bgnbd_gamma_gamma": baseline}),
     }
+    # is the gap to the textbook model larger than the noise of one evaluation cutoff? (paired bootstrap)
+    diff = paired_difference(chosen, baseline, real, np.random.default_rng(settings.seed))
+    report["versus_baseline"] = {"chosen_minus_bgnbd_gamma_gamma": diff, "verdict": verdict(diff)}
     base = report["baselines"]["bgnbd_gamma_gamma"]
-    say(f"value: Spearman {metrics['spearman']:.3f} vs BG/NBD+GG {base['spearman']:.3f}")
+    say(f"value: Spearman {metrics['spearman']:.3f} vs BG/NBD+GG {base['spearman']:.3f} "
+        f"({report['versus_baseline']['verdict']}: difference {diff['spearman']['value']:+.4f} "
+        f"[{diff['spearman']['low']:+.4f}, {diff['spearman']['high']:+.4f}])")
     final_plan = fit_plan(schedule.data_end, h, schedule.data_start, **opts)
     deployable = fit_at(data, final_plan, h, feature_cache(data, pipeline),
                         {**settings.params(), "blend_weight": choice.weight})

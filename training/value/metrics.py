@@ -61,6 +61,43 @@ def value_metrics(predicted: np.ndarray, realised: np.ndarray) -> dict:
     }
 
 
+def _spearman(p: np.ndarray, r: np.ndarray) -> float:
+    return float(spearmanr(p, r).statistic) if np.ptp(p) > 0 and np.ptp(r) > 0 else float("nan")
+
+
+def paired_difference(predicted: np.ndarray, baseline: np.ndarray, realised: np.ndarray,
+                      rng: np.random.Generator, *, n_boot: int = 200) -> dict[str, dict[str, float]]:
+    """Spearman and top-decile capture of ``predicted`` minus ``baseline``, with 95 % paired bootstrap intervals.
+
+    The same resampled customers score both models, so the interval is that of the difference itself: a
+    model "beats" the baseline when the interval is above zero, ties when it straddles zero.
+    """
+    p, b, r = (np.asarray(x, float) for x in (predicted, baseline, realised))
+    metrics = {"spearman": _spearman, "top_decile_capture": top_share_capture}
+    point = {k: f(p, r) - f(b, r) for k, f in metrics.items()}
+    draws: dict[str, list[float]] = {k: [] for k in metrics}
+    for _ in range(n_boot):
+        i = rng.integers(0, len(r), len(r))
+        for k, f in metrics.items():
+            draws[k].append(f(p[i], r[i]) - f(b[i], r[i]))
+    out = {}
+    for k, v in point.items():
+        low, high = np.nanpercentile(draws[k], [2.5, 97.5]) if n_boot else (np.nan, np.nan)
+        out[k] = {"value": float(v), "low": float(low), "high": float(high)}
+    return out
+
+
+def verdict(difference: dict[str, dict[str, float]]) -> str:
+    """``beats``, ``tie`` or ``behind`` the baseline on both headline metrics, by their intervals."""
+    lows = [d["low"] for d in difference.values()]
+    highs = [d["high"] for d in difference.values()]
+    if all(lo > 0 for lo in lows):
+        return "beats"
+    if any(hi < 0 for hi in highs):
+        return "behind"
+    return "tie"
+
+
 def decile_plot(calibration: dict[str, list[dict]], path: str | Path, title: str) -> Path:
     """Predicted and realised mean value per predicted decile, one panel line per model."""
     import matplotlib
