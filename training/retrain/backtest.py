@@ -8,9 +8,29 @@ by the policy training itself on held-out logged decisions (:mod:`training.retra
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import pandas as pd
 
 from features.contract.schema import Tables
+from training.retrain.decision import PolicyFigures
+
+
+@dataclass(frozen=True)
+class Backtest:
+    """Challenger and champion measured in this run: churn metrics on the same labelled ``rows`` at ``cutoff``
+    (``champion`` is ``None`` without one), and the policy figures of the same held-out decisions."""
+
+    cutoff: pd.Timestamp
+    rows: pd.DataFrame
+    challenger: dict[str, float]
+    champion: dict[str, float] | None
+    policy: PolicyFigures
+
+    def summary(self) -> dict:
+        """What the report shows (the rows themselves stay out of it)."""
+        return {"cutoff": str(self.cutoff), "customers": len(self.rows), "challenger": self.challenger,
+                "champion": self.champion, "policy": asdict(self.policy)}
 
 
 def labelled_rows(tables: Tables, churn_settings) -> tuple[pd.DataFrame, pd.Timestamp]:

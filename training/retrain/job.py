@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from features.contract.schema import Tables
+from training.retrain.backtest import Backtest
 from training.retrain.decision import PolicyFigures, retrain_decision
 from training.retrain.gates import Gate, data_gates
 from training.retrain.reference import Champion, current_champion, load_reference, system_name
@@ -175,21 +176,18 @@ def reference_step(ctx: JobContext, seen: Seen, profile: dict, version: str) -> 
     store_reference(ctx.config, version, run_id, {"profile": profile, **reference_sketches(F, p)}, tags)
 
 
-def backtest_step(ctx: JobContext, seen: Seen, trained: Trained, champion: Champion | None) -> dict:
+def backtest_step(ctx: JobContext, seen: Seen, trained: Trained, champion: Champion | None) -> Backtest:
     """Challenger and champion churn metrics on the same labelled customers; the policy figures."""
     from training.churn.commands import settings_for
     from training.retrain.backtest import churn_backtest, labelled_rows
 
     rows, cutoff = labelled_rows(seen.tables, settings_for(ctx.config, ctx.settings.churn))
     uri = f"models:/{system_name(ctx.config)}/{trained.system_version}"
-    return {
-        "cutoff": str(cutoff),
-        "customers": len(rows),
-        "challenger": churn_backtest(uri, seen.tables, rows, cutoff),
-        "champion": churn_backtest(champion.uri, seen.tables, rows, cutoff) if champion else None,
-        "policy": PolicyFigures.from_report(trained.policy_report),
-        "rows": rows,
-    }
+    return Backtest(
+        cutoff, rows, churn_backtest(uri, seen.tables, rows, cutoff),
+        churn_backtest(champion.uri, seen.tables, rows, cutoff) if champion else None,
+        PolicyFigures.from_report(trained.policy_report),
+    )
 
 
 def score_step(ctx: JobContext, folder: Path, seen: Seen, version: str) -> Path:
@@ -206,25 +204,25 @@ def score_step(ctx: JobContext, folder: Path, seen: Seen, version: str) -> Path:
     return out
 
 
-def promote_step(ctx: JobContext, trained: Trained, bt: dict, champion: Champion | None) -> dict:
+def promote_step(ctx: JobContext, seen: Seen, trained: Trained, bt: Backtest, champion: Champion | None) -> dict:
     """Compare-and-set under the promotion lock: decide against the champion now, tag, move the aliases."""
     from types import SimpleNamespace
 
     from training.registry import register_and_promote
     from training.retrain.backtest import churn_backtest
 
-    measured = {champion.uri: bt["champion"]} if champion else {}
+    measured = {champion.uri: bt.champion} if champion else {}
 
     def champion_metrics(uri: str) -> dict:  # the champion moved meanwhile: measured on the same rows too
         if uri not in measured:
-            measured[uri] = churn_backtest(uri, bt["seen"].tables, bt["rows"], pd.Timestamp(bt["cutoff"]))
+            measured[uri] = churn_backtest(uri, seen.tables, bt.rows, bt.cutoff)
         return measured[uri]
 
     def decide(challenger: dict, champ: dict | None) -> tuple[bool, str]:
-        return retrain_decision(challenger, champ, bt["policy"], ctx.config.promotion, ctx.settings.thresholds)
+        return retrain_decision(challenger, champ, bt.policy, ctx.config.promotion, ctx.settings.thresholds)
 
     return register_and_promote(ctx.config, SimpleNamespace(registered_model_version=trained.system_version),
-                                challenger_metrics=bt["challenger"], champion_metrics_fn=champion_metrics,
+                                challenger_metrics=bt.challenger, champion_metrics_fn=champion_metrics,
                                 model_key="system", decide=decide)
 
 
@@ -248,21 +246,20 @@ def _decide_and_publish(ctx: JobContext, seen: Seen, trained: Trained, champion:
     from training.retrain.snapshot import snapshot_folder
 
     bt = _timed(ctx, "backtest", backtest_step, ctx, seen, trained, champion)
-    bt["seen"] = seen
-    promote, _ = retrain_decision(bt["challenger"], bt["champion"], bt["policy"], ctx.config.promotion,
+    promote, _ = retrain_decision(bt.challenger, bt.champion, bt.policy, ctx.config.promotion,
                                   ctx.settings.thresholds)
     staged = None
     if promote:
         folder = snapshot_folder(ctx.settings.work_dir, seen.tables, seen.as_of, seen.sha256)
         staged = _timed(ctx, "score", score_step, ctx, folder, seen, trained.system_version)
-    result = _timed(ctx, "promote", promote_step, ctx, trained, bt, champion)
+    result = _timed(ctx, "promote", promote_step, ctx, seen, trained, bt, champion)
     decision = "promoted" if result["promoted"] else "kept"
     _timed(ctx, "follow", follow_with_churn, ctx.config, trained.churn_version,
            "promoted" if result["promoted"] else "rejected", result["reason"])
     if result["promoted"] and staged is not None:
         outcome.scores = {"staged": str(staged), "published": str(publish(staged))}
     outcome.decision, outcome.reason, outcome.exit_status = decision, result["reason"], 0 if result["promoted"] else 4
-    outcome.backtest = {k: v for k, v in bt.items() if k not in ("rows", "seen")}
+    outcome.backtest = bt.summary()
     return outcome
 
 

@@ -29,9 +29,6 @@ def top_drift(drift: dict | None, n: int) -> dict[str, float]:
 def summary_report(ctx, outcome, seen, before, after, seconds: float) -> dict:
     """The report of one run (see the module docstring)."""
     trained = outcome.trained
-    bt = dict(outcome.backtest or {})
-    if "policy" in bt:
-        bt["policy"] = bt["policy"].__dict__
     return {
         "decision": outcome.decision,
         "reason": outcome.reason,
@@ -49,7 +46,7 @@ def summary_report(ctx, outcome, seen, before, after, seconds: float) -> dict:
         "code_version": seen.code if seen else None,
         "steps": ctx.steps,
         "challenger": {"system": trained.system_version, "churn": trained.churn_version} if trained else None,
-        "backtest": bt or None,
+        "backtest": outcome.backtest,
         "drift_report": outcome.drift,
         "scores": outcome.scores,
         "warnings": outcome.warnings,

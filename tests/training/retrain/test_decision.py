@@ -45,3 +45,22 @@ def test_a_policy_below_its_best_baseline_is_rejected():
 def test_worse_churn_beyond_the_threshold_is_rejected():
     ok, why = retrain_decision({**CHAMP, "auc": 0.74}, CHAMP, _policy(system=2.0, beats=True), P, T)
     assert not ok and "max_auc_drop" in why
+
+
+def _report(learned, single, none, gate_chosen, champion=None):
+    dr = lambda v: {"dr": {"value": v, "low": v - 1, "high": v + 1}}  # noqa: E731
+    off = {"policies": {"learned": dr(learned), "best_single_action": dr(single), "no_contact": dr(none)}}
+    if champion is not None:
+        off["champion"] = {"comparable": True, "version": "m v1",
+                           "learned_minus_champion": {"value": learned - champion[0], "low": champion[1], "high": 9}}
+    return {"off_policy": off, "gate": {"chosen": gate_chosen, "beats_baselines": gate_chosen == "learned"}}
+
+
+def test_policy_figures_follow_the_gate_and_the_champion_comparison():
+    """The system's value is the learned policy's when it beats its baselines, else the fallback's."""
+    fell_back = PolicyFigures.from_report(_report(3.05, 5.91, 1.0, "best_single_action", champion=(4.0, -2.0)))
+    assert fell_back.system_value == 5.91 and fell_back.best_baseline_value == 5.91
+    assert fell_back.champion_value == 4.0 and not fell_back.beats_champion
+    learned = PolicyFigures.from_report(_report(8.0, 5.0, 1.0, "learned", champion=(6.0, 0.5)))
+    assert learned.system_value == 8.0 and learned.beats_champion and learned.champion_value == 6.0
+    assert PolicyFigures.from_report(_report(8.0, 5.0, 1.0, "learned")).champion_value is None
