@@ -28,6 +28,7 @@ from training.cli_common import (
     run_and_echo,
     user_errors,
 )
+from training.retrain.exits import EXIT_STATUSES as RETRAIN_EXIT_STATUSES
 
 app = typer.Typer(
     help="engage: engagement & intent features, churn prediction and next-best-action outreach for CRMs.",
@@ -382,14 +383,7 @@ def _retrain_scorer():
 
 
 RETRAIN_HELP = "\b\nExit statuses of engage retrain:\n" + "\n".join(
-    f"  {code}  {text}" for code, text in {
-        0: "finished: promoted, or unchanged (same data and code as the champion)",
-        1: "unexpected error (a bug; the traceback is printed)",
-        2: "bad input or options; nothing written",
-        3: "a data gate refused (stale, volume collapse, vanished channel/kind, missing values); nothing trained",
-        4: "the challenger was rejected or tied: the champion keeps serving (reason on the model version)",
-        5: "another engage retrain holds the lock, or the registry stayed locked",
-    }.items())
+    f"  {code}  {text}" for code, text in RETRAIN_EXIT_STATUSES.items())
 
 
 @app.command(epilog=RETRAIN_HELP)

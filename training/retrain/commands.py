@@ -21,16 +21,6 @@ from training.retrain.job import JobContext, Scorer, run_job
 
 log = logging.getLogger("engage.retrain")
 
-EXIT_STATUSES: dict[int, str] = {
-    0: "finished: the challenger was promoted, or the data and code are unchanged (nothing to do)",
-    2: "bad input or options (the data folder fails the contract, a bad --as-of or config); nothing written",
-    3: "a data gate refused the data (stale, volume collapse, vanished channel or kind, missing values); "
-       "nothing trained, champion untouched",
-    4: "the challenger was rejected (or tied): the champion keeps serving; the reason is on the model version",
-    5: "another engage retrain holds the lock (or the registry stayed locked)",
-}
-
-
 class RetrainLockedError(RegistryBusyError):
     """Another retrain holds the job's lock."""
 

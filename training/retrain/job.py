@@ -20,6 +20,7 @@ import pandas as pd
 from features.contract.schema import Tables
 from training.retrain.backtest import Backtest
 from training.retrain.decision import PolicyFigures, retrain_decision
+from training.retrain.exits import FINISHED, REFUSED, REJECTED
 from training.retrain.gates import Gate, data_gates
 from training.retrain.reference import Champion, current_champion, load_reference, system_name
 from training.retrain.settings import RetrainSettings
@@ -258,7 +259,8 @@ def _decide_and_publish(ctx: JobContext, seen: Seen, trained: Trained, champion:
            "promoted" if result["promoted"] else "rejected", result["reason"])
     if result["promoted"] and staged is not None:
         outcome.scores = {"staged": str(staged), "published": str(publish(staged))}
-    outcome.decision, outcome.reason, outcome.exit_status = decision, result["reason"], 0 if result["promoted"] else 4
+    outcome.decision, outcome.reason = decision, result["reason"]
+    outcome.exit_status = FINISHED if result["promoted"] else REJECTED
     outcome.backtest = bt.summary()
     return outcome
 
@@ -272,7 +274,7 @@ def run_job(ctx: JobContext) -> tuple[Outcome, Seen | None, Champion | None]:
     if champion is not None and champion.same_inputs(seen.sha256, seen.code):
         healed = republish(ctx.settings.scores_dir, champion.version)
         outcome = Outcome("unchanged", f"champion v{champion.version} was trained on the same data (fingerprint "
-                          f"{seen.sha256[:12]}) with the same code: nothing to do", 0)
+                          f"{seen.sha256[:12]}) with the same code: nothing to do", FINISHED)
         if healed is not None:
             outcome.warnings.append(f"published the champion's scores a killed run had left staged: {healed}")
         return outcome, seen, champion
@@ -281,8 +283,8 @@ def run_job(ctx: JobContext) -> tuple[Outcome, Seen | None, Champion | None]:
     failed = [g for g in gates if not g.passed]
     if failed:
         reason = "data gate refused: " + "; ".join(f"{g.name}: {g.message}" for g in failed)
-        return Outcome("refused", reason, 3, gates), seen, champion
-    outcome = Outcome("kept", "", 4, gates)
+        return Outcome("refused", reason, REFUSED, gates), seen, champion
+    outcome = Outcome("kept", "", REJECTED, gates)
     outcome.drift = _timed(ctx, "drift", drift_step, ctx, seen, champion, reference)
     severe = [r["feature"] for r in outcome.drift["features"] if r["psi"] >= ctx.settings.thresholds.psi_severe]
     if severe:
