@@ -1,5 +1,5 @@
 """The ``engage bench`` and ``engage diagnose`` sub-commands: speed benchmarks and diagnostics that print
-their figures as JSON (and write them with ``--json FILE``). The work lives in ``training.bench`` and
+their figures as JSON (and write them with ``--report FILE``). The work lives in ``training.bench`` and
 ``training.policy.ceiling``; heavy imports happen inside each command."""
 
 from __future__ import annotations
@@ -11,18 +11,22 @@ from typing import Annotated
 import typer
 
 from training.cli_common import (
+    EXIT_HELP,
     ConfigOption,
-    JsonOption,
-    ModelPathOption,
+    EngageGroup,
+    ReportOption,
     WorkersOption,
     echo_json,
-    enable_progress,
     user_errors,
 )
+from training.cli_progress import enable_progress
 
-bench_app = typer.Typer(help="Benchmarks: print speed and memory figures (also as JSON).", no_args_is_help=True)
-diagnose_app = typer.Typer(help="Diagnostics of a simulated world and a decision system (JSON).",
-                           no_args_is_help=True)
+bench_app = typer.Typer(cls=EngageGroup, help="Benchmarks: print speed and memory figures (also as JSON).",
+                        no_args_is_help=True, epilog=EXIT_HELP)
+diagnose_app = typer.Typer(cls=EngageGroup, help="Diagnostics of a simulated world and a decision system (JSON).",
+                           no_args_is_help=True, epilog=EXIT_HELP)
+ServerModelOption = Annotated[Path | None, typer.Option(
+    "--model-uri", help="Serve a local model folder or pickle file instead of the registry champion of --config.")]
 
 SeedOption = Annotated[int, typer.Option(help="Random seed.")]
 EventsOption = Annotated[int, typer.Option(min=1_000, help="Touchpoints in the benchmark's log.")]
@@ -41,31 +45,32 @@ def bench_features_(
     events: EventsOption = 10_000_000,
     seed: SeedOption = 7,
     jobs: Annotated[int, typer.Option(min=1, help="Worker threads/processes over customer partitions.")] = 2,
-    json_out: JsonOption = None,
+    report: ReportOption = None,
 ) -> None:
     """Feature-building speed (events/s), peak memory and single-customer latency."""
     from training.bench.features import bench_features
 
-    echo_json(bench_features(events, seeded(seed), n_jobs=jobs), json_out)
+    echo_json(bench_features(events, seeded(seed), n_jobs=jobs), report)
 
 
 @bench_app.command("system")
 @user_errors
 def bench_system_(
     system: Annotated[Path | None, typer.Option(
-        help="Pickled decision system (file or model data folder); default: fit a churn-only one.")] = None,
+        "--model-uri", help="A saved decision system (model folder or pickle file); default: fit a churn-only "
+                            "one.")] = None,
     customers: Annotated[int, typer.Option(min=1_000, help="Scoring customers.")] = 1000,
     touchpoints: Annotated[int, typer.Option(min=1, help="Touchpoints per scoring customer.")] = 500,
     table_rows: Annotated[int, typer.Option(min=1, help="Rows of the feature table scored in one call.")] = 50_000,
     seed: SeedOption = 1,
     breakdown: Annotated[bool, typer.Option(help="Time each feature family and scoring step.")] = True,
-    json_out: JsonOption = None,
+    report: ReportOption = None,
 ) -> None:
     """In-process scoring speed of a decision system: one customer, 16, 1,000, and a feature table."""
     from training.bench.system import run_bench_system
 
     echo_json(run_bench_system(system, customers=customers, touchpoints=touchpoints, table_rows=table_rows,
-                               seed=seed, breakdown=breakdown), json_out)
+                               seed=seed, breakdown=breakdown), report)
 
 
 @bench_app.command("simulate")
@@ -75,12 +80,12 @@ def bench_simulate_(
     days: Annotated[int, typer.Option(min=60, help="Days of history.")] = 365,
     write: Annotated[bool, typer.Option(help="Also time writing the tables (to a temporary folder).")] = True,
     seed: SeedOption = 0,
-    json_out: JsonOption = None,
+    report: ReportOption = None,
 ) -> None:
     """Simulator speed: seconds to simulate a world (and to write it), its size and peak memory."""
     from training.bench.simulate import bench_simulate
 
-    echo_json(bench_simulate(customers, days, seed, write=write), json_out)
+    echo_json(bench_simulate(customers, days, seed, write=write), report)
 
 
 @bench_app.command("validate")
@@ -89,7 +94,7 @@ def bench_validate_(
     events: EventsOption = 10_000_000,
     io: Annotated[bool, typer.Option(help="Also time write_tables and read_tables of a parquet folder.")] = True,
     seed: SeedOption = 0,
-    json_out: JsonOption = None,
+    report: ReportOption = None,
 ) -> None:
     """Validation speed on a synthetic log.
 
@@ -98,7 +103,7 @@ def bench_validate_(
     """
     from training.bench.validate import bench_validation
 
-    echo_json(bench_validation(events, seeded(seed), with_io=io), json_out)
+    echo_json(bench_validation(events, seeded(seed), with_io=io), report)
 
 
 @bench_app.command("policy")
@@ -108,7 +113,7 @@ def bench_policy_(
     training_rows: Annotated[int, typer.Option(
         min=0, help="Also time the policy's training rows of a randomised campaign of this many decisions.")] = 0,
     seed: SeedOption = 0,
-    json_out: JsonOption = None,
+    report: ReportOption = None,
 ) -> None:
     """Decision-rule speed with binding budget, contact, channel and offer limits, and each limit's use."""
     from training.bench.policy import bench_policy, bench_training_rows
@@ -116,7 +121,7 @@ def bench_policy_(
     figures = bench_policy(customers, seed)
     if training_rows:
         figures["training_rows"] = bench_training_rows(training_rows, seed)
-    echo_json(figures, json_out)
+    echo_json(figures, report)
 
 
 @bench_app.command("policy-scenarios")
@@ -128,7 +133,7 @@ def bench_policy_scenarios_(
         help="Comma-separated scenarios (default: all: retention, visit_campaign, spend_offers, low_consent, "
              "sleeping_dogs, short_history).")] = None,
     n_boot: Annotated[int, typer.Option(min=20, help="Bootstrap draws of each DR interval.")] = 200,
-    json_out: JsonOption = None,
+    report: ReportOption = None,
 ) -> None:
     """The policy over the simulator's scenario matrix, judged by each world's truth.
 
@@ -144,27 +149,27 @@ def bench_policy_scenarios_(
     seed_list = parse_list(seeds, "seeds", int)
     names = parse_list(scenarios, "scenarios")
 
-    def save(cells: list[dict]) -> None:  # a long run keeps its finished cells in --json as it goes
-        if json_out is not None:
-            write_json(json_out, {"partial": True, "customers": customers, "seeds": seed_list, "cells": cells})
+    def save(cells: list[dict]) -> None:  # a long run keeps its finished cells in --report as it goes
+        if report is not None:
+            write_json(report, {"partial": True, "customers": customers, "seeds": seed_list, "cells": cells})
 
     enable_progress()
-    echo_json(bench_policy_scenarios(customers, seed_list, names, n_boot=n_boot, on_cell=save), json_out)
+    echo_json(bench_policy_scenarios(customers, seed_list, names, n_boot=n_boot, on_cell=save), report)
 
 
 @bench_app.command("serve")
 @user_errors
 def bench_serve_(
     config: ConfigOption = None,
-    model_path: ModelPathOption = None,
+    model_uri: ServerModelOption = None,
     workers: WorkersOption = None,
     gc_freeze: Annotated[bool, typer.Option(help="gc.freeze() after the workers load the model.")] = True,
-    json_out: JsonOption = None,
+    report: ReportOption = None,
 ) -> None:
     """Load-test the real service on loopback: p50/p90/p99, requests/s and errors at concurrency 1 and 16."""
     from training.bench.serve import bench_serve
 
-    _server_bench(bench_serve, json_out, config, model_path, workers=workers, gc_freeze=gc_freeze)
+    _server_bench(bench_serve, report, config, model_uri, workers=workers, gc_freeze=gc_freeze)
 
 
 @bench_app.command("abuse")
@@ -172,18 +177,18 @@ def bench_serve_(
 def bench_abuse_(
     paths: Annotated[int, typer.Option(min=1, help="Random-path requests of the metrics probe.")] = 5_000,
     workers: WorkersOption = None,
-    model_path: ModelPathOption = None,
+    model_uri: ServerModelOption = None,
     config: ConfigOption = None,
-    json_out: JsonOption = None,
+    report: ReportOption = None,
 ) -> None:
     """Probe the real service's limits on loopback: 413 latency, small requests' p99 while one maximal request is
     scored, /metrics size and worker memory after random-path requests (limits from ENGAGE_MAX_* settings)."""
     from training.bench.abuse import bench_abuse
 
-    _server_bench(bench_abuse, json_out, config, model_path, workers=workers, n_paths=paths)
+    _server_bench(bench_abuse, report, config, model_uri, workers=workers, n_paths=paths)
 
 
-def _server_bench(run: Callable[..., dict], json_out: Path | None, config: Path | None, model_path: Path | None,
+def _server_bench(run: Callable[..., dict], report: Path | None, config: Path | None, model_path: Path | None,
                   **options: object) -> None:
     """Run a benchmark that starts the real server and print its figures; a worker's first model-loading error
     ends it at once, on one line, with exit status 3 (no model)."""
@@ -195,7 +200,7 @@ def _server_bench(run: Callable[..., dict], json_out: Path | None, config: Path 
     except ModelLoadError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(code=3) from None
-    echo_json(result, json_out)
+    echo_json(result, report)
 
 
 @bench_app.command("churn-data")
@@ -204,7 +209,7 @@ def bench_churn_data(
     name: Annotated[str, typer.Argument(help="telco, online_retail or cdnow.")],
     source: Annotated[Path, typer.Option(help="The dataset folder, e.g. ../shared/datasets/telco.")],
     config: ConfigOption = None,
-    json_out: JsonOption = None,
+    report: ReportOption = None,
     mlflow: Annotated[bool, typer.Option(help="Log the run to MLflow.")] = True,
     seed: SeedOption = 7,
 ) -> None:
@@ -212,7 +217,7 @@ def bench_churn_data(
     from training.bench.churn_data import run_benchmark
 
     enable_progress()
-    echo_json(run_benchmark(name, source, config_path=config, log_to_mlflow=mlflow, seed=seed), json_out)
+    echo_json(run_benchmark(name, source, config_path=config, log_to_mlflow=mlflow, seed=seed), report)
 
 
 @diagnose_app.command("ceiling")
@@ -224,14 +229,15 @@ def diagnose_ceiling(
     seed: Annotated[int | None, typer.Option(
         help="Random seed (policy default 0; churn default: the churn settings' seed).")] = None,
     system: Annotated[Path | None, typer.Option(
-        help="Policy: also decompose this decision system's policy (model folder or pickle).")] = None,
+        "--model-uri", help="Policy: also decompose this decision system's policy (model folder or pickle "
+                            "file).")] = None,
     config: ConfigOption = None,
-    json_out: JsonOption = None,
+    report: ReportOption = None,
 ) -> None:
     """How far a model is from what the features allow, beside the oracle (simulated data).
 
     policy: how much of the oracle's uplift a policy can reach from the features (regressors of the true
-    values); with --system, which estimate (effect or value) limits that system's policy.
+    values); with --model-uri, which estimate (effect or value) limits that system's policy.
     churn: the churn model trained in-process as `engage train churn` trains it (settings from --config),
     a regressor of the true churn probability from the same features (the ceiling) and the oracle:
     AUC, Brier and ECE side by side on the test rows.
@@ -240,10 +246,10 @@ def diagnose_ceiling(
         from training.churn.diagnose import churn_ceiling_report
 
         enable_progress()
-        echo_json(churn_ceiling_report(data, seed, config), json_out)
+        echo_json(churn_ceiling_report(data, seed, config), report)
     elif target == "policy":
         from training.policy.ceiling import ceiling_report
 
-        echo_json(ceiling_report(data, cutoff, 0 if seed is None else seed, system), json_out)
+        echo_json(ceiling_report(data, cutoff, 0 if seed is None else seed, system), report)
     else:
         raise ValueError(f"diagnose ceiling {target!r}: use churn or policy")

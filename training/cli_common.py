@@ -10,16 +10,28 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from training.report import report_text, write_text_atomic
 
-ConfigOption = Annotated[Path | None, typer.Option("--config", help="MLflow settings (default: ./mlflow.yaml).")]
-ReportOption = Annotated[Path | None, typer.Option("--report", help="Write the figures to this JSON file.")]
-JsonOption = Annotated[Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")]
-ModelPathOption = Annotated[
-    Path | None, typer.Option(help="Serve/score a saved decision system file instead of the registry champion.")
-]
+ConfigOption = Annotated[Path | None, typer.Option(
+    "--config", help="MLflow settings YAML (tracking URI, registered model names, aliases; default: ./mlflow.yaml). "
+                     "Not the decision settings: those are --policy-config.")]
+ReportOption = Annotated[Path | None, typer.Option("--report", help="Also write the result (JSON) to this file.")]
+ModelUriOption = Annotated[str | None, typer.Option(
+    "--model-uri", help="The decision system to use: a registry URI (models:/NAME@ALIAS, models:/NAME/VERSION, "
+                        "runs:/RUN/PATH) or a local model folder or pickle file (default: the champion named in "
+                        "--config).")]
+DataOption = Annotated[Path, typer.Option("--data", help="Data folder (customers, touchpoints, ... files).")]
+QuietOption = Annotated[bool, typer.Option(
+    "--quiet", "-q", help="No progress on stderr (bars are drawn only when stderr is a terminal).")]
 WorkersOption = Annotated[int | None, typer.Option(min=1, help="Worker processes (default: one per CPU core).")]
+
+# Old option names that still work (with a warning on stderr) so that scripts keep running; hidden from --help
+# and listed in the command reference. An old name is rewritten only for a command that has the new one.
+DEPRECATED_OPTIONS: dict[str, str] = {"--json": "--report", "--model-path": "--model-uri", "--system": "--model-uri"}
+# Commands whose data folder used to be a positional argument: a bare argument is read as this option.
+FORMER_POSITIONALS: dict[str, str] = {"validate": "--data"}
 
 
 # The exit statuses of every command (shown by --help and listed in the README).
@@ -36,9 +48,60 @@ EXIT_HELP = "\b\nExit statuses:\n" + "\n".join(f"  {code}  {text}" for code, tex
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print a user-facing error on one line to stderr and return the exit (status 2 = bad input)."""
-    typer.secho(f"error: {' '.join(message.split())}", err=True, fg=typer.colors.RED)
+    """Print a user-facing error to stderr and return the exit (status 2 = bad input).
+
+    One line per problem: a message listing several problems keeps its lines, each tidied to one line.
+    """
+    lines = [" ".join(line.split()) for line in str(message).splitlines()]
+    text = "\n".join(("  " + line if i and line[:1].isdigit() else line) for i, line in enumerate(lines) if line)
+    typer.secho(f"error: {text}", err=True, fg=typer.colors.RED)
     return typer.Exit(code=code)
+
+
+def _takes_value(command: Any, option: str) -> bool:
+    for param in command.params:
+        if option in getattr(param, "opts", ()) or option in getattr(param, "secondary_opts", ()):
+            return not getattr(param, "is_flag", False) and not getattr(param, "count", False)
+    return False
+
+
+def upgrade_arguments(command: Any, args: list[str]) -> list[str]:
+    """``args`` with deprecated option names (and a former positional data folder) in their current form,
+    each change announced once on stderr."""
+    names = {o for p in command.params for o in (*getattr(p, "opts", ()), *getattr(p, "secondary_opts", ()))}
+    former = FORMER_POSITIONALS.get(command.name or "")
+    out: list[str] = []
+    expects_value = False
+    for i, arg in enumerate(args):
+        if arg == "--":
+            out += args[i:]
+            break
+        if expects_value:
+            out.append(arg)
+            expects_value = False
+            continue
+        name, eq, value = arg.partition("=")
+        new = DEPRECATED_OPTIONS.get(name)
+        if new and name not in names and new in names:
+            typer.echo(f"warning: {name} is deprecated; use {new} (the old name still works for now)", err=True)
+            arg, name = new + eq + value, new
+        if former and not arg.startswith("-") and former not in out:
+            typer.echo(f"warning: the data folder as a bare argument is deprecated; use {former} {arg}", err=True)
+            out.append(former)
+        elif arg.startswith("-") and not eq:
+            expects_value = _takes_value(command, name)
+        out.append(arg)
+    return out
+
+
+class EngageGroup(TyperGroup):
+    """A command group that accepts the deprecated option names of its commands (see ``DEPRECATED_OPTIONS``)."""
+
+    def resolve_command(self, ctx: typer.Context, args: list[str]):
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None and not hasattr(command, "list_commands"):  # a command, not a group
+            rest = upgrade_arguments(command, rest)
+        return name, command, rest
 
 
 def _infrastructure_failure(exc: Exception) -> tuple[int, str] | None:
@@ -86,6 +149,34 @@ def user_errors(func):
     return wrapper
 
 
+REGISTRY_SCHEMES = ("models:/", "runs:/")
+
+
+def is_registry_uri(uri: str) -> bool:
+    """Whether ``--model-uri`` names a registered model or run artifact (otherwise it is a local path)."""
+    return uri.startswith(REGISTRY_SCHEMES)
+
+
+def load_registered(uri: str, config_path: Path | None) -> tuple[Any, str]:
+    """The decision system at a registry URI, with the tracking URI of ``--config`` (default ./mlflow.yaml), and
+    its version (``name/number``: an alias is resolved once, so the version named is the one loaded)."""
+    import mlflow
+
+    from features.contract.errors import retry_while_busy
+    from training.registry import load_config, load_decision_system, pinned_model_uri
+
+    config = load_config(config_path or Path("mlflow.yaml"))
+    mlflow.set_tracking_uri(config.tracking_uri)
+
+    def load() -> tuple[Any, str]:
+        pinned = pinned_model_uri(uri)
+        return load_decision_system(pinned), pinned
+
+    system, pinned = retry_while_busy(load, seconds=config.busy_retry_seconds, what=f"loading {uri}",
+                                      where=config.tracking_uri)
+    return system, pinned.removeprefix("models:/")
+
+
 def parse_cutoff(text: str | None) -> datetime | None:
     """Parse a cutoff date/time given on the command line as a UTC timestamp."""
     if text is None:
@@ -109,16 +200,16 @@ def echo_json(payload: dict, path: Path | None) -> None:
         write_text_atomic(path, text)
 
 
-def run_and_echo(command: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
-    """Run a long command with progress logging on, then print the JSON result it returns."""
-    enable_progress()
-    echo_json(command(*args, **kwargs), None)
+def run_and_echo(command: Callable[..., Any], /, *args: Any, quiet: bool = False, notes: str | None = None,
+                 **kwargs: Any) -> None:
+    """Run a long command with its progress on stderr, then print the JSON result it returns on stdout.
 
+    ``notes`` names the command's keyword for a progress-line callback (e.g. ``progress``), if it takes one.
+    """
+    from training.cli_progress import progress_bars
 
-def enable_progress() -> None:
-    """Show progress of long steps (training logs through ``logging`` under ``engage.*``)."""
-    import logging
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("mlflow", "alembic", "urllib3", "bentoml", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    with progress_bars(quiet, logs=True) as bars:
+        if notes is not None:
+            kwargs[notes] = bars.note
+        result = command(*args, **kwargs)
+    echo_json(result, None)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -24,13 +24,31 @@ def _fmt(x: Any) -> str:
     return f"{x:.3f}" if isinstance(x, float) else str(x)
 
 
+class Progress(Protocol):
+    """How the command line shows the demo's progress (``training.cli_progress.Bars``): bars and phases."""
+
+    def step(self, description: str, total: int | None = None) -> Callable[[int, int], None]: ...
+
+    def note(self, text: str) -> None: ...
+
+
+class _Silent:
+    def step(self, description: str, total: int | None = None) -> Callable[[int, int], None]:
+        return lambda done, total: None
+
+    def note(self, text: str) -> None:
+        pass
+
+
 @dataclass(frozen=True)
 class Demo:
-    """Where the demo works and how it talks: the work folder, its data folder, the MLflow config, the printer."""
+    """Where the demo works and how it talks: the work folder, its data folder, the MLflow config, the printer
+    and the progress display."""
 
     workdir: Path
     config_path: Path | None
     echo: Callable[[str], None]
+    progress: Progress = field(default_factory=_Silent)
 
     @property
     def data(self) -> Path:
@@ -43,7 +61,9 @@ def _simulate(demo: Demo, customers: int, days: int, seed: int) -> dict[str, Any
     from features.sources.simulation.world import simulate_world
 
     demo.echo(f"[1/6] simulating {customers:,} customers over {days} days (seed {seed}) → {demo.data}")
-    world = simulate_world(SimConfig(n_customers=customers, days=days, seed=seed), np.random.default_rng(seed))
+    world = simulate_world(SimConfig(n_customers=customers, days=days, seed=seed), np.random.default_rng(seed),
+                           progress=demo.progress.step("simulating, day by day"))
+    demo.progress.note("writing the data folder")
     write_tables(world, demo.data, overwrite=True)
     manifest = world.meta["manifest"]
     out = {k: manifest["counts"][k] for k in ("customers", "touchpoints", "outreach")}
@@ -56,19 +76,21 @@ def _validate(demo: Demo) -> Tables:
     from features.sources.io import read_tables
 
     demo.echo("[2/6] validating the data folder against the contract")
+    demo.progress.note("validating")
     tables = read_tables(demo.data)
     demo.echo("      " + tables.meta["validation"].summary().replace("\n", "\n      "))
     return tables
 
 
 def _features(demo: Demo, tables: Tables) -> dict[str, Any]:
-    from features.builders.pipeline import build_features
+    from features.builders.pipeline import FeaturePipeline
     from features.contract.cutoffs import evaluation_cutoff
 
     demo.echo("[3/6] building point-in-time features at the evaluation cutoff")
     t = time.perf_counter()
     cutoff = evaluation_cutoff(tables)
-    feats = build_features(tables.without_truth(), cutoff)
+    feats = FeaturePipeline().fit_transform(tables.without_truth(), cutoff=cutoff,
+                                            progress=demo.progress.step("building features, block by block"))
     seconds = time.perf_counter() - t
     n_events = int((tables.touchpoints["ts"] < feats.attrs.get("cutoff", cutoff)).sum())
     out = {"customers": len(feats), "features": feats.shape[1], "seconds": round(seconds, 2),
@@ -124,7 +146,7 @@ def _policy(demo: Demo) -> dict[str, Any]:
 
     demo.echo("[5/6] learning the next-best-action policy from the outreach log (registered with churn as one unit)")
     policy = train_policy_command(demo.data, demo.config_path, demo.workdir / "policy_report.json", register=True,
-                                  progress=lambda msg: demo.echo(f"      {msg}"))
+                                  progress=demo.progress.note)
     scenario = policy["scenarios"]["configured"]
     truth = scenario.get("truth") or {}
     _echo_policy(demo.echo, scenario, truth)
@@ -144,6 +166,7 @@ def _score(demo: Demo) -> dict[str, Any]:
     from serving.batch import score_data
 
     demo.echo("[6/6] batch-scoring every customer with the champion decision system")
+    demo.progress.note("batch-scoring every customer")
     scored = score_data(demo.data, demo.workdir / "scores.parquet", defense_out=demo.workdir / "defense_targets.csv",
                         mlflow_config=demo.config_path or Path("mlflow.yaml"), overwrite=True)
     out = {k: v for k, v in scored.items() if not isinstance(v, (list, dict))}
@@ -159,17 +182,28 @@ def run_demo(
     seed: int,
     config_path: Path | None,
     echo: Callable[[str], None] = print,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Run every stage on a fresh simulated world in ``workdir``; returns the figures of each stage."""
-    demo = Demo(Path(workdir), config_path, echo)
+    """Run every stage on a fresh simulated world in ``workdir``; returns the figures of each stage.
+
+    ``progress`` shows each stage's progress (bars on a terminal); the stages' results go to ``echo``.
+    """
+    demo = Demo(Path(workdir), config_path, echo, progress or _Silent())
     report: dict[str, Any] = {}
     t0 = time.perf_counter()
+    stages = demo.progress.step("demo: 6 stages", total=6)
     report["simulate"] = _simulate(demo, customers, days, seed)
+    stages(1, 6)
     tables = _validate(demo)
+    stages(2, 6)
     report["features"] = _features(demo, tables)
+    stages(3, 6)
     report["churn"] = _churn(demo)
+    stages(4, 6)
     report["policy"] = _policy(demo)
+    stages(5, 6)
     report["score"] = _score(demo)
+    stages(6, 6)
     report["seconds"] = round(time.perf_counter() - t0, 1)
     path = write_json(demo.workdir / "demo_report.json", report)
     echo(f"done in {report['seconds']} s; figures in {path}")

@@ -314,6 +314,11 @@ def load_decision_system(uri: str, *, tracking_uri: str | None = None):
         raise
 
 
+def pinned_model_uri(uri: str) -> str:
+    """``uri`` with an alias resolved to the version it points at now (``models:/name/3``); others as given."""
+    return _pinned_version(uri)[0]
+
+
 def _pinned_version(uri: str) -> tuple[str, str | None]:
     """A ``models:/`` URI pinned to the version its alias points at now, and that version's ``model_sha256``
     tag (other URIs as given, with no recorded digest)."""

@@ -60,7 +60,7 @@ def save_pending(config: MlflowConfig, system, pending: dict[str, Any], error: s
 
 def register_command(folder: Path, config_path: Path | None) -> str:
     """The ``engage register`` command line that registers a saved model."""
-    words = ["engage", "register", "--model-path", str(folder)]
+    words = ["engage", "register", "--model-uri", str(folder)]
     if config_path is not None:
         words += ["--config", str(config_path)]
     return shlex.join(words)
@@ -177,7 +177,7 @@ def _register_system(config: MlflowConfig, system, spec: dict[str, Any]) -> dict
 
 
 def register_pending(folder: str | Path, config_path: Path | None = None, *, data: Path | None = None) -> dict:
-    """``engage register --model-path DIR``: register a model saved by a training run whose registration failed."""
+    """``engage register --model-uri DIR``: register a model saved by a training run whose registration failed."""
     import mlflow
 
     from training.registry import load_config

@@ -59,17 +59,30 @@ def per_member(members: Iterable[str], columns: Callable[[str], list[tuple[str, 
     return [entry for m in members for entry in columns(m)]
 
 
-def map_blocks(source: EventSource, fn, *, n_jobs: int = 1, block_events: int = DEFAULT_BLOCK_EVENTS) -> list:
-    """``fn(block)`` for every block of whole customers, in customer order, on ``n_jobs`` threads."""
+def map_blocks(source: EventSource, fn, *, n_jobs: int = 1, block_events: int = DEFAULT_BLOCK_EVENTS,
+               progress: Callable[[int, int], None] | None = None) -> list:
+    """``fn(block)`` for every block of whole customers, in customer order, on ``n_jobs`` threads.
+
+    ``progress(done, total)`` is called as blocks finish (in order), for a caller that shows progress.
+    """
     bounds = source.blocks(block_events)
+    report = progress or (lambda done, total: None)
 
     def run(b):
         return fn(source.block(*b))
 
     if n_jobs <= 1 or len(bounds) == 1:
-        return [run(b) for b in bounds]
+        results = []
+        for b in bounds:
+            results.append(run(b))
+            report(len(results), len(bounds))
+        return results
     with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-        return list(pool.map(run, bounds))
+        results = []
+        for result in pool.map(run, bounds):
+            results.append(result)
+            report(len(results), len(bounds))
+        return results
 
 
 def concat_stats(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -83,19 +83,20 @@ class FeaturePipeline(BaseEstimator):
             out.append((name, clone(given) if given is not None else cls()))
         return out
 
-    def _map(self, source: EventSource, fn) -> list:
-        return map_blocks(source, fn, n_jobs=int(self.n_jobs), block_events=int(self.block_events))
+    def _map(self, source: EventSource, fn, progress=None) -> list:
+        return map_blocks(source, fn, n_jobs=int(self.n_jobs), block_events=int(self.block_events),
+                          progress=progress)
 
     def _event_builders(self) -> list[FeatureBuilder]:
         return [b for _, b in self.builders_ if isinstance(b, FeatureBuilder)]
 
     # ---- contract ---------------------------------------------------------------------------------
-    def _fit_events(self, X: Tables, source: EventSource, cutoff) -> None:
+    def _fit_events(self, X: Tables, source: EventSource, cutoff, progress=None) -> None:
         builders = self._new_builders()
         event_b = [b for _, b in builders if isinstance(b, FeatureBuilder)]
         for b in event_b:
             b._check_params()
-        stats = self._map(source, lambda block: [b._fit_stats(block) for b in event_b])
+        stats = self._map(source, lambda block: [b._fit_stats(block) for b in event_b], progress)
         for j, b in enumerate(event_b):
             b._fit_from(concat_stats([s[j] for s in stats]))
             b.feature_names_out_ = np.array([n for n, _ in b.describe()], dtype=object)
@@ -111,12 +112,15 @@ class FeaturePipeline(BaseEstimator):
         self.feature_names_out_ = np.array(names, dtype=object)
         self.int_columns_ = frozenset().union(*(b.int_columns for _, b in builders))
 
-    def fit(self, X: Tables, y=None, *, cutoff) -> FeaturePipeline:
-        """Fit every family on the customers of ``X`` at ``cutoff`` (scales, priors, categories)."""
-        self._fit_events(X, EventSource(X, cutoff), cutoff)
+    def fit(self, X: Tables, y=None, *, cutoff, progress=None) -> FeaturePipeline:
+        """Fit every family on the customers of ``X`` at ``cutoff`` (scales, priors, categories).
+
+        ``progress(done, total)``, when given, is called as blocks of customers finish.
+        """
+        self._fit_events(X, EventSource(X, cutoff), cutoff, progress)
         return self
 
-    def _transform_events(self, X: Tables, source: EventSource, cutoff) -> pd.DataFrame:
+    def _transform_events(self, X: Tables, source: EventSource, cutoff, progress=None) -> pd.DataFrame:
         event_b = self._event_builders()
         statics = [b for _, b in self.builders_ if isinstance(b, StaticAttributesBuilder)]
         width = sum(b.n_features_out_ for b in event_b)
@@ -130,23 +134,35 @@ class FeaturePipeline(BaseEstimator):
                 block[ev.lo : ev.lo + ev.n, col : col + a.shape[1]] = a
                 col += a.shape[1]
 
-        self._map(source, fill)
+        self._map(source, fill, progress)
         col = width
         for b in statics:
             block[:, col : col + b.n_features_out_] = b._block(X.customers, to_cutoff_ns(cutoff))
             col += b.n_features_out_
         return to_frame(block, X.customers["customer_id"], list(self.feature_names_out_), self.int_columns_)
 
-    def transform(self, X: Tables, *, cutoff) -> pd.DataFrame:
-        """The feature table: one row per customer of ``X.customers``, index ``customer_id``."""
-        check_is_fitted(self, "feature_names_out_")
-        return self._transform_events(X, EventSource(X, cutoff), cutoff)
+    def transform(self, X: Tables, *, cutoff, progress=None) -> pd.DataFrame:
+        """The feature table: one row per customer of ``X.customers``, index ``customer_id``.
 
-    def fit_transform(self, X: Tables, y=None, *, cutoff) -> pd.DataFrame:
-        """``fit`` and ``transform`` at one cutoff, sharing the event pass."""
+        ``progress(done, total)``, when given, is called as blocks of customers finish.
+        """
+        check_is_fitted(self, "feature_names_out_")
+        return self._transform_events(X, EventSource(X, cutoff), cutoff, progress)
+
+    def fit_transform(self, X: Tables, y=None, *, cutoff, progress=None) -> pd.DataFrame:
+        """``fit`` and ``transform`` at one cutoff, sharing the event pass (``progress`` counts both passes)."""
         source = EventSource(X, cutoff)
-        self._fit_events(X, source, cutoff)
-        return self._transform_events(X, source, cutoff)
+        fit_done = [0]
+
+        def fit_progress(done: int, total: int) -> None:
+            fit_done[0] = total
+            progress(done, 2 * total)
+
+        def transform_progress(done: int, total: int) -> None:
+            progress(fit_done[0] + done, 2 * total)
+
+        self._fit_events(X, source, cutoff, fit_progress if progress else None)
+        return self._transform_events(X, source, cutoff, transform_progress if progress else None)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         check_is_fitted(self, "feature_names_out_")

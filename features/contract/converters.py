@@ -82,6 +82,7 @@ def to_timestamps(s: pd.Series, table: str, column: str, report: ValidationRepor
                   allow_missing: bool) -> pd.Series:
     """A timestamp column as datetime64[ns, UTC]; naive values are read as UTC (with a warning)."""
     where = f"{table}.{column}"
+    unparsed = np.zeros(len(s), dtype=bool)  # rows already reported (not reported again as missing)
     if isinstance(s.dtype, pd.DatetimeTZDtype):
         out = s.dt.tz_convert("UTC")
     elif pd.api.types.is_datetime64_dtype(s.dtype):
@@ -106,6 +107,7 @@ def to_timestamps(s: pd.Series, table: str, column: str, report: ValidationRepor
         blank[failed] = is_blank(s.iloc[failed])
         bad &= ~blank
         reject_rows(table, column, "an unparseable timestamp (use ISO 8601, e.g. 2024-05-01T12:00:00Z)", s, bad)
+        unparsed = bad
         if strings:
             sample = text[~blank].head(2_000).str.strip()
             naive = ~sample.str.contains(_TZ_SUFFIX, regex=True).fillna(True)
@@ -122,7 +124,7 @@ def to_timestamps(s: pd.Series, table: str, column: str, report: ValidationRepor
         reject_rows(table, column, "a timestamp outside the years 1678-2261", s, bad)
         raise
     if not allow_missing:
-        reject_rows(table, column, "a missing timestamp", s, out.isna().to_numpy())
+        reject_rows(table, column, "a missing timestamp", s, out.isna().to_numpy() & ~unparsed)
     return out.reset_index(drop=True)
 
 

@@ -11,13 +11,17 @@ and a message that says what to do; :func:`is_registry_busy` recognises a locked
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 
 MAX_EXAMPLES = 5
+# Validation goes on after a bad row to report every problem of the input in one run, up to this many.
+MAX_PROBLEMS = 50
 T = TypeVar("T")
 
 
@@ -90,10 +94,12 @@ def _show(value) -> str:
 
 def reject_rows(table: str, column: str | None, problem: str, values: pd.Series | np.ndarray | None,
                 mask: np.ndarray | None, *, allowed: Sequence[str] = ()) -> None:
-    """Raise a DataError for the rows in ``mask`` (no-op when no row is flagged)."""
+    """A DataError for the rows in ``mask`` (no-op when no row is flagged): raised, or recorded while
+    :func:`collecting_problems` is on."""
     if mask is None:
-        raise DataError(table, column, problem, allowed=allowed)
-    mask = np.asarray(mask, dtype=bool)
+        raise_or_collect(DataError(table, column, problem, allowed=allowed))
+        return
+    mask = _not_yet_reported(table, column, np.asarray(mask, dtype=bool))
     count = int(mask.sum())
     if count == 0:
         return
@@ -102,7 +108,7 @@ def reject_rows(table: str, column: str | None, problem: str, values: pd.Series 
     if values is not None:
         seen = pd.unique(pd.Series(np.asarray(values, dtype=object)[positions[:10_000]]))
         examples = [v for v in seen if not _is_missing(v)][:MAX_EXAMPLES]
-    raise DataError(table, column, problem, examples, count, allowed=allowed, row=int(positions[0]) + 1)
+    raise_or_collect(DataError(table, column, problem, examples, count, allowed=allowed, row=int(positions[0]) + 1))
 
 
 def _is_missing(value) -> bool:
@@ -111,6 +117,115 @@ def _is_missing(value) -> bool:
     except (TypeError, ValueError):  # lists and other containers are values, not missing
         return False
 
+
+
+# ------------------------------------------------------------------------------- several problems at once
+
+class _Collector:
+    """The problems recorded so far, and which rows of each column they cover."""
+
+    def __init__(self) -> None:
+        self.found: list[DataError] = []
+        self.flagged: dict[tuple[str, str | None], np.ndarray] = {}
+
+
+_COLLECTED: ContextVar[_Collector | None] = ContextVar("engage_data_problems", default=None)
+
+
+def _not_yet_reported(table: str, column: str | None, mask: np.ndarray) -> np.ndarray:
+    """``mask`` without the rows of ``table.column`` already reported: a bad value fails several checks of
+    its column (unparseable, then missing), and only the first says what is wrong with it."""
+    state = _COLLECTED.get()
+    if state is None:
+        return mask
+    key = (table, column)
+    before = state.flagged.get(key)
+    if before is not None and before.shape == mask.shape:
+        mask = mask & ~before
+        state.flagged[key] = before | mask
+    else:
+        state.flagged[key] = mask
+    return mask
+
+
+class DataProblemsError(DataError):
+    """Several contract violations found in one pass over the input: ``problems`` lists each one, with its
+    table, column, row count and first row. The fields of the first problem are also this error's own."""
+
+    def __init__(self, problems: Sequence[DataError], *, truncated: bool = False, source: str = "") -> None:
+        self.problems = [p.with_source("") if p.source else p for p in problems]
+        self.truncated = truncated
+        first = self.problems[0]
+        super().__init__(first.table, first.column, first.problem, first.examples, first.count,
+                         allowed=first.allowed, row=first.row, source=source)
+
+    def _message(self) -> str:
+        n = len(self.problems)
+        head = (f"stopped at the first {n} problems in the data (fix these, then validate again)" if self.truncated
+                else f"{n} problems in the data")
+        text = head + ":\n" + "\n".join(f"  {i}. {p}" for i, p in enumerate(self.problems, 1))
+        return f"{self.source}: {text}" if self.source else text
+
+    def __reduce__(self):
+        return (_rebuild_data_problems_error, (self.problems, self.truncated, self.source))
+
+    def with_source(self, source: str) -> DataProblemsError:
+        return DataProblemsError(self.problems, truncated=self.truncated, source=source)
+
+
+def _rebuild_data_problems_error(problems, truncated, source) -> DataProblemsError:
+    return DataProblemsError(problems, truncated=truncated, source=source)
+
+
+def raise_or_collect(error: DataError) -> None:
+    """Raise ``error``, or record it while :func:`collecting_problems` is on (raising all of them once
+    ``MAX_PROBLEMS`` are recorded)."""
+    state = _COLLECTED.get()
+    if state is None:
+        raise error
+    found = state.found
+    found.append(error)
+    if len(found) >= MAX_PROBLEMS:
+        raise DataProblemsError(found, truncated=True)
+
+
+def reported(table: str, column: str | None) -> bool:
+    """Whether a problem of ``table.column`` is already recorded (a later check of the same values would
+    only repeat it)."""
+    state = _COLLECTED.get()
+    return state is not None and any(p.table == table and p.column == column for p in state.found)
+
+
+def _all_of(found: list[DataError]) -> DataError:
+    return found[0] if len(found) == 1 else DataProblemsError(found)
+
+
+@contextmanager
+def collecting_problems() -> Iterator[list[DataError]]:
+    """Check on after a bad row: every problem inside the block is recorded, and at its end they are raised
+    together (one :class:`DataError` as it is; several as :class:`DataProblemsError`).
+
+    A problem that stops the checks (a missing table or column) ends the block at once, with the problems
+    recorded before it; an unexpected error after recorded problems is taken as their consequence (checks
+    that ran on the bad values), so the recorded problems are raised instead.
+    """
+    state = _Collector()
+    found = state.found
+    token = _COLLECTED.set(state)
+    try:
+        try:
+            yield found
+        except DataProblemsError:
+            raise
+        except DataError as exc:
+            found.append(exc)
+        except Exception:
+            if not found:
+                raise
+        if found:
+            raise _all_of(found) from None
+    finally:
+        _COLLECTED.reset(token)
 
 
 # ----------------------------------------------------------------------------------- infrastructure errors

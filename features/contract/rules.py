@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from features.contract.errors import MAX_EXAMPLES, DataError
+from features.contract.errors import MAX_EXAMPLES, DataError, raise_or_collect, reported
 from features.contract.schema import (
     CHANNELS,
     CONSENT_COLUMNS,
@@ -97,23 +97,25 @@ def label_checks(ids: pd.Index) -> pa.DataFrameSchema:
 
 
 def run_checks(schema: pa.DataFrameSchema, df: pd.DataFrame, table: str) -> None:
-    """Apply a pandera schema and turn its first failure into a DataError (others are mentioned)."""
+    """Apply a pandera schema and turn each failing column and check into a DataError (raised at the first,
+    or all recorded while problems are being collected; a column already reported is not repeated)."""
     try:
         schema.validate(df, lazy=True, inplace=True)
+        return
     except pa.errors.SchemaErrors as exc:
         fc = exc.failure_cases
-        groups = list(fc.groupby(["column", "check"], sort=False, dropna=False))
-        (column, check), rows = groups[0]
+    errors = []
+    for (column, check), rows in fc.groupby(["column", "check"], sort=False, dropna=False):
+        name = None if pd.isna(column) else str(column)
         rows = rows[rows["index"].notna()] if rows["index"].notna().any() else rows
         examples = list(pd.unique(rows["failure_case"].dropna()))[:MAX_EXAMPLES]
         index = pd.to_numeric(rows["index"], errors="coerce").dropna()
-        problem = _pandera_problem(str(check))
-        if len(groups) > 1:
-            others = "; ".join(f"{c}: {_pandera_problem(str(k))}" for (c, k), _ in groups[1:4])
-            problem += f" [also: {others}]"
-        raise DataError(table, None if pd.isna(column) else str(column), problem, examples,
-                        len(rows) if len(index) else None,
-                        row=int(index.min()) + 1 if len(index) else None) from None
+        errors.append(DataError(table, name, _pandera_problem(str(check)), examples,
+                                len(rows) if len(index) else None,
+                                row=int(index.min()) + 1 if len(index) else None))
+    for error in errors:
+        if not reported(table, error.column):
+            raise_or_collect(error)
 
 
 def _pandera_problem(check: str) -> str:

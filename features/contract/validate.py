@@ -42,7 +42,7 @@ from features.contract.converters import (
     to_text,
     to_timestamps,
 )
-from features.contract.errors import MAX_EXAMPLES, DataError, reject_rows
+from features.contract.errors import MAX_EXAMPLES, DataError, collecting_problems, reject_rows
 from features.contract.report import ValidationReport
 from features.contract.rules import customer_checks, label_checks, outreach_checks, run_checks, touchpoint_checks
 from features.contract.schema import (
@@ -309,28 +309,16 @@ def _truth(df: pd.DataFrame, ids: pd.Index) -> pd.DataFrame:
 def validate_tables(tables: Tables, *, source: str = "") -> tuple[Tables, ValidationReport]:
     """Check ``tables`` against the data contract and return them normalised, with a report.
 
-    Raises :class:`DataError` for the first problem found (the message names table, column, problem,
-    examples and row count). Input frames are never modified.
+    Raises a :class:`DataError` naming table, column, problem, examples and row count; when the input has
+    several problems, a :class:`DataProblemsError` listing each of them (up to ``MAX_PROBLEMS``): the checks go on
+    after a bad row, and stop early only where the rest cannot be checked (a missing table or column).
+    Input frames are never modified.
     """
     start = time.perf_counter()
     report = ValidationReport(source=source)
     try:
-        for name in REQUIRED_TABLES:
-            if getattr(tables, name, None) is None:
-                raise DataError(name, None, "required table missing")
-        for name in ("customers", "touchpoints", "outreach", "labels", "truth"):
-            df = getattr(tables, name)
-            if df is not None:
-                if not isinstance(df, pd.DataFrame):
-                    raise DataError(name, None, f"expected a table (DataFrame), got {type(df).__name__}")
-                report.rows_in[name] = len(df)
-        customers = _customers(tables.customers, report)
-        run_checks(customer_checks(pd.Index([])), customers, "customers")
-        ids = pd.Index(customers["customer_id"])
-        touchpoints = _touchpoints(tables.touchpoints, ids, report)
-        outreach = None if tables.outreach is None else _outreach(tables.outreach, ids, report)
-        labels = None if tables.labels is None else _labels(tables.labels, ids, report)
-        truth = None if tables.truth is None else _truth(tables.truth, ids)
+        with collecting_problems():
+            customers, touchpoints, outreach, labels, truth = _check_tables(tables, report)
     except DataError as exc:
         if source and not exc.source:
             raise exc.with_source(source) from None
@@ -343,3 +331,23 @@ def validate_tables(tables: Tables, *, source: str = "") -> tuple[Tables, Valida
     out.meta["validation"] = report
     return out, report
 
+
+def _check_tables(tables: Tables, report: ValidationReport) -> tuple:
+    """Every table checked and normalised in turn (customers first: the others refer to its ids)."""
+    for name in REQUIRED_TABLES:
+        if getattr(tables, name, None) is None:
+            raise DataError(name, None, "required table missing")
+    for name in ("customers", "touchpoints", "outreach", "labels", "truth"):
+        df = getattr(tables, name)
+        if df is not None:
+            if not isinstance(df, pd.DataFrame):
+                raise DataError(name, None, f"expected a table (DataFrame), got {type(df).__name__}")
+            report.rows_in[name] = len(df)
+    customers = _customers(tables.customers, report)
+    run_checks(customer_checks(pd.Index([])), customers, "customers")
+    ids = pd.Index(customers["customer_id"])
+    touchpoints = _touchpoints(tables.touchpoints, ids, report)
+    outreach = None if tables.outreach is None else _outreach(tables.outreach, ids, report)
+    labels = None if tables.labels is None else _labels(tables.labels, ids, report)
+    truth = None if tables.truth is None else _truth(tables.truth, ids)
+    return customers, touchpoints, outreach, labels, truth

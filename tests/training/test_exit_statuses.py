@@ -53,10 +53,10 @@ def test_help_lists_every_exit_status():
 
 
 def test_bad_input_is_status_2_and_writes_nothing(data, tmp_path):
-    code, err = engage("score", "--data", tmp_path / "missing", "--out", tmp_path / "s.parquet", "--model-path", "m")
+    code, err = engage("score", "--data", tmp_path / "missing", "--out", tmp_path / "s.parquet", "--model-uri", "m")
     assert code == 2 and "does not exist" in one_line(err)
     (tmp_path / "file").write_text("x")
-    code, err = engage("score", "--data", data, "--out", tmp_path / "s.parquet", "--model-path", "m",
+    code, err = engage("score", "--data", data, "--out", tmp_path / "s.parquet", "--model-uri", "m",
                        "--defense-out", tmp_path / "file" / "defense.csv")
     assert code == 2 and "--defense-out" in one_line(err) and "is a file" in err
     assert not (tmp_path / "s.parquet").exists()
@@ -83,12 +83,12 @@ def test_no_champion_is_status_3(data, config, tmp_path):
 def test_corrupt_or_changed_model_file_is_status_4(data, tmp_path):
     garbage = tmp_path / "model.pkl"
     garbage.write_bytes(b"not a pickle at all")
-    code, err = engage("score", "--data", data, "--out", tmp_path / "s.parquet", "--model-path", garbage)
+    code, err = engage("score", "--data", data, "--out", tmp_path / "s.parquet", "--model-uri", garbage)
     assert code == 4 and "is corrupt, truncated or not a pickle" in one_line(err)
     changed = tmp_path / "changed.pkl"
     changed.write_bytes(b"whatever")
     changed.with_name(changed.name + CHECKSUM_SUFFIX).write_text("0" * 64 + "  changed.pkl\n")
-    code, err = engage("score", "--data", data, "--out", tmp_path / "s.parquet", "--model-path", changed)
+    code, err = engage("score", "--data", data, "--out", tmp_path / "s.parquet", "--model-uri", changed)
     assert code == 4 and "does not match the recorded" in one_line(err)
 
 
@@ -137,11 +137,11 @@ def test_a_failed_registration_keeps_the_model_for_engage_register_status_6(data
     line = one_line(err)
     assert code == 6 and "registering the trained model failed" in line, err
     folder = Path(re.search(r"the model is saved in (\S+):", line).group(1))
-    assert f"engage register --model-path {folder} --config {config}" in line
+    assert f"engage register --model-uri {folder} --config {config}" in line
     assert (folder / "system" / "decision_system.pkl").is_file()
 
     blocked.unlink()  # the store is back
-    result = CliRunner().invoke(app, ["register", "--model-path", str(folder), "--config", str(config)])
+    result = CliRunner().invoke(app, ["register", "--model-uri", str(folder), "--config", str(config)])
     assert result.exit_code == 0, result.output
     registered = json.loads(result.stdout)
     assert registered["version"] == "1" and registered["promoted"]

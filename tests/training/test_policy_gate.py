@@ -90,7 +90,7 @@ def test_train_policy_registers_a_losing_policy_with_its_fallback_and_never_prom
     assert set(scores["nba_channel"]) == {"email"} and set(scores["nba_offer"]) == {rep["fallback_action"][6:]}
     assert scores["no_contact_reason"].isna().all() and scores["churn_probability"].isna().all()
     assert not scores["defense_target"].any()
-    # The batch path of the service (`engage score --model-path`) serves a system without a churn model.
+    # The batch path of the service (`engage score --model-uri`) serves a system without a churn model.
     from typer.testing import CliRunner
 
     from features.system import save_system
@@ -98,7 +98,7 @@ def test_train_policy_registers_a_losing_policy_with_its_fallback_and_never_prom
 
     save_system(system, tmp_path / "system")
     out, folder = tmp_path / "scores.csv", str(tmp_path / "system")
-    result = CliRunner().invoke(app, ["score", "--data", str(data), "--out", str(out), "--model-path", folder])
+    result = CliRunner().invoke(app, ["score", "--data", str(data), "--out", str(out), "--model-uri", folder])
     assert result.exit_code == 0, result.output
     served = pd.read_csv(out)
     assert len(served) == 2000 and set(served["nba_offer"]) == {rep["fallback_action"][6:]}

@@ -1,5 +1,6 @@
 """The registered decision system as integrators use it: the pyfunc on contract tables as read, its signature,
-its code and pinned requirements, the runs' metadata, and loading in a fresh virtual environment."""
+its code and pinned requirements, the runs' metadata, loading in a fresh virtual environment, and the same
+answers from `engage features --model-uri` + `engage score --features` as from `engage score --data`."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from features.contract.flat import flat_frame
 from features.sources.io import read_tables
 from tests.paths import PROJECT
 from tests.training.registered import register_churn_and_policy
+from training.cli import app
 from training.run_info import git_commit
 
 pytestmark = pytest.mark.slow  # the fixture trains, logs and registers a churn model and a decision system
@@ -40,6 +43,7 @@ class Registered:
     version: str
     churn_run: str
     policy_run: str
+    config_file: Path
 
     @property
     def uri(self) -> str:
@@ -61,7 +65,7 @@ def registered(tmp_path_factory, make_world) -> Registered:
     assert str(mv.version) == str(report["mlflow"]["version"])
     assert report["mlflow"]["promoted"] == report["beats_baselines"]
     return Registered(config, done.data, report["scenarios"]["configured"]["cutoff"], name, str(mv.version),
-                      done.churn["run_id"], mv.run_id)
+                      done.churn["run_id"], mv.run_id, done.config_file)
 
 
 def _customers_flat(customers: pd.DataFrame) -> pd.DataFrame:
@@ -215,3 +219,63 @@ def test_registered_model_loads_and_scores_in_a_fresh_virtual_environment(regist
     here = here.set_index("customer_id").loc[rows["customer_id"]]
     np.testing.assert_allclose(rows["churn_probability"].to_numpy(float), here["churn_probability"], rtol=1e-9)
     assert rows["action"].tolist() == here["action"].tolist()
+
+
+# ------------------------------------------------- the command line: features and score give the same answers
+
+
+def engage(*args) -> str:
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    return result.stdout
+
+
+COMPARED = ["customer_id", "churn_probability", "nba_action", "nba_channel", "nba_offer",
+            "nba_expected_incremental_value", "engagement_index", "defense_target", "no_contact_reason",
+            "model_version", "cutoff"]
+
+
+def test_score_of_the_models_features_equals_score_of_the_data(registered, tmp_path: Path) -> None:
+    done, uri = registered, registered.uri
+    model = ["--model-uri", uri, "--config", done.config_file]
+    engage("features", "--data", done.data, "--out", tmp_path / "f.parquet", *model)
+    table = pd.read_parquet(tmp_path / "f.parquet")
+    assert table.columns[:2].tolist() == ["customer_id", "cutoff"] and table["cutoff"].nunique() == 1
+    engage("score", "--features", tmp_path / "f.parquet", "--out", tmp_path / "from_features.parquet", *model)
+    engage("score", "--data", done.data, "--out", tmp_path / "from_data.parquet", *model)
+    a = pd.read_parquet(tmp_path / "from_features.parquet").set_index("customer_id", drop=False).sort_index()
+    b = pd.read_parquet(tmp_path / "from_data.parquet").set_index("customer_id", drop=False).sort_index()
+    assert len(a) == len(b) == 800
+    assert a["nba_action"].notna().any() and a["engagement_index"].notna().all()
+    pd.testing.assert_frame_equal(a[COMPARED], b[COMPARED], check_exact=True)
+
+
+def test_features_without_a_model_differ_and_a_contrary_cutoff_is_refused(registered, tmp_path: Path) -> None:
+    done, uri = registered, registered.uri
+    model = ["--model-uri", uri, "--config", done.config_file]
+    engage("features", "--data", done.data, "--out", tmp_path / "fresh.csv")  # a pipeline fitted on this data
+    engage("score", "--features", tmp_path / "fresh.csv", "--out", tmp_path / "fresh_scores.csv", *model)
+    engage("score", "--data", done.data, "--out", tmp_path / "data_scores.csv", *model)
+    fresh = pd.read_csv(tmp_path / "fresh_scores.csv").set_index("customer_id").sort_index()
+    data = pd.read_csv(tmp_path / "data_scores.csv").set_index("customer_id").sort_index()
+    assert (fresh["cutoff"] == data["cutoff"]).all()  # the CSV's own cutoff column, not "now"
+    assert not fresh["engagement_index"].equals(data["engagement_index"])  # why --model-uri matters
+    result = CliRunner().invoke(app, ["score", "--features", str(tmp_path / "fresh.csv"), "--cutoff", "2020-01-01",
+                                      "--out", str(tmp_path / "x.csv"), *map(str, model)])
+    assert result.exit_code == 2 and "differs from the cutoff the features were built at" in result.stderr
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_serve_model_uri_downloads_a_registered_version_once(registered, tmp_path: Path, monkeypatch) -> None:
+    """`engage serve --model-uri models:/...`: the version's files in work/models, with the version it serves."""
+    from serving.loading import ModelSource, load_system
+    from training.cli import _download_registered
+
+    monkeypatch.chdir(tmp_path)
+    folder = _download_registered(registered.uri, registered.config_file)
+    assert folder == Path("work") / "models" / registered.name / registered.version
+    system, info = load_system(ModelSource("path", str(folder)))
+    assert info.version == f"{registered.name}/{registered.version}" and system.policy is not None
+    mtime = (folder / "MLmodel").stat().st_mtime_ns
+    assert _download_registered(registered.uri, registered.config_file) == folder  # reused, not fetched again
+    assert (folder / "MLmodel").stat().st_mtime_ns == mtime

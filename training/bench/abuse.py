@@ -1,4 +1,4 @@
-"""Abuse probes of the real scoring server: ``engage bench abuse [--json FILE]``.
+"""Abuse probes of the real scoring server: ``engage bench abuse [--report FILE]``.
 
 Starts ``bentoml serve`` on a free loopback port (as ``engage bench serve`` does) and measures what the request
 limits and the metrics labels are for:

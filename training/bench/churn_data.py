@@ -6,7 +6,7 @@
   BG/NBD baseline ranked by expected purchases in the horizon; for online_retail also the subset of
   customers active in the last 180 days.
 
-Run: ``engage bench churn-data NAME --source ../shared/datasets/NAME [--json FILE] [--no-mlflow]``.
+Run: ``engage bench churn-data NAME --source ../shared/datasets/NAME [--report FILE] [--no-mlflow]``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Benchmark: decide the next best action for N customers with binding budget and channel limits; and build
 the policy's training rows of a randomised campaign.
 
-``engage bench policy --customers 100000 [--json FILE]`` prints seconds and the limits' use.
+``engage bench policy --customers 100000 [--report FILE]`` prints seconds and the limits' use.
 The expected values are synthetic (heterogeneous, partly negative); the work timed is the decision rule
 itself: eligibility, the constrained assignment across all customers, reasons, runner-ups, defense flags.
 ``--training-rows N`` also times :func:`training.policy.rows.training_rows` on a randomised e-mail campaign

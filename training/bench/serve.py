@@ -1,4 +1,4 @@
-"""Load test of the real scoring server: ``engage bench serve [--json FILE]``.
+"""Load test of the real scoring server: ``engage bench serve [--report FILE]``.
 
 Starts ``bentoml serve`` itself on a free 127.0.0.1 port, sends bounded numbers of requests (each
 phase also stops at a time limit), stops the server and returns/prints JSON::

@@ -1,4 +1,4 @@
-"""Speed benchmark of the simulator: ``engage bench simulate --customers 100000 [--json FILE]``.
+"""Speed benchmark of the simulator: ``engage bench simulate --customers 100000 [--report FILE]``.
 
 Times :func:`features.sources.simulation.world.simulate_world` and (unless ``--no-write``) writing the tables to a
 temporary folder with :func:`features.sources.io.write_tables`; returns the figures for the CLI to print.

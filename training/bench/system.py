@@ -1,4 +1,4 @@
-"""Benchmark of the decision system's scoring path: ``engage bench system [--system PATH] [--json FILE]``.
+"""Benchmark of the decision system's scoring path: ``engage bench system [--model-uri PATH] [--report FILE]``.
 
 Scores customers with 500 raw touchpoints each through :meth:`DecisionSystem.score` (features +
 churn + policy, in process, no HTTP) and a feature table through :meth:`DecisionSystem.score_features`,
@@ -14,7 +14,7 @@ and returns the figures (``engage bench system`` prints them as JSON):
   builder's block computation, the event indexing and the table assembly) for 1, 16 and 1,000
   customers. With threads (``n_jobs`` > 1, 1,000 customers) family times overlap.
 
-The system is ``--system PATH`` (a pickled :class:`~features.system.DecisionSystem` or its model data
+The system is ``--model-uri PATH`` (a pickled :class:`~features.system.DecisionSystem` or its model data
 folder, e.g. one registered by ``engage train policy``); without it a churn-only system is fitted on a
 simulated world (no policy: its figures are then absent). Scoring customers are whole simulated
 histories spliced into 500-touchpoint customers. CPU-bound: figures depend on the machine and its load.

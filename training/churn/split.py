@@ -143,7 +143,7 @@ def labelled_features(
         labels = derived_labels(tables, cutoffs, settings)
     blocks, keys = [], []
     data = tables.without_truth()
-    for c in cutoffs:
+    for i, c in enumerate(cutoffs, 1):
         lab = labels[labels["cutoff"] == c]
         if lab.empty:
             continue
@@ -157,6 +157,7 @@ def labelled_features(
             len(lab),
             lab["label"].mean(),
             time.perf_counter() - t0,
+            extra={"step": ("features at each training cutoff", i, len(cutoffs))},  # a progress bar in the CLI
         )
     if not blocks:
         raise ValueError(f"no customer is active at any of the cutoffs {[str(c.date()) for c in cutoffs]}")

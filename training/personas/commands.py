@@ -28,9 +28,11 @@ def previous_personas(model_path: str | Path | None) -> PersonaModel | None:
     return getattr(load_system_file(model_path), "personas", None)
 
 
-def personas_command(data, report_path=None, *, cutoff=None, model_path=None, seed: int = 0) -> dict:
+def personas_command(data, report_path=None, *, cutoff=None, model_path=None, seed: int = 0,
+                     system=None) -> dict:
     """``engage personas --data DIR [--report F.json]``: personas at the cutoff (default: the manifest's or the
-    end of the data), mapped to a saved system's personas when ``model_path`` is given."""
+    end of the data), mapped to a decision system's personas when one is given (``system`` loaded, or a saved
+    one at ``model_path``)."""
     from features.builders.pipeline import FeaturePipeline
     from features.sources.io import read_tables
 
@@ -41,7 +43,8 @@ def personas_command(data, report_path=None, *, cutoff=None, model_path=None, se
     data_only = tables.without_truth()
     F = FeaturePipeline().fit_transform(data_only, cutoff=at)
     F.index = F.index.astype(str)
-    model = fit_personas(F, previous_personas(model_path), seed)
+    previous = getattr(system, "personas", None) if system is not None else previous_personas(model_path)
+    model = fit_personas(F, previous, seed)
     report = persona_report(model, F, tables, at, seed)
     if report_path is not None:
         write_json(report_path, report)

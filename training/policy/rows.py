@@ -23,6 +23,8 @@ from features.contract.schema import Tables
 from features.decision.config import PolicyConfig
 from training.policy.outcomes import NOT_IN_LATEST, WINDOW_INCOMPLETE, TouchArrays, outcomes_at, retention_labels
 
+log = logging.getLogger("engage.policy.rows")
+
 
 def report_progress(progress: Callable[[str], None] | None, msg: str) -> None:
     """Pass ``msg`` to the caller's progress callback, if any."""
@@ -147,7 +149,7 @@ def training_rows(
     dropped = _outside_reasons(days, cutoffs, config.horizon_days, until)
     labels = retention_labels(data, cutoffs, config) if config.objective == "retention" else None
     Xs, metas = [], []
-    for s in cutoffs:
+    for i, s in enumerate(cutoffs, 1):
         t0 = time.time()
         sel = (days == s).to_numpy()
         if not sel.any():
@@ -178,6 +180,9 @@ def training_rows(
             progress, f"  campaign {s.date()}: {int(keep.sum()):,} of {int(sel.sum()):,} logged decisions kept "
             f"({time.time() - t0:.1f}s)"
         )  # fmt: skip
+        # a bar with an ETA on a terminal (the line above says the same in words)
+        log.debug("campaign %s", s.date(), extra={"step": ("policy training rows, campaign by campaign", i,
+                                                              len(cutoffs))})
     if not Xs or not sum(len(m) for m in metas):
         raise ValueError(
             f"outreach: no logged decision has an outcome at the campaign cutoffs {[str(c.date()) for c in cutoffs]} "

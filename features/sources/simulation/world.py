@@ -15,6 +15,8 @@ in order, the horizon, then touches), so the same seed always gives the same byt
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -42,12 +44,17 @@ from features.sources.simulation.truth import SEGMENTS
 
 
 def simulate_world(
-    config: SimConfig, rng: np.random.Generator, *, catalogue: Catalogue | None = None
+    config: SimConfig,
+    rng: np.random.Generator,
+    *,
+    catalogue: Catalogue | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Tables:
     """Simulate customers, touchpoints, outreach and the exact truth at ``config.cutoff_ts``.
 
     ``catalogue`` (default: the packaged one) defines the outreach actions of the logging policy and
-    the truth's columns. Deterministic given the Generator's state.
+    the truth's columns. Deterministic given the Generator's state. ``progress(done, total)``, when given,
+    is called after each simulated day (the days before the cutoff are nearly all of the time).
     """
     cfg = config
     if not isinstance(rng, np.random.Generator):
@@ -67,6 +74,8 @@ def simulate_world(
         _trouble(t, state, rng)
         episodes = _activity(d, live, bool(promo_days[d]), cfg, t, state, log, rng)
         _advance_intent(d, episodes, t, state, rng)
+        if progress is not None:
+            progress(d + 1, cfg.days)
     _drop_unsubscribes_after_churn_or_cutoff(cfg, state, log)
     frozen = freeze_at_cutoff(cfg, options, t, state)
     label = simulate_horizon(cfg, t, state, frozen, log, rng)

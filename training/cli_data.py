@@ -1,0 +1,99 @@
+"""The data commands of ``engage``: ``simulate``, ``validate`` and ``import``. Each prints one JSON line (or the
+validation summary) on stdout and shows its progress on stderr; heavy imports happen inside each command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from training.cli_common import DataOption, QuietOption, user_errors
+from training.cli_progress import progress_bars
+
+OutOption = Annotated[Path, typer.Option(help="Data folder to write (must not exist or be empty).")]
+OverwriteOption = Annotated[bool, typer.Option(help="Replace an existing data folder.")]
+
+
+@user_errors
+def simulate(
+    out: OutOption,
+    customers: Annotated[int, typer.Option(min=10, help="Number of customers.")] = 20_000,
+    days: Annotated[int | None, typer.Option(
+        min=60, help="Days of history before the evaluation cutoff (default: the scenario's; 365).")] = None,
+    horizon_days: Annotated[int | None, typer.Option(
+        min=7, help="Churn horizon simulated after the cutoff (default: the scenario's; 90).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same bytes.")] = 7,
+    scenario: Annotated[str, typer.Option(
+        help="The kind of CRM: retention (the default world), visit_campaign, spend_offers, low_consent, "
+             "sleeping_dogs or short_history.")] = "retention",
+    overwrite: OverwriteOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Simulate a customer base with known ground truth (customers, touchpoints, outreach, truth)."""
+    import numpy as np
+
+    from features.sources.io import write_tables
+    from features.sources.simulation.scenarios import scenario_config
+    from features.sources.simulation.world import simulate_world
+
+    given = {"days": days, "horizon_days": horizon_days}
+    config = scenario_config(scenario, n_customers=customers, seed=seed,
+                             **{k: v for k, v in given.items() if v is not None})
+    check_folder(out, overwrite)
+    with progress_bars(quiet) as bars:
+        tables = simulate_world(config, np.random.default_rng(seed),
+                                progress=bars.step(f"simulating {customers:,} customers, day by day"))
+        bars.note(f"writing {out}")
+        write_tables(tables, out, overwrite=overwrite)
+    manifest = tables.meta.get("manifest", {})
+    typer.echo(json.dumps({"out": str(out), "scenario": scenario, **manifest.get("counts", {}),
+                           "cutoff": manifest.get("cutoff")}))
+
+
+def check_folder(out: Path, overwrite: bool) -> None:
+    """Refuse an existing non-empty ``--out`` folder before any work, naming the option to pass."""
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"--out {out} exists and is not empty; pass --overwrite to replace it")
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file, not a data folder")
+
+
+@user_errors
+def validate(data: DataOption, quiet: QuietOption = False) -> None:
+    """Validate a data folder against the touchpoint data contract.
+
+    Prints the validation summary; with invalid data, lists every problem found (up to 50), each with its table,
+    column, row count and first row, and exits with status 2."""
+    from features.sources.io import read_tables
+
+    with progress_bars(quiet) as bars:
+        bars.note(f"validating {data}")
+        tables = read_tables(data)
+    report = tables.meta.get("validation")
+    typer.echo(report.summary() if hasattr(report, "summary") else str(report))
+
+
+@user_errors
+def import_(
+    name: Annotated[str, typer.Argument(help="Dataset: starbucks, online_retail, cdnow, telco, bank_marketing, "
+                                             "online_shoppers, ifood_campaigns.")],
+    source: Annotated[Path, typer.Option(help="The dataset's folder, e.g. ../shared/datasets/telco.")],
+    out: OutOption,
+    overwrite: OverwriteOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Import a real public dataset into the data contract's tables."""
+    from features.sources.importers.registry import import_dataset
+    from features.sources.io import write_tables
+
+    check_folder(out, overwrite)
+    with progress_bars(quiet) as bars:
+        bars.note(f"importing {name} from {source}")
+        tables = import_dataset(name, source)
+        bars.note(f"writing {out}")
+        write_tables(tables, out, overwrite=overwrite)
+    counts = {t: len(getattr(tables, t)) for t in ("customers", "touchpoints", "outreach", "labels")
+              if getattr(tables, t) is not None}
+    typer.echo(json.dumps({"dataset": name, "out": str(out), **counts}))
