@@ -45,12 +45,22 @@ def bench_features_(
     events: EventsOption = 10_000_000,
     seed: SeedOption = 7,
     jobs: Annotated[int, typer.Option(min=1, help="Worker threads/processes over customer partitions.")] = 2,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed transforms (and reference runs).")] = 3,
+    reference: Annotated[bool, typer.Option(
+        help="Also run the pandas reference of ../shared/reference on the same events "
+             "(ratio_to_pandas_reference; skipped with a reason when absent).")] = True,
+    reference_own_log: Annotated[bool, typer.Option(
+        help="Also run the reference on its own synthetic log of the same size.")] = True,
     report: ReportOption = None,
 ) -> None:
-    """Feature-building speed (events/s), peak memory and single-customer latency."""
+    """Feature-building speed (events/s) as a ratio to the pandas reference, peak memory, single-customer latency.
+
+    The compiled kernel is used when Numba is installed; ENGAGE_FEATURE_KERNEL=numpy measures the numpy path.
+    """
     from training.bench.features import bench_features
 
-    echo_json(bench_features(events, seeded(seed), n_jobs=jobs), report)
+    echo_json(bench_features(events, seeded(seed), n_jobs=jobs, repeats=repeats, reference=reference,
+                             reference_own_log=reference_own_log), report)
 
 
 @bench_app.command("system")
@@ -164,12 +174,16 @@ def bench_serve_(
     model_uri: ServerModelOption = None,
     workers: WorkersOption = None,
     gc_freeze: Annotated[bool, typer.Option(help="gc.freeze() after the workers load the model.")] = True,
+    floor: Annotated[bool, typer.Option(
+        help="Also load a trivial BentoML + LightGBM service (one numpy row) the same way and report "
+             "engage's figures as ratios to it (floor_ratios).")] = True,
     report: ReportOption = None,
 ) -> None:
-    """Load-test the real service on loopback: p50/p90/p99, requests/s and errors at concurrency 1 and 16."""
+    """Load-test the real service on loopback: p50/p90/p99, requests/s and errors at concurrency 1 and 16,
+    and the same figures as ratios to a trivial BentoML service's floor measured in the same run."""
     from training.bench.serve import bench_serve
 
-    _server_bench(bench_serve, report, config, model_uri, workers=workers, gc_freeze=gc_freeze)
+    _server_bench(bench_serve, report, config, model_uri, workers=workers, gc_freeze=gc_freeze, floor=floor)
 
 
 @bench_app.command("abuse")

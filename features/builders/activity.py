@@ -25,6 +25,7 @@ def purchase_times(ev: EventArrays) -> tuple[np.ndarray, np.ndarray]:
         idx = ev.purchase_idx()
         return ev.first_ts_at(idx), ev.last_ts_at(idx)
 
+    ev.compiled_pass()  # with the kernel on, already in the memo
     return ev.memo("purchase_times", _pt)
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from features.builders.base import INT_MIN, FeatureBuilder, days_since, safe_div
-from features.builders.events import EventArrays
+from features.builders.events import EventArrays, compiled
 from features.builders.loglinear import end_factor, loglinear_rate
 from features.builders.vocab_codes import K, T, kind_dir_lut
 from features.contract.schema import DAY_NS, KINDS, PASSIVE_KINDS
@@ -52,6 +52,9 @@ def _own_days(ev: EventArrays) -> tuple[np.ndarray, np.ndarray]:
     """Customer code and age (days, of the day's first touch) of every (customer, day) with own activity."""
 
     def _d():
+        if ev.kernel and compiled is not None:
+            rows = _own_day_rows(ev)[0]
+            return ev.cust[rows], (ev.cutoff_ns - ev.ts[rows]) * (1.0 / DAY_NS)  # age_days()'s arithmetic
         idx = _own_idx(ev)
         c = ev.cust[idx]
         day = ev.ts[idx] // DAY_NS
@@ -60,6 +63,19 @@ def _own_days(ev: EventArrays) -> tuple[np.ndarray, np.ndarray]:
         return c[new], ev.age_days()[idx[new]]
 
     return ev.memo("dyn_own_days", _d)
+
+
+def _own_day_rows(ev: EventArrays) -> tuple[np.ndarray, np.ndarray]:
+    """Compiled path: the first row of every (customer, day) with own activity, and each customer's last own
+    activity ts, in one pass."""
+    return ev.memo("dyn_own_day_rows", lambda: compiled.day_starts(ev.cust, ev.ts, ev.kind_dir, OWN_DIR, ev.n))
+
+
+def _last_own_ts(ev: EventArrays) -> np.ndarray:
+    """Per customer, the ts of the last own activity (int64 min when none)."""
+    if ev.kernel and compiled is not None:
+        return _own_day_rows(ev)[1]
+    return ev.last_ts_at(_own_idx(ev))
 
 
 def _window_counts(cust: np.ndarray, age: np.ndarray, n: int, edges: np.ndarray) -> np.ndarray:
@@ -343,7 +359,7 @@ class DynamicsBuilder(FeatureBuilder):
 
     def _silence(self, ev: EventArrays, rate_year: np.ndarray) -> list[np.ndarray]:
         """Days since the last own activity, and that silence in the customer's own expected active days."""
-        last = ev.last_ts_at(_own_idx(ev))
+        last = _last_own_ts(ev)
         since = days_since(ev, last, self.recency_cap_days)
         overdue = np.where(last != INT_MIN, since * rate_year, 0.0)
         return [since, overdue, np.exp(-overdue)]

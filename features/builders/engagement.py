@@ -11,9 +11,12 @@ import numpy as np
 
 from features.builders.activity import active_counts, active_non_purchase_idx, exit_counts, purchase_times
 from features.builders.base import FeatureBuilder, days_since
-from features.builders.events import EventArrays
-from features.builders.vocab_codes import ACTIVE_KIND, N_CHANNELS, N_KINDS, C, K
+from features.builders.events import EventArrays, compiled
+from features.builders.vocab_codes import ACTIVE_DIR, ACTIVE_KIND, N_CHANNELS, N_KINDS, C, K
 from features.contract.schema import DAY_NS, KINDS
+
+if compiled is not None:  # compiled with the shared kernel (at import), used when the block asks for it
+    from features.builders.kernel_engagement import engagement_pass
 
 # Default weight of one active touch of each kind in the engagement index (passive kinds and exit
 # signals weigh nothing). Deeper commitments (events, reviews, purchases) outweigh light browsing.
@@ -158,8 +161,41 @@ class EngagementBuilder(FeatureBuilder):
             lut[i] = float(w.get(k, 0.0)) if ACTIVE_KIND[i] else 0.0
         return lut
 
+    def _compiled(self, ev: EventArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Assisted rows (ascending), assisted visits, active days (n, 3) and touches between purchases from the
+        compiled pass (memoised: fit statistics and the block share it)."""
+
+        def _run():
+            first_p, last_p = purchase_times(ev)
+            return engagement_pass(ev, ACTIVE_DIR, ASSIST_CHANNELS, WEB_CHANNELS, first_p, last_p, K["purchase"],
+                                   int(self.assisted_gap_minutes * 60e9))
+
+        return ev.memo(f"engagement_pass:{id(self)}", _run)
+
+    def _assisted(self, ev: EventArrays) -> np.ndarray:
+        """Rows (ascending) of active chats or calls within assisted_gap_minutes of a web/app touch of the same
+        customer (before or after it: with equal timestamps the row order is arbitrary) = help sought inside a
+        visit."""
+        if ev.kernel and compiled is not None:
+            return self._compiled(ev)[0]
+        idx = np.flatnonzero(ASSIST_CHANNELS.take(ev.channel))
+        idx = idx.compress(ev.active().take(idx))
+        if not idx.size:
+            return idx
+        web = _web_rows(ev, idx)
+        gap = int(self.assisted_gap_minutes * 60e9)
+        inside = np.zeros(idx.size, dtype=bool)
+        if web.size:
+            j = np.searchsorted(web, idx)
+            for nb in (web[np.maximum(j - 1, 0)], web[np.minimum(j, web.size - 1)]):
+                inside |= (ev.cust[nb] == ev.cust[idx]) & (np.abs(ev.ts[idx] - ev.ts[nb]) <= gap)
+        return idx.compress(inside)
+
     def _raw(self, ev: EventArrays) -> tuple[np.ndarray, np.ndarray]:
-        """Raw decayed engagement per customer and the assisted-visit counts."""
+        """Raw decayed engagement per customer and the assisted-visit counts.
+
+        The float arithmetic is numpy's on both paths (the kernel finds the assisted rows only), so the sums are
+        the same to the last bit."""
         lut = self._weights_lut()
         w = lut.take(ev.kind_dir)
         # Depth only where the column has a value (durations and pages sit on a minority of rows).
@@ -172,25 +208,14 @@ class EngagementBuilder(FeatureBuilder):
                 continue
             idx = np.flatnonzero(col > 0)
             w[idx] *= 1.0 + weight * np.log1p(col[idx] * scale)
-        # A chat or call within assisted_gap_minutes of a web/app touch of the same customer (before or
-        # after it: with equal timestamps the row order is arbitrary) = help sought inside a visit.
-        idx = np.flatnonzero(ASSIST_CHANNELS.take(ev.channel))
-        idx = idx.compress(ev.active().take(idx))
-        assisted = idx
-        if idx.size:
-            web = _web_rows(ev, idx)
-            gap = int(self.assisted_gap_minutes * 60e9)
-            inside = np.zeros(idx.size, dtype=bool)
-            if web.size:
-                j = np.searchsorted(web, idx)
-                for nb in (web[np.maximum(j - 1, 0)], web[np.minimum(j, web.size - 1)]):
-                    inside |= (ev.cust[nb] == ev.cust[idx]) & (np.abs(ev.ts[idx] - ev.ts[nb]) <= gap)
-            assisted = idx.compress(inside)
+        assisted = self._assisted(ev)
         if assisted.size and self.assisted_bonus:
             w[assisted] += self.assisted_bonus
         decay = ev.age_days() * (-1.0 / self.half_life_days)
         w *= np.exp2(decay, out=decay)
         raw = np.bincount(ev.cust, weights=w, minlength=ev.n)
+        if ev.kernel and compiled is not None:
+            return raw, self._compiled(ev)[1]
         return raw, np.bincount(ev.cust[assisted], minlength=ev.n)
 
     def _fit_stats(self, ev: EventArrays) -> dict[str, np.ndarray]:
@@ -206,28 +231,12 @@ class EngagementBuilder(FeatureBuilder):
     def _block(self, ev: EventArrays) -> np.ndarray:
         raw, assisted = self._raw(ev)
         ac = active_counts(ev)
-        act = ev.active_idx()
-        # Active days: a new (customer, day) pair among time-ordered active rows in the last 90 days.
-        idx = act.compress(ev.window_bucket()[act] <= 2)
-        c, day = ev.cust[idx], ev.ts[idx] // DAY_NS
-        new = np.flatnonzero(np.r_[True, (c[1:] != c[:-1]) | (day[1:] != day[:-1])]) if idx.size else idx
-        b = ev.window_bucket()[idx[new]]
-        days = np.bincount(c[new].astype(np.int64) * 3 + b, minlength=ev.n * 3).reshape(ev.n, 3).cumsum(1)
-        # Breadth: distinct channels, ever and in 90 days.
+        if ev.kernel and compiled is not None:
+            _, _, days, n_between = self._compiled(ev)
+            between = n_between / np.maximum(ev.inbound_kind("purchase") - 1, 1)
+        else:
+            days, between = self._days_between(ev)
         acc = ev.active_channel_counts()
-        breadth = (acc[:, :, 3] > 0).sum(1)
-        breadth90 = (acc[:, :, 2] > 0).sum(1)
-        # Active touches (other than purchases) strictly between the first and the last purchase, per gap.
-        n_p = ev.inbound_kind("purchase")
-        between = np.zeros(ev.n)
-        rep = n_p >= 2
-        if rep.any():
-            first_p, last_p = purchase_times(ev)
-            idx = active_non_purchase_idx(ev)
-            idx = idx.compress(rep.take(ev.cust[idx]))
-            c, t = ev.cust[idx], ev.ts[idx]
-            inside = (t > first_p.take(c)) & (t < last_p.take(c))
-            between = np.bincount(c.compress(inside), minlength=ev.n) / np.maximum(n_p - 1, 1)
         # Both windows as counts per 30 days with the same +1 smoothing, so no activity at all gives 0.
         trend = np.log1p(ac[:, 1]) - np.log1p((ac[:, 2] - ac[:, 1]) / 2.0)
         unsub, cancel = exit_counts(ev)
@@ -242,13 +251,35 @@ class EngagementBuilder(FeatureBuilder):
                 ac[:, 2],
                 days[:, 1],
                 days[:, 2],
-                breadth,
-                breadth90,
+                (acc[:, :, 3] > 0).sum(1),  # breadth: distinct channels, ever and in 90 days
+                (acc[:, :, 2] > 0).sum(1),
                 between,
                 trend,
-                days_since(ev, ev.last_ts_at(act), self.recency_cap_days),
+                days_since(ev, ev.last_active_ts(), self.recency_cap_days),
                 assisted,
                 unsub,
                 cancel,
             ]
         ).astype(np.float64, copy=False)
+
+    def _days_between(self, ev: EventArrays) -> tuple[np.ndarray, np.ndarray]:
+        """numpy path: active days (n, 3 cumulative: 7d, 30d, 90d) and mean active touches per purchase gap."""
+        act = ev.active_idx()
+        # Active days: a new (customer, day) pair among time-ordered active rows in the last 90 days.
+        idx = act.compress(ev.window_bucket()[act] <= 2)
+        c, day = ev.cust[idx], ev.ts[idx] // DAY_NS
+        new = np.flatnonzero(np.r_[True, (c[1:] != c[:-1]) | (day[1:] != day[:-1])]) if idx.size else idx
+        b = ev.window_bucket()[idx[new]]
+        days = np.bincount(c[new].astype(np.int64) * 3 + b, minlength=ev.n * 3).reshape(ev.n, 3).cumsum(1)
+        # Active touches (other than purchases) strictly between the first and the last purchase, per gap.
+        n_p = ev.inbound_kind("purchase")
+        between = np.zeros(ev.n)
+        rep = n_p >= 2
+        if rep.any():
+            first_p, last_p = purchase_times(ev)
+            idx = active_non_purchase_idx(ev)
+            idx = idx.compress(rep.take(ev.cust[idx]))
+            c, t = ev.cust[idx], ev.ts[idx]
+            inside = (t > first_p.take(c)) & (t < last_p.take(c))
+            between = np.bincount(c.compress(inside), minlength=ev.n) / np.maximum(n_p - 1, 1)
+        return days, between

@@ -17,6 +17,7 @@ import pandas as pd
 
 from features.builders.column_coding import CodedColumn
 from features.builders.events import INT64_MIN, EventArrays
+from features.builders.kernel_mode import use_kernel
 from features.builders.vocab_codes import N_OUT, is_price_offer, vocab_lut
 from features.contract.cutoffs import utc_timestamp
 from features.contract.schema import CONSENT_COLUMNS, OUTREACH_CHANNELS, Tables
@@ -55,6 +56,7 @@ class EventSource:
 
     def __init__(self, tables: Tables, cutoff):
         self.cutoff_ns = to_cutoff_ns(cutoff)
+        self.kernel = use_kernel()  # ENGAGE_FEATURE_KERNEL=numpy forces the numpy reference path
         cus = tables.customers
         if "customer_id" not in cus.columns:
             raise ValueError("customers.customer_id: column missing")
@@ -152,6 +154,7 @@ class EventSource:
             signup_ns=self.signup_ns[lo:hi],
             consent=self.consent[lo:hi],
             lo=lo,
+            kernel=self.kernel,
         )
 
     def blocks(self, block_events: int = DEFAULT_BLOCK_EVENTS) -> list[tuple[int, int, int, int]]:

@@ -4,6 +4,10 @@ An :class:`EventArrays` block holds customer codes local to the block, timestamp
 columns as small integer codes over the fixed vocabularies of :mod:`features.contract.schema`, derived
 lazily and once per block; aggregates several families share (counts by kind and window, active
 touches) are memoised on it. :class:`~features.builders.event_source.EventSource` hands the blocks out.
+
+With ``kernel`` set, the shared aggregates come from one compiled pass (:mod:`features.builders.kernel`);
+without it (or without Numba) from the numpy code below, which stays the reference the kernel is tested
+against.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from features.builders.column_coding import CodedColumn
+from features.builders.kernel_mode import numba_available
 from features.builders.vocab_codes import (
     ACTIVE_DIR,
     N_CHANNELS,
@@ -24,6 +29,12 @@ from features.builders.vocab_codes import (
     vocab_lut,
 )
 from features.contract.schema import CHANNELS, DAY_NS, DEVICES, DIRECTIONS, KINDS, REFERRERS
+
+# Imported (and so compiled, or loaded from Numba's cache) with this module, never at a first request.
+if numba_available():
+    from features.builders import kernel as compiled
+else:  # pragma: no cover - numba is a dependency; the numpy path serves without it
+    compiled = None
 
 INT64_MIN = np.iinfo(np.int64).min
 INT64_MAX = np.iinfo(np.int64).max
@@ -75,6 +86,7 @@ class EventArrays:
     signup_ns: np.ndarray
     consent: np.ndarray
     lo: int = 0
+    kernel: bool = False
     _memo: dict = field(default_factory=dict, repr=False)
 
     def memo(self, key: str, fn: Callable[[], np.ndarray]):
@@ -82,6 +94,10 @@ class EventArrays:
         if key not in self._memo:
             self._memo[key] = fn()
         return self._memo[key]
+
+    def remember(self, values: dict) -> None:
+        """Memoise several results at once (a compiled pass that computes them together)."""
+        self._memo.update(values)
 
     @property
     def m(self) -> int:
@@ -186,6 +202,23 @@ class EventArrays:
         return None if src is None else self.memo("num_" + name, lambda: src[self.rows])
 
     # ---- shared aggregates ----------------------------------------------------------------------
+    def compiled_pass(self) -> bool:
+        """With the kernel on, fill every shared aggregate's memo from one compiled pass; whether it ran."""
+        if not self.kernel or compiled is None:
+            return False
+
+        def _run() -> bool:
+            out = compiled.shared_aggregates(
+                self.cust, self.ts, self.kind_dir, self.channel, ACTIVE_DIR, K["purchase"], self.cutoff_ns,
+                self.n, 2 * N_KINDS, N_CHANNELS,
+            )
+            out["kind_counts"] = out["kind_counts"].reshape(self.n, 2, N_KINDS, 4)
+            out["purchase_times"] = (out.pop("first_purchase_ts"), out.pop("last_purchase_ts"))
+            self.remember(out)
+            return True
+
+        return self.memo("kernel_pass", _run)
+
     def age_days(self) -> np.ndarray:
         """Age of every event at the cutoff in days (float64, > 0)."""
         return self.memo("age", lambda: (self.cutoff_ns - self.ts) * (1.0 / DAY_NS))
@@ -198,9 +231,15 @@ class EventArrays:
         """Row indices of the active touches (ascending)."""
         return self.memo("active_idx", lambda: np.flatnonzero(self.active()))
 
+    def last_active_ts(self) -> np.ndarray:
+        """Per customer, the ts of the last active touch (int64 min when none)."""
+        self.compiled_pass()
+        return self.memo("last_active_ts", lambda: self.last_ts_at(self.active_idx()))
+
     def active_channel_counts(self) -> np.ndarray:
         """Active touches per (customer, channel, window): shape (n, N_CHANNELS, 4), cumulative over the
         last axis like :meth:`kind_counts` (rows without a known channel are left out)."""
+        self.compiled_pass()
 
         def _acc() -> np.ndarray:
             idx = self.active_idx()
@@ -226,6 +265,7 @@ class EventArrays:
             b += age >= 90 * DAY_NS
             return b
 
+        self.compiled_pass()
         return self.memo("bucket", _b)
 
     def kind_counts(self) -> np.ndarray:
@@ -242,6 +282,7 @@ class EventArrays:
             c = np.bincount(key, minlength=self.n * 2 * N_KINDS * 4).reshape(self.n, 2, N_KINDS, 4)
             return cumulate_windows(c)
 
+        self.compiled_pass()
         return self.memo("kind_counts", _kc)
 
     def inbound_kind(self, kind: str, window: int = 3) -> np.ndarray:
@@ -291,6 +332,7 @@ class EventArrays:
         """Per customer, the ts of the first selected row (int64 ns; int64 max when none); ``None``
         selects every row (computed once per block)."""
         if mask is None:
+            self.compiled_pass()
             return self.memo("first_ts_all", lambda: self._first_ts(self.cust, self.ts)).copy()
         return self.first_ts_at(np.flatnonzero(mask))
 

@@ -10,17 +10,21 @@ import numpy as np
 
 from features.builders.activity import active_non_purchase_idx, purchase_times
 from features.builders.base import INT_MIN, FeatureBuilder, days_since, per_member, safe_div
-from features.builders.events import EventArrays
+from features.builders.events import EventArrays, compiled
 from features.builders.moments import (
     MOMENTS,
+    buy_last_ts,
     cart_since_purchase,
     moment_codes,
     moment_counts,
     moment_idx,
     product_revisits,
 )
-from features.builders.vocab_codes import N_CHANNELS, C, K
+from features.builders.vocab_codes import ACTIVE_DIR, N_CHANNELS, C, K
 from features.contract.schema import DAY_NS, DEVICES, REFERRERS
+
+if compiled is not None:  # compiled with the shared kernel (at import), used when the block asks for it
+    from features.builders.kernel_intent import path_pass
 
 # What counts as a signal of each micro-moment.
 MOMENT_SIGNALS: dict[str, str] = {
@@ -165,8 +169,25 @@ class IntentBuilder(FeatureBuilder):
         ref = ev.bincount2(ev.inbound, ev.referrer, len(REFERRERS))
         dev = ev.bincount2(ev.inbound, ev.device, len(DEVICES))
         cols += list(safe_div(ref, ref.sum(1)[:, None]).T) + list(safe_div(dev, dev.sum(1)[:, None]).T)
-        # Path to the last purchase: active non-purchase touches within path_days before it.
+        assets, chans, calls = self._path(ev)
+        raw = self._raw(ev)
+        cols += [
+            assets,
+            (chans > 0).sum(1),
+            calls,
+            days_since(ev, buy_last_ts(ev), 3650.0),
+            raw,
+            raw / (raw + self.scale_),
+        ]
+        return np.column_stack(cols).astype(np.float64, copy=False)
+
+    def _path(self, ev: EventArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Active non-purchase touches within path_days before the last purchase: their count, counts by channel
+        (n, N_CHANNELS) and calls/chats among them."""
         _, last_p = purchase_times(ev)
+        if ev.kernel and compiled is not None:
+            return path_pass(ev, ACTIVE_DIR, last_p, float(self.path_days), K["purchase"], C["call_center"], C["chat"],
+                             N_CHANNELS)
         idx = active_non_purchase_idx(ev)
         lp = last_p.take(ev.cust[idx])
         on_path = (ev.ts[idx] < lp) & (ev.ts[idx] >= lp - int(self.path_days * DAY_NS)) & (lp != INT_MIN)
@@ -177,15 +198,4 @@ class IntentBuilder(FeatureBuilder):
         ).reshape(ev.n, N_CHANNELS)
         pch = ev.channel[p_idx]
         calls = np.bincount(ev.cust[p_idx.compress((pch == C["call_center"]) | (pch == C["chat"]))], minlength=ev.n)
-        midx = moment_idx(ev)
-        buy_last = ev.last_ts_at(midx.compress(moment_codes(ev)[midx] == 3))
-        raw = self._raw(ev)
-        cols += [
-            assets,
-            (chans > 0).sum(1),
-            calls,
-            days_since(ev, buy_last, 3650.0),
-            raw,
-            raw / (raw + self.scale_),
-        ]
-        return np.column_stack(cols).astype(np.float64, copy=False)
+        return assets, chans, calls

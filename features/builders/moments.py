@@ -10,8 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from features.builders.activity import purchase_times
-from features.builders.events import EventArrays, cumulate_windows
+from features.builders.events import EventArrays, compiled, cumulate_windows
 from features.builders.vocab_codes import N_KINDS, TOPICS, C, K, T
+
+if compiled is not None:  # compiled with the shared kernel (at import), used when the block asks for it
+    from features.builders.kernel_intent import moment_pass, revisit_pass
 
 MOMENTS: tuple[str, ...] = ("know", "go", "do", "buy")
 
@@ -36,6 +39,20 @@ def _moment_lut() -> np.ndarray:
 MOMENT_LUT = _moment_lut()
 
 
+def compiled_moments(ev: EventArrays) -> bool:
+    """With the kernel on, fill the moment memos (codes, counts, cart adds, last buy signal) from one compiled
+    pass; whether it ran."""
+    if not ev.kernel or compiled is None:
+        return False
+
+    def _run() -> bool:
+        _, last_p = purchase_times(ev)
+        ev.remember(moment_pass(ev, MOMENT_LUT, len(TOPICS), K["visit"], C["store"], K["add_to_cart"], last_p))
+        return True
+
+    return ev.memo("moment_pass", _run)
+
+
 def moment_codes(ev: EventArrays) -> np.ndarray:
     """Micro-moment per row (-1 none); store visits are *go* signals whatever their topic."""
 
@@ -48,6 +65,7 @@ def moment_codes(ev: EventArrays) -> np.ndarray:
         code[np.flatnonzero((ev.channel == C["store"]) & (ev.kind == K["visit"]))] = 1
         return code
 
+    compiled_moments(ev)
     return ev.memo("moment_codes", _mc)
 
 
@@ -67,6 +85,7 @@ def moment_counts(ev: EventArrays) -> np.ndarray:
         c = np.bincount(key, minlength=ev.n * 16)
         return cumulate_windows(c.reshape(ev.n, 4, 4))
 
+    compiled_moments(ev)
     return ev.memo("moment_counts", _m)
 
 
@@ -75,6 +94,8 @@ def product_revisits(ev: EventArrays) -> np.ndarray:
 
     def _r():
         idx, prod = ev.product_views()
+        if ev.kernel and compiled is not None:
+            return revisit_pass(ev, idx, prod)
         known = np.flatnonzero(prod >= 0)
         if known.size == 0:
             return np.zeros((ev.n, 4), dtype=np.int64)
@@ -101,4 +122,16 @@ def cart_since_purchase(ev: EventArrays) -> np.ndarray:
         after = ev.ts[idx] > last_p.take(ev.cust[idx])
         return np.bincount(ev.cust[idx.compress(after)], minlength=ev.n)
 
+    compiled_moments(ev)
     return ev.memo("cart_since_purchase", _c)
+
+
+def buy_last_ts(ev: EventArrays) -> np.ndarray:
+    """Per customer, the ts of the last buy micro-moment (int64 min when none)."""
+
+    def _b():
+        midx = moment_idx(ev)
+        return ev.last_ts_at(midx.compress(moment_codes(ev)[midx] == 3))
+
+    compiled_moments(ev)
+    return ev.memo("buy_last_ts", _b)

@@ -9,8 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 from features.builders.base import FeatureBuilder, safe_div, smoothed_rate
-from features.builders.events import EventArrays
+from features.builders.events import EventArrays, compiled
 from features.builders.vocab_codes import K, T
+
+if compiled is not None:  # compiled with the shared kernel (at import), used when the block asks for it
+    from features.builders.kernel_service import service_pass
 
 
 class ServiceSocialBuilder(FeatureBuilder):
@@ -67,8 +70,20 @@ class ServiceSocialBuilder(FeatureBuilder):
             ("sentiment_negative_90d", "touches with sentiment < -0.3 in the last 90 days"),
         ]
 
+    def _compiled(self, ev: EventArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Service topics (n, 5, 2), sentiment counts (n, 5) and sums (n, 3) from the compiled pass (memoised)."""
+
+        def _run():
+            return service_pass(ev, ev.numeric("sentiment"), K["service_contact"], K["survey_response"], K["review"],
+                                K["social_comment"], -0.3, float(self.promoter_sentiment))
+
+        return ev.memo(f"service_pass:{id(self)}", _run)
+
     def _sent(self, ev: EventArrays):
         s = ev.numeric("sentiment")
+        if s is not None and ev.kernel and compiled is not None:
+            _, n, v = self._compiled(ev)
+            return n[:, 0], v[:, 0], n[:, 1], v[:, 1], n[:, 2], (n[:, 3], v[:, 2]), n[:, 4]
         if s is None:
             z = np.zeros(ev.n)
             return z, z, z, z, z, (z, z), z
@@ -110,15 +125,7 @@ class ServiceSocialBuilder(FeatureBuilder):
 
     def _block(self, ev: EventArrays) -> np.ndarray:
         a = self.prior_strength
-        # Service contacts by (service topic, last 90 days or not).
-        idx = np.flatnonzero(ev.kind_dir == K["service_contact"])
-        topic = ev.topic[idx]
-        keep = np.flatnonzero((topic >= 0) & (topic < 5))
-        idx, topic = idx[keep], topic[keep]
-        key = ev.cust[idx].astype(np.intp) * 10
-        key += topic * np.int8(2)
-        key += ev.window_bucket()[idx] <= 2
-        tc = np.bincount(key, minlength=ev.n * 10).reshape(ev.n, 5, 2)
+        tc = self._topics(ev)
         tall = tc.sum(2)
         n_svc, n_svc90 = ev.inbound_kind("service_contact"), ev.inbound_kind("service_contact", 2)
         compl, compl90 = ev.inbound_kind("complaint"), ev.inbound_kind("complaint", 2)
@@ -160,3 +167,16 @@ class ServiceSocialBuilder(FeatureBuilder):
                 neg_s90,
             ]
         ).astype(np.float64, copy=False)
+
+    def _topics(self, ev: EventArrays) -> np.ndarray:
+        """Service contacts by (customer, service topic, older / last 90 days): shape (n, 5, 2)."""
+        if ev.kernel and compiled is not None:
+            return self._compiled(ev)[0]
+        idx = np.flatnonzero(ev.kind_dir == K["service_contact"])
+        topic = ev.topic[idx]
+        keep = np.flatnonzero((topic >= 0) & (topic < 5))
+        idx, topic = idx[keep], topic[keep]
+        key = ev.cust[idx].astype(np.intp) * 10
+        key += topic * np.int8(2)
+        key += ev.window_bucket()[idx] <= 2
+        return np.bincount(key, minlength=ev.n * 10).reshape(ev.n, 5, 2)

@@ -9,7 +9,14 @@ horizon), takes the cutoff after the last event so every event is featurised, an
 - ``peak_memory_ratio``: the peak of memory allocated during one ``transform`` (tracemalloc, which
   sees numpy's and pandas' buffers) over the in-memory size of the input tables (deep);
 - ``single_customer_ms``: median latency of ``transform`` for one customer with 500 touchpoints on
-  the fitted pipeline (what the live service does per request).
+  the fitted pipeline (what the live service does per request);
+- ``ratio_to_pandas_reference``: engage's median events/s over the hand-vectorised pandas reference's
+  (``../shared/reference``, :mod:`training.bench.reference`) run in the same process on the same events;
+  ``ratio_to_pandas_reference_own_log`` against the reference on its own synthetic log of the same size;
+  ``ratio_to_pandas_reference_per_feature`` scales the first by the feature columns each builds.
+  Without the reference they are ``null`` and ``pandas_reference_skipped`` says why;
+- ``transform_cpu_s_per_m_events`` (and the reference's ``cpu_s_per_m_events``): CPU seconds of all threads
+  per million events, which other load on the machine sways less than wall time.
 
 The run is CPU-bound; figures depend on the machine and on whatever else is running on it.
 """
@@ -24,11 +31,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from features.builders.kernel_mode import feature_path_name
 from features.builders.pipeline import FeaturePipeline
 from features.contract.schema import Tables
 from features.contract.validate import validate_tables
 from features.sources.simulation.config import SimConfig
 from features.sources.simulation.world import simulate_world
+from training.bench import reference as yardstick
 
 EVENTS_PER_CUSTOMER = 107.0  # the default simulator's touchpoints per customer over 365 + 90 days
 
@@ -48,6 +57,7 @@ class PipelineTimes:
 
     fit_s: float
     transform_s: list[float]
+    transform_cpu_s: list[float]
     fit_transform_s: float
     features: int
     output_bytes: int
@@ -111,15 +121,17 @@ def time_pipeline(world: BenchWorld, n_jobs: int, repeats: int) -> tuple[Feature
     t0 = time.perf_counter()
     pipe.fit(world.tables, cutoff=world.cutoff)
     fit_s = time.perf_counter() - t0
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         F = pipe.transform(world.tables, cutoff=world.cutoff)
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     t0 = time.perf_counter()
     FeaturePipeline(n_jobs=n_jobs).fit_transform(world.tables, cutoff=world.cutoff)
     fit_transform_s = time.perf_counter() - t0
-    return pipe, PipelineTimes(fit_s, times, fit_transform_s, int(F.shape[1]), int(F.memory_usage(deep=True).sum()))
+    output_bytes = int(F.memory_usage(deep=True).sum())
+    return pipe, PipelineTimes(fit_s, times, cpu, fit_transform_s, int(F.shape[1]), output_bytes)
 
 
 def peak_transform_bytes(pipe: FeaturePipeline, world: BenchWorld) -> int:
@@ -143,29 +155,64 @@ def single_customer_latency(pipe: FeaturePipeline, world: BenchWorld, calls: int
     return SingleCustomer(len(single.touchpoints), lat)
 
 
-def bench_features(n_events: int, rng: np.random.Generator, *, n_jobs: int = 2, repeats: int = 3) -> dict:
-    """Simulate about ``n_events`` touchpoints and measure feature throughput, memory and latency."""
+def pandas_reference(world: BenchWorld, *, own_log: bool, repeats: int) -> dict:
+    """The pandas reference's figures on the same events (and on its own log): the ``pandas_reference*`` keys."""
+    ref, reason = yardstick.load_reference()
+    if ref is None:
+        return {"pandas_reference": None, "pandas_reference_own_log": None, "pandas_reference_skipped": reason}
+    same = yardstick.reference_on_same_events(ref, world.tables, world.cutoff, repeats)
+    own = yardstick.reference_on_own_log(ref, len(world.tables.touchpoints), repeats) if own_log else None
+    return {"pandas_reference": same, "pandas_reference_own_log": own, "pandas_reference_path": str(ref.path)}
+
+
+def bench_features(
+    n_events: int,
+    rng: np.random.Generator,
+    *,
+    n_jobs: int = 2,
+    repeats: int = 3,
+    reference: bool = True,
+    reference_own_log: bool = True,
+) -> dict:
+    """Simulate about ``n_events`` touchpoints and measure feature throughput, memory and latency, beside the
+    pandas reference on the same events (``reference``) and on its own log (``reference_own_log``)."""
     world = simulated_world(n_events, rng)
     m = len(world.tables.touchpoints)
     input_bytes = _frame_bytes(world.tables)
     pipe, times = time_pipeline(world, n_jobs, repeats)
+    load_engage = list(os.getloadavg())
+    refs = (
+        pandas_reference(world, own_log=reference_own_log, repeats=repeats)
+        if reference
+        else {"pandas_reference": None, "pandas_reference_own_log": None, "pandas_reference_skipped": "--no-reference"}
+    )
     peak = peak_transform_bytes(pipe, world)
     single = single_customer_latency(pipe, world)
     best = min(times.transform_s)
+    median_eps = m / float(np.median(times.transform_s))
     return {
         "events": m,
         "customers": int(world.tables.n_customers),
         "features": times.features,
         "n_jobs": n_jobs,
         "cpu_count": os.cpu_count(),
+        "feature_path": feature_path_name(),
         "simulate_s": round(world.simulate_s, 2),
         "fit_s": round(times.fit_s, 3),
         "transform_s": round(best, 3),
         "transform_s_all": [round(t, 3) for t in times.transform_s],
         "fit_transform_s": round(times.fit_transform_s, 3),
         "events_per_s": round(m / best),
-        "events_per_s_median": round(m / float(np.median(times.transform_s))),
+        "events_per_s_median": round(median_eps),
         "fit_transform_events_per_s": round(m / times.fit_transform_s),
+        "ratio_to_pandas_reference": yardstick.ratio(median_eps, refs["pandas_reference"]),
+        "ratio_to_pandas_reference_own_log": yardstick.ratio(median_eps, refs["pandas_reference_own_log"]),
+        # The same ratio per feature column built (engage builds more columns, with decays and fitted trends).
+        "ratio_to_pandas_reference_per_feature": yardstick.per_feature(
+            yardstick.ratio(median_eps, refs["pandas_reference"]), times.features, refs["pandas_reference"]),
+        # CPU seconds (all threads) per million events: less swayed by other load than wall time.
+        "transform_cpu_s_per_m_events": round(float(np.median(times.transform_cpu_s)) * 1e6 / m, 4),
+        **refs,
         "input_bytes": input_bytes,
         "peak_bytes": peak,
         "peak_memory_ratio": round(peak / input_bytes, 3),
@@ -173,5 +220,6 @@ def bench_features(n_events: int, rng: np.random.Generator, *, n_jobs: int = 2, 
         "single_customer_touchpoints": single.touchpoints,
         "single_customer_ms": round(float(np.median(single.seconds)) * 1000, 3),
         "single_customer_p95_ms": round(float(np.quantile(single.seconds, 0.95)) * 1000, 3),
+        "load_average_engage": load_engage,
         "load_average": list(os.getloadavg()),
     }

@@ -6,6 +6,10 @@ phase also stops at a time limit), stops the server and returns/prints JSON::
     {"c1": {p50_ms, p90_ms, p99_ms, rps, errors, requests},      one customer per request, 1 client
      "c16": {... , customers_per_s},                              one customer per request, 16 clients
      "batch_1000": {ms, errors, customers_per_s}, ...}            one request with 1,000 customers
+     "floor": {"c1": ..., "c16": ...}, "floor_ratios": {...}}     the trivial BentoML service, same run
+
+The floor (:mod:`training.bench.floor_service`, :mod:`training.bench.floor`) is a LightGBM model on one numpy
+row behind the same BentoML, worker count and load generator; engage's figures are reported as ratios to it.
 
 Every customer carries ``touchpoints`` (default 500) synthetic touchpoints drawn over the contract's
 vocabularies from a seeded generator, sent in the columnar request shape.
@@ -16,8 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import subprocess
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,8 +36,10 @@ import pandas as pd
 
 from features.contract.schema import OUTREACH_CHANNELS, PASSIVE_KINDS, TOUCHPOINT_OPTIONAL, Tables
 from serving.requests import CONSENTS
+from serving.server import PROJECT_ROOT, default_workers, free_port, running_server, server_env, stop, wait_ready
 from serving.server import ModelLoadError as ModelLoadError  # re-exported: the CLI reports it (exit status 3)
-from serving.server import default_workers, running_server
+from training.bench.floor import floor_bodies, floor_ratios
+from training.bench.floor_service import FLOOR_SERVICE_NAME
 
 # A plausible mix of (channel, kind) for synthetic histories; passive kinds are outbound.
 _EVENTS: tuple[tuple[str, str, float], ...] = (
@@ -348,6 +357,53 @@ def run_load(
     return out
 
 
+@contextlib.contextmanager
+def running_floor(workers: int, log_path: Path | None = None) -> Iterator[str]:
+    """Start the trivial floor service (``bentoml serve``, ``workers`` workers) on a free loopback port."""
+    port = free_port()
+    env = server_env(workers=workers)
+    env["BENTOML_CONFIG_OVERRIDES"] = json.dumps({"services": {FLOOR_SERVICE_NAME: {"workers": int(workers)}}})
+    command = [sys.executable, "-m", "bentoml", "serve", "training.bench.floor_service:FloorService",
+               "--host", "127.0.0.1", "--port", str(port), "--working-dir", str(PROJECT_ROOT)]
+    log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, proc, 180.0, None, workers)
+        yield url
+    finally:
+        stop(proc)
+        if log_path:
+            log.close()
+
+
+def run_floor_load(url: str, *, requests_c1: int, requests_c16: int, time_limit_s: float, seed: int) -> dict:
+    """The same phases as :func:`run_load` (warm-up, c1, c16) against the floor service."""
+    bodies = floor_bodies(64, seed)
+    asyncio.run(_phase(url, bodies, 1, 30, time_limit_s, {}))  # warm-up
+    out: dict[str, Any] = {}
+    for name, clients, n in (("c1", 1, requests_c1), ("c16", 16, requests_c16)):
+        lat, err, wall, cpu = asyncio.run(_phase(url, bodies, clients, n, time_limit_s, {}))
+        out[name] = _summary(lat, err, wall, 1, cpu)
+    return out
+
+
+def bench_floor(workers: int, *, requests_c1: int, requests_c16: int, time_limit_s: float, seed: int) -> dict:
+    """Start the floor service, load it like engage's, stop it; its figures with the load average."""
+    import bentoml
+
+    t0 = time.perf_counter()
+    with running_floor(workers) as url:
+        started_s = time.perf_counter() - t0
+        out = run_floor_load(url, requests_c1=requests_c1, requests_c16=requests_c16,
+                             time_limit_s=time_limit_s, seed=seed)
+    out["server"] = {"workers": workers, "bentoml": bentoml.__version__, "start_to_ready_s": round(started_s, 1),
+                     "model": "LightGBM classifier, 100 trees, 15 leaves, one row of 20 floats per request"}
+    out["load_average"] = list(os.getloadavg())
+    return out
+
+
 def bench_serve(
     *,
     workers: int | None = 1,
@@ -361,8 +417,10 @@ def bench_serve(
     time_limit_s: float = 45.0,
     seed: int = 7,
     log_path: Path | None = None,
+    floor: bool = True,
 ) -> dict[str, Any]:
-    """Start the real server on a free loopback port, run the load test, stop it; returns the figures.
+    """Start the real server on a free loopback port, run the load test, stop it; then (``floor``) the same load
+    on the trivial BentoML floor service; returns the figures and engage's ratios to the floor.
 
     The model is the MLflow champion (``mlflow_config``, default ``./mlflow.yaml``) unless
     ``model_path`` names a model folder/file. ``workers=None`` starts one worker per usable CPU core.
@@ -404,4 +462,9 @@ def bench_serve(
         "score_requests_per_worker": sorted((int(r.get("score_requests", 0)) for r in runtimes.values()), reverse=True),
         "own_listening_sockets": int(sum(r.get("own_listening_socket", 0) for r in runtimes.values())),
     }
+    result["load_average"] = list(os.getloadavg())
+    if floor:
+        result["floor"] = bench_floor(workers, requests_c1=requests_c1, requests_c16=requests_c16,
+                                      time_limit_s=time_limit_s, seed=seed)
+        result["floor_ratios"] = floor_ratios(result, result["floor"])
     return result

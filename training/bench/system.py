@@ -22,6 +22,7 @@ histories spliced into 500-touchpoint customers. CPU-bound: figures depend on th
 
 from __future__ import annotations
 
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.builders.kernel_mode import feature_path_name
 from features.builders.pipeline import FeaturePipeline
 from features.contract.cutoffs import evaluation_cutoff
 from features.contract.schema import Tables
@@ -292,5 +294,7 @@ def run_bench_system(
         "touchpoints_per_customer": touchpoints,
         "customers": customers,
         "seed": seed,
+        "feature_path": feature_path_name(),  # compiled kernel or numpy (ENGAGE_FEATURE_KERNEL)
     }
+    result["load_average"] = list(os.getloadavg())
     return result
