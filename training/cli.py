@@ -21,6 +21,7 @@ from training.cli_common import (
     EngageGroup,
     ModelUriOption,
     QuietOption,
+    ReportOption,
     WorkersOption,
     echo_json,
     is_registry_uri,
@@ -31,6 +32,7 @@ from training.cli_common import (
 from training.cli_data import import_, simulate, validate
 from training.cli_progress import progress_bars
 from training.cli_train import evaluate_app, personas_, train_app
+from training.retrain.exits import EXIT_STATUSES as RETRAIN_EXIT_STATUSES
 
 app = typer.Typer(
     cls=EngageGroup,
@@ -303,6 +305,54 @@ def _score_features(features: Path, out: Path, cutoff: str | None, **options) ->
     result = score_feature_table(features, out, cutoff=at, **options)
     result["cutoff_source"] = "--cutoff" if given is not None else ("features" if own is not None else "now")
     return result
+
+
+def _retrain_scorer():
+    """The batch path of ``engage score``, for a pinned registered version (the challenger, before promotion),
+    in the registry the job has set as MLflow's tracking URI."""
+
+    def score(data: Path, out: Path, uri: str, cutoff) -> dict:
+        from serving.batch import score_data
+        from serving.engine import ModelInfo, ScoringEngine
+        from training.registry import load_decision_system
+
+        system = load_decision_system(uri)
+        version = uri.removeprefix("models:/")
+        engine = ScoringEngine(system, ModelInfo(version, {"uri": uri}, uri))
+        return score_data(data, out, cutoff=cutoff, engine=engine)
+
+    return score
+
+
+RETRAIN_HELP = "\b\nExit statuses of engage retrain:\n" + "\n".join(
+    f"  {code}  {text}" for code, text in RETRAIN_EXIT_STATUSES.items())
+
+
+@app.command(epilog=RETRAIN_HELP)
+@user_errors
+def retrain(
+    data: Annotated[Path, typer.Option(help="Data folder as exported this week (the whole history).")],
+    config: ConfigOption = None,
+    as_of: Annotated[str | None, typer.Option(
+        help="What the job may see: events at or after this date/time are ignored (default: the end of the day "
+             "of the newest touchpoint).")] = None,
+    report: ReportOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """The scheduled job: validate, data gates, drift report, train churn + policy challengers, backtest them
+    against the champion on the same data, promote or keep, batch-score, and write the run summary.
+
+    Only the final alias move changes what is served; a killed run leaves the champion and the published
+    scores as they were. See docs/operating.md."""
+    from training.retrain.commands import retrain_command
+
+    with progress_bars(quiet, logs=True):
+        summary, status = retrain_command(data, config or Path("mlflow.yaml"), as_of=as_of, report_path=report,
+                                          scorer=_retrain_scorer())
+    echo_json(summary, None)
+    if status:
+        typer.secho(f"engage retrain: {summary['decision']}: {summary['reason']}", err=True)
+        raise typer.Exit(code=status)
 
 
 @app.command(epilog=EXIT_HELP)

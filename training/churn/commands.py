@@ -68,13 +68,16 @@ def train_churn_command(
     overrides: dict | None = None,
     test_data: Path | None = None,
     exclude_attributes: tuple[str, ...] = (),
+    decide=None,
 ) -> dict[str, Any]:
     """``engage train churn``: read a data folder, train, log to MLflow, register, promote; the report.
 
     ``test_data``: a separate labelled folder the trained system is measured on (``test``, ``test_auc`` in
     the report; promotion compares on it). ``exclude_attributes``: customer attributes left out of training.
-    Runs of killed processes are marked FAILED first; a locked registry is retried; when registering fails
-    anyway, the model is saved locally and the error names the ``engage register`` command that finishes.
+    ``decide``: the promotion rule (default: the configured churn rules; see
+    :func:`training.registry.register_and_promote`). Runs of killed processes are marked FAILED first; a locked
+    registry is retried; when registering fails anyway, the model is saved locally and the error names
+    the ``engage register`` command that finishes.
     """
     from features.contract.errors import retry_while_busy
     from features.sources.io import read_tables
@@ -101,7 +104,7 @@ def train_churn_command(
     with keep_on_failure(config, result.system, pending, config_path):
         registry = retry_while_busy(
             lambda: log_churn_run(result, tables, config, settings, dataset=data.name, register=register,
-                                  holdout=held),
+                                  holdout=held, decide=decide),
             seconds=config.busy_retry_seconds, what="registering the churn model", where=config.tracking_uri,
         )
     report = {**result.report, "mlflow": registry}

@@ -157,7 +157,7 @@ def champion_metrics_fn(config, mode: str, tables: Tables | None, keys: pd.DataF
 
 
 def promote_churn(config, logged, report: dict[str, Any], tables: Tables | None, keys: pd.DataFrame | None,
-                  holdout: HeldOutTest | None = None) -> dict[str, Any]:
+                  holdout: HeldOutTest | None = None, decide=None) -> dict[str, Any]:
     """Compare the registered challenger with the champion on comparable figures; promote it if it wins."""
     from training.registry import register_and_promote
 
@@ -169,6 +169,7 @@ def promote_churn(config, logged, report: dict[str, Any], tables: Tables | None,
         champion_metrics_fn=champion_metrics_fn(
             config, report["mode"], tables, keys, utc_timestamp(report["cutoffs"]["test"]), holdout
         ),
+        decide=decide,
     )
 
 
@@ -205,13 +206,14 @@ def log_churn_run(
     dataset: str,
     register: bool = True,
     holdout: HeldOutTest | None = None,
+    decide=None,
 ) -> dict[str, Any]:
     """Log params, fingerprint, metrics, plots, dictionary and model; register and maybe promote.
 
     ``holdout``: the run measured on a separate test folder (its fingerprint is logged as ``test_data.*``
     tags, and promotion compares on it). Everything happens inside one tracked run
     (:func:`training.runs.tracked_run`): a process killed on the way leaves a run the next training command
-    marks FAILED.
+    marks FAILED. ``decide``: the promotion rule (default: the configured churn rules).
     """
     from training.registry import log_decision_system
     from training.runs import tracked_run
@@ -230,7 +232,7 @@ def log_churn_run(
         out: dict[str, Any] = {"run_id": run.info.run_id, "model_uri": logged.model_uri,
                                "model_sha256": logged.model_sha256}
         if register:
-            out.update(promote_churn(config, logged, report, tables, result.test_keys, holdout))
+            out.update(promote_churn(config, logged, report, tables, result.test_keys, holdout, decide))
             describe_version(config, "churn", out["version"], version_description(report, fp, out))
     return out
 

@@ -66,7 +66,7 @@ def _log_run(
 
 
 def _publish(config, system, model, report: dict, train: PolicyTrainConfig, pconfig: PolicyConfig, churn_uri: str,
-             register: bool, data: tuple[dict, str | None]) -> dict | None:
+             register: bool, data: tuple[dict, str | None], decide=None) -> dict | None:
     """Log the run (``data``: the data's fingerprint and source) and register the system (retried while the
     registry is locked)."""
     from features.contract.errors import retry_while_busy
@@ -77,7 +77,7 @@ def _publish(config, system, model, report: dict, train: PolicyTrainConfig, pcon
         with tracked_run(config, "policy", "policy"):
             log_data_input(*data)
             _log_run(report, model, train, pconfig, churn_uri)
-            return register_system(config, system, report, churn_uri, data[0]) if register else None
+            return register_system(config, system, report, churn_uri, data[0], decide) if register else None
 
     return retry_while_busy(attempt, seconds=config.busy_retry_seconds, what="registering the decision system",
                             where=config.tracking_uri)
@@ -121,6 +121,8 @@ def train_policy_command(
     register: bool = True,
     train: PolicyTrainConfig | None = None,
     progress: Callable[[str], None] | None = None,
+    churn_alias: str | None = None,
+    decide=None,
 ) -> dict:
     """``engage train policy``: train on a data folder, log to MLflow, register the decision system.
 
@@ -129,6 +131,8 @@ def train_policy_command(
     model. The whole decision system is registered as one unit under ``registered_models.system`` with the
     challenger alias, and becomes champion only when the policy gate says so. When registering fails, the
     system is saved locally and the error names the ``engage register`` command that finishes the job.
+    ``churn_alias`` builds on another alias of the churn model, ``decide`` replaces the gate's promotion rule
+    (both for ``engage retrain``, which decides after its own backtest).
     """
     import mlflow
 
@@ -145,7 +149,7 @@ def train_policy_command(
     pconfig = policy_settings(policy_config_path, objective, horizon_days)
     tables = read_tables(Path(data))
     cat = choose_catalogue(catalogue_path, tables, progress)
-    base = foundation(config, pconfig, tables, str(data))
+    base = foundation(config, pconfig, tables, str(data), churn_alias)
     report_progress(progress, f"policy: {base.note}")
     pipeline = base.pipeline or fitted_pipeline(tables)
     model, report = train_and_evaluate(
@@ -174,7 +178,7 @@ def train_policy_command(
                "report": without_customer_ids(report)}
     with keep_on_failure(config, system, pending, config_path):
         report["mlflow"] = _publish(config, system, model, report, train or PolicyTrainConfig(), pconfig,
-                                    base.churn_uri, register, (fp, tables.meta.get("source")))
+                                    base.churn_uri, register, (fp, tables.meta.get("source")), decide)
     if report_path is not None:
         write_json(report_path, report)
     return report

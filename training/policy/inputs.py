@@ -86,28 +86,30 @@ def _fingerprint(tables: Tables) -> str:
     return str(data_fingerprint(tables, "", {})["sha256"])
 
 
-def _champion_run_tags(config, name: str) -> tuple[str, dict] | None:
-    """The version and run tags of ``name``'s champion, or None when there is none."""
+def _champion_run_tags(config, name: str, alias: str | None = None) -> tuple[str, dict] | None:
+    """The version and run tags of ``name``'s champion (or ``alias``), or None when there is none."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     client = MlflowClient(tracking_uri=config.tracking_uri)
     try:
-        mv = client.get_model_version_by_alias(name, config.champion)
+        mv = client.get_model_version_by_alias(name, alias or config.champion)
     except MlflowException:
         return None
     return str(mv.version), dict(client.get_run(mv.run_id).data.tags)
 
 
-def foundation(config, pconfig: PolicyConfig, tables: Tables, data_name: str) -> Foundation:
+def foundation(config, pconfig: PolicyConfig, tables: Tables, data_name: str, alias: str | None = None) -> Foundation:
     """The pipeline and churn model to build on (see the module docstring); a clear error when retention has no
-    usable churn champion."""
+    usable churn champion. ``alias``: build on another alias of the churn model (``engage retrain`` builds on the
+    challenger it has just trained, before anything is promoted)."""
     from features.contract.errors import ModelNotFoundError
     from training.registry import load_decision_system
 
     name = config.registered_models.get("churn", "engage-churn")
-    uri = f"models:/{name}@{config.champion}"
-    found = _champion_run_tags(config, name)
+    alias = alias or config.champion
+    uri = f"models:/{name}@{alias}"
+    found = _champion_run_tags(config, name, alias)
     retention = not pconfig.objective_spec.campaign
     if found is None:
         if retention:
@@ -124,8 +126,10 @@ def foundation(config, pconfig: PolicyConfig, tables: Tables, data_name: str) ->
         if retention:
             raise ValueError(f"{msg}. Run `engage train churn --data {data_name}` first, or use a campaign objective")
         return Foundation(None, None, None, f"{msg}: not used; a feature pipeline fitted on this data, no churn model")
+    if alias != config.champion:  # pinned: the alias moves on, the system must name what it carries
+        uri = f"models:/{name}/{version}"
     system = load_decision_system(uri)
-    return Foundation(system.pipeline, system.churn_model, uri, f"churn champion {name} v{version} (same data)",
+    return Foundation(system.pipeline, system.churn_model, uri, f"churn {alias} {name} v{version} (same data)",
                       dict(system.metadata))  # fmt: skip
 
 

@@ -38,9 +38,11 @@ def log_report(report: dict) -> None:
         mlflow.log_artifacts(tmp)
 
 
-def register_system(config, system, report: dict, churn_uri: str | None, fingerprint: dict | None = None) -> dict:
-    """Register the decision system as a new version, promoted under the churn model's rules; with the data's
-    ``fingerprint``, the version's description says what it was trained on and how it was decided."""
+def register_system(config, system, report: dict, churn_uri: str | None, fingerprint: dict | None = None,
+                    decide=None) -> dict:
+    """Register the decision system as a new version, promoted as the policy gate says (``decide``: another
+    rule, e.g. ``engage retrain`` deferring the decision to its backtest); with the data's ``fingerprint``, the
+    version's description says what it was trained on and how it was decided."""
     from training.churn.tracking import recorded_metrics
     from training.registry import log_decision_system, register_and_promote
     from training.run_info import describe_version
@@ -52,12 +54,13 @@ def register_system(config, system, report: dict, churn_uri: str | None, fingerp
     gate = report.get("gate")
     # The policy gate (training.policy.gate) decides a decision system: its held-out value against the
     # baselines and the champion's policy on the same decisions; churn metrics alone never promote it.
-    decide = (lambda _challenger, _champion: (bool(gate["promote"]), str(gate["reason"]))) if gate else None
+    if decide is None and gate:
+        decide = lambda _challenger, _champion: (bool(gate["promote"]), str(gate["reason"]))  # noqa: E731
     out = register_and_promote(
         config,
         logged,
         challenger_metrics=recorded_metrics(config, churn_uri) if churn_uri else {},
-        champion_metrics_fn=(lambda uri: recorded_metrics(config, uri)) if not gate else (lambda uri: {}),
+        champion_metrics_fn=(lambda uri: recorded_metrics(config, uri)) if not (gate or decide) else (lambda uri: {}),
         model_key="system",
         decide=decide,
     )

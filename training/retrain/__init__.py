@@ -1,0 +1,1 @@
+"""``engage retrain``: the operator's scheduled job (data gates, drift report, challengers, backtest, promotion)."""
