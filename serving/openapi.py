@@ -4,18 +4,21 @@ BentoML's generated document flattens each model's ``anyOf`` to its first member
 ``load_error`` lose their ``null``), documents only 200/400/404/500 and describes the 400 ``detail`` as a
 string. This one is made from the pydantic models directly (JSON Schema converted to OpenAPI 3.0: ``nullable``,
 boolean ``exclusiveMinimum``), lists every status the service answers with the body it carries, states the
-request limits in force, and declares the bearer scheme when a token is configured. The gate
+request limits in force, gives every property a description and an example (:mod:`serving.field_docs`; a
+property missing there stops the build), and declares the bearer scheme when a token is configured. The gate
 (:mod:`serving.gate`) serves it at ``/docs.json``.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
 from serving.errors import MessageBody, UnauthorizedBody, ValidationErrorBody
+from serving.field_docs import FIELD_DOCS
 from serving.settings import MB, RequestLimits
 from serving.status import ReadinessBody
 
@@ -85,6 +88,27 @@ class _Schemas:
             self.components.setdefault(name, to_openapi30(sub))
         self.components.setdefault(model.__name__, to_openapi30(schema))
         return {"$ref": REF.format(model=model.__name__)}
+
+
+class UndocumentedFieldError(LookupError):
+    """A component schema property has no entry in :data:`serving.field_docs.FIELD_DOCS`."""
+
+
+def document_properties(components: dict[str, Any], docs: dict[str, tuple[str, Any]] = FIELD_DOCS) -> None:
+    """Give every property of every component schema a description (unless the model gives one) and an example,
+    from ``docs`` (``"Model.field" -> (description, example)``); raise naming every property it lacks."""
+    missing = [f"{name}.{prop}" for name, schema in components.items()
+               for prop in schema.get("properties") or {} if f"{name}.{prop}" not in docs]
+    if missing:
+        raise UndocumentedFieldError(
+            f"OpenAPI properties without a description and example in serving/field_docs.py: {', '.join(missing)}"
+        )
+    for name, schema in components.items():
+        for prop, spec in (schema.get("properties") or {}).items():
+            description, example = docs[f"{name}.{prop}"]
+            if not spec.get("description"):
+                spec["description"] = description
+            spec["example"] = copy.deepcopy(example)  # the table stays as it is whatever is done to a document
 
 
 def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -162,6 +186,7 @@ def openapi_document(
         if auth:
             operation["security"] = [{"bearerAuth": []}]
         paths[op.route] = {"post": operation}
+    document_properties(schemas.components)
     components: dict[str, Any] = {"schemas": dict(sorted(schemas.components.items()))}
     components["securitySchemes"] = {"bearerAuth": {"type": "http", "scheme": "bearer", "description": BEARER_RULE}}
     return {
