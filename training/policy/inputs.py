@@ -39,6 +39,16 @@ class CatalogueChoice:
         }
 
 
+def require_outreach(tables: Tables, where: str) -> None:
+    """A clear error when there is no logged outreach to learn a policy from (the table is optional in the contract)."""
+    if tables.outreach is None or not len(tables.outreach):
+        raise ValueError(
+            f"{where}: no logged outreach (the outreach table is missing or empty); the next-best-action policy "
+            "learns from logged contacts: add outreach.parquet or outreach.csv (see the data contract), or use "
+            "`engage train churn` alone"
+        )
+
+
 def choose_catalogue(
     path: str | Path | None, tables: Tables, progress: Callable[[str], None] | None
 ) -> CatalogueChoice:

@@ -28,6 +28,7 @@ from training.policy.config import PolicyTrainConfig
 from training.policy.evaluate import evaluate_at_cutoff
 from training.policy.fit import fit_policy, out_of_fold_gain, select_threshold, uplift_curve
 from training.policy.gate import policy_gate
+from training.policy.inputs import require_outreach
 from training.policy.offline import ChampionPolicy, best_single_action, offline_estimates
 from training.policy.qini import qini_summary
 from training.policy.rows import (
@@ -329,6 +330,7 @@ def train_and_evaluate(
     the name ``"configured"``). ``champion``: the registered champion's policy, valued on the same held-out
     rows for the gate. The returned model carries the gate's fallback when the learned policy loses.
     """
+    require_outreach(tables, "policy training")
     rng = np.random.default_rng(train.seed)
     cutoff = evaluation_cutoff(tables, cutoff)
     if cutoff is None:

@@ -104,9 +104,11 @@ def validate_step(ctx: JobContext) -> Seen:
     """Read and validate the folder with the contract (bad input: exit 2), cut it at --as-of, fingerprint it."""
     from features.sources.io import read_tables
     from training.churn.tracking import data_fingerprint
+    from training.policy.inputs import require_outreach
     from training.retrain.snapshot import code_version, cut_tables, resolve_as_of
 
     tables = read_tables(ctx.data)
+    require_outreach(tables, f"{ctx.data}: engage retrain trains churn and the policy")
     as_of = resolve_as_of(tables, ctx.as_of)
     cut = cut_tables(tables, as_of)
     if not len(cut.touchpoints):
