@@ -104,11 +104,9 @@ def validate_step(ctx: JobContext) -> Seen:
     """Read and validate the folder with the contract (bad input: exit 2), cut it at --as-of, fingerprint it."""
     from features.sources.io import read_tables
     from training.churn.tracking import data_fingerprint
-    from training.policy.inputs import require_outreach
     from training.retrain.snapshot import code_version, cut_tables, resolve_as_of
 
     tables = read_tables(ctx.data)
-    require_outreach(tables, f"{ctx.data}: engage retrain trains churn and the policy")
     as_of = resolve_as_of(tables, ctx.as_of)
     cut = cut_tables(tables, as_of)
     if not len(cut.touchpoints):
@@ -233,8 +231,11 @@ def promote_step(ctx: JobContext, seen: Seen, trained: Trained, bt: Backtest, ch
 
 
 def _train(ctx: JobContext, seen: Seen, profile: dict) -> Trained:
+    from training.policy.inputs import require_outreach
     from training.retrain.snapshot import snapshot_folder
 
+    # after the data gates (a stale export is reported as stale), before anything is trained
+    require_outreach(seen.tables, f"{ctx.data}: engage retrain trains churn and the policy")
     folder = snapshot_folder(ctx.settings.work_dir, seen.tables, seen.as_of, seen.sha256)
     churn_version = _timed(ctx, "train_churn", train_churn_step, ctx, folder)
     report = _timed(ctx, "train_policy", train_policy_step, ctx, folder)
