@@ -115,6 +115,13 @@ def score_tables_batch(
     return pd.concat(parts, ignore_index=True) if parts else results_to_frame([], cutoff)
 
 
+def score_all(engine: ScoringEngine, tables: Any, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """Every customer of validated ``tables`` scored (the flat output table), without collection pauses:
+    the scoring step of :func:`score_data`, and of each partition on the Dask engine."""
+    with _no_gc_pauses():
+        return score_tables_batch(engine, tables, cutoff)
+
+
 def score_data(
     data: str | Path,
     out: str | Path,
@@ -144,8 +151,7 @@ def score_data(
     at = choice.at
     logger.info("scoring at %s", choice.describe())
     engine = engine or load_engine(model_path=model_path, mlflow_config=mlflow_config)
-    with _no_gc_pauses():
-        table = score_tables_batch(engine, tables, at)
+    table = score_all(engine, tables, at)
     outputs = {out: table}
     summary: dict[str, Any] = {
         "out": str(out),
@@ -160,7 +166,7 @@ def score_data(
         summary.update(defense_out=str(defense_out), defense_targets=len(outputs[Path(defense_out)]))
     write_tables_together(outputs, overwrite=overwrite)
     if decision_log is not None:
-        DecisionLog(decision_log).write(_records(table), cutoff=at, source="batch")
+        DecisionLog(decision_log).write(decision_records(table), cutoff=at, source="batch")
     seconds = time.perf_counter() - t0
     summary.update(seconds=round(seconds, 2), customers_per_s=round(len(table) / max(seconds, 1e-9), 1))
     return summary
@@ -224,7 +230,7 @@ def score_feature_table(
     }
 
 
-def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
+def decision_records(table: pd.DataFrame) -> list[dict[str, Any]]:
     """Flat rows back in the decision-log shape."""
     rows = []
     for r in table.to_dict(orient="records"):

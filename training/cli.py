@@ -32,6 +32,7 @@ from training.cli_common import (
 from training.cli_data import import_, simulate, validate
 from training.cli_progress import progress_bars
 from training.cli_train import evaluate_app, personas_, train_app
+from training.engine.options import EngineOption, MemoryLimitOption, SchedulerOption, engine_settings
 from training.retrain.exits import EXIT_STATUSES as RETRAIN_EXIT_STATUSES
 
 app = typer.Typer(
@@ -102,8 +103,9 @@ def _engine(model_uri: str | None, config: Path | None):
 @app.command("features", epilog=EXIT_HELP)
 @user_errors
 def features_(
-    data: Annotated[Path, typer.Option(help="Data folder.")],
-    out: Annotated[Path, typer.Option(help="Feature table to write: .parquet, .csv or .csv.gz.")],
+    data: Annotated[Path, typer.Option(help="Data folder (with --engine dask: a partitioned one).")],
+    out: Annotated[Path, typer.Option(help="Feature table to write: .parquet, .csv or .csv.gz (with --engine dask: "
+                                           "a folder of part-NNNNN.parquet files and _dictionary.csv).")],
     cutoff: Annotated[str | None, typer.Option(
         help="Build features from events strictly before this date/time (UTC; default as engage score --data: "
              "the manifest's, else the labels', else now).")] = None,
@@ -113,6 +115,9 @@ def features_(
              "exactly as engage score --data. Default: a pipeline fitted on this data folder.")] = None,
     config: ConfigOption = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing feature table and its dictionary.")] = False,
+    engine: EngineOption = "local",
+    scheduler: SchedulerOption = None,
+    memory_limit: MemoryLimitOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Build the feature table (one row per customer, and its cutoff) with the feature dictionary beside it.
@@ -125,6 +130,12 @@ def features_(
     from features.sources.io import frame_bytes, read_tables
     from features.sources.outputs import check_outputs, write_outputs
 
+    settings = engine_settings(engine, scheduler, memory_limit)
+    if settings.is_dask:
+        from training.engine.commands import features_cli
+
+        features_cli(settings, data, out, cutoff, model_uri, config, overwrite, quiet)
+        return
     dictionary_path = out.with_name(out.name.split(".")[0] + ".dictionary.csv")
     check_outputs([(out, "--out"), (dictionary_path, "--out's dictionary")], overwrite=overwrite)
     with progress_bars(quiet) as bars:
@@ -244,8 +255,10 @@ def features_cutoff(path: Path) -> str | None:
 @app.command(epilog=EXIT_HELP)
 @user_errors
 def score(
-    out: Annotated[Path, typer.Option(help="Scores to write: .parquet, .csv or .csv.gz.")],
-    data: Annotated[Path | None, typer.Option(help="Data folder to score (every customer).")] = None,
+    out: Annotated[Path, typer.Option(help="Scores to write: .parquet, .csv or .csv.gz (with --engine dask: a "
+                                           "folder of part-NNNNN.parquet files).")],
+    data: Annotated[Path | None, typer.Option(
+        help="Data folder to score (every customer; with --engine dask: a partitioned one).")] = None,
     features: Annotated[Path | None, typer.Option(
         help="Or: a feature table to score (from engage features --model-uri; its cutoff column is the "
              "scoring cutoff).")] = None,
@@ -260,6 +273,9 @@ def score(
     reasons: Annotated[
         str, typer.Option(help="With --features: churn reason codes for all customers, at-risk ones or none.")
     ] = "all",
+    engine: EngineOption = "local",
+    scheduler: SchedulerOption = None,
+    memory_limit: MemoryLimitOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Batch-score the whole customer base (same code path as the service), model version on every row.
@@ -272,6 +288,14 @@ def score(
         raise ValueError("give exactly one of --data DIR or --features FILE")
     if data is not None and reasons != "all":
         raise ValueError("--reasons applies to --features only (scoring raw data gives every customer's reasons)")
+    settings = engine_settings(engine, scheduler, memory_limit)
+    if settings.is_dask:
+        if data is None:
+            raise ValueError("--engine dask scores a partitioned --data folder; --features runs on the local engine")
+        from training.engine.commands import score_cli
+
+        score_cli(settings, data, out, cutoff, defense_out, model_uri, config, decision_log, overwrite, quiet)
+        return
     registered = model_uri is not None and is_registry_uri(model_uri)
     # a local model or the champion is loaded by the scoring step itself, after the cheaper checks of the input
     model = {"model_path": None if registered or model_uri in (None, "champion") else model_uri,

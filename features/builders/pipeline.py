@@ -9,6 +9,9 @@ per block. Small inputs (the service's one customer) take the same code path wit
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
@@ -36,6 +39,15 @@ FAMILIES: tuple[tuple[str, type], ...] = (
     ("dynamics", DynamicsBuilder),  # event families first: transform fills their columns before static
     ("static", StaticAttributesBuilder),
 )
+
+
+@dataclass(frozen=True)
+class FitStats:
+    """One partition's share of a pipeline fit: the per-customer statistics of each event family (in the
+    partition's customer order) and its customers table (the static attributes are fitted on every row)."""
+
+    events: list[dict[str, np.ndarray]]
+    customers: pd.DataFrame
 
 
 class FeaturePipeline(BaseEstimator):
@@ -91,16 +103,26 @@ class FeaturePipeline(BaseEstimator):
         return [b for _, b in self.builders_ if isinstance(b, FeatureBuilder)]
 
     # ---- contract ---------------------------------------------------------------------------------
-    def _fit_events(self, X: Tables, source: EventSource, cutoff, progress=None) -> None:
-        builders = self._new_builders()
-        event_b = [b for _, b in builders if isinstance(b, FeatureBuilder)]
+    def _stats(self, X: Tables, source: EventSource, progress=None) -> FitStats:
+        event_b = [b for _, b in self._new_builders() if isinstance(b, FeatureBuilder)]
         for b in event_b:
             b._check_params()
         stats = self._map(source, lambda block: [b._fit_stats(block) for b in event_b], progress)
+        return FitStats([concat_stats([s[j] for s in stats]) for j in range(len(event_b))], X.customers)
+
+    def _fit_from_parts(self, parts: Sequence[FitStats], cutoff, X: Tables | None = None) -> None:
+        builders = self._new_builders()
+        event_b = [b for _, b in builders if isinstance(b, FeatureBuilder)]
         for j, b in enumerate(event_b):
-            b._fit_from(concat_stats([s[j] for s in stats]))
+            b._check_params()
+            # Parts of consecutive customers joined in order: the very arrays one pass over them all gives.
+            b._fit_from(concat_stats([p.events[j] for p in parts]))
             b.feature_names_out_ = np.array([n for n, _ in b.describe()], dtype=object)
             b.n_features_out_ = len(b.feature_names_out_)
+        if X is None:  # the other families (static attributes) read the customers table only
+            customers = pd.concat([p.customers for p in parts], ignore_index=True) if len(parts) != 1 \
+                else parts[0].customers
+            X = Tables(customers=customers, touchpoints=pd.DataFrame({"customer_id": [], "ts": []}))
         for _, b in builders:
             if not isinstance(b, FeatureBuilder):
                 b.fit(X, cutoff=cutoff)
@@ -111,6 +133,26 @@ class FeaturePipeline(BaseEstimator):
             raise ValueError(f"feature names collide across families: {dup}")
         self.feature_names_out_ = np.array(names, dtype=object)
         self.int_columns_ = frozenset().union(*(b.int_columns for _, b in builders))
+
+    def _fit_events(self, X: Tables, source: EventSource, cutoff, progress=None) -> None:
+        self._fit_from_parts([self._stats(X, source, progress)], cutoff, X)
+
+    def fit_stats(self, X: Tables, *, cutoff, progress=None) -> FitStats:
+        """What the customers of ``X`` contribute to a fit at ``cutoff``, for :meth:`fit_from_stats`.
+
+        A partitioned customer base is fitted without ever holding it whole: each partition's statistics
+        are computed where the partition is (per-customer arrays, a few numbers per customer, and its
+        customers table), and the fit is made from all of them.
+        """
+        return self._stats(X, EventSource(X, cutoff), progress)
+
+    def fit_from_stats(self, parts: Sequence[FitStats], *, cutoff) -> FeaturePipeline:
+        """Fit from :meth:`fit_stats` of partitions of customers, in their order: the same fitted pipeline as
+        ``fit`` on the tables of all of them concatenated in that order (bit for bit)."""
+        if not parts:
+            raise ValueError("fit_from_stats: no partitions to fit on")
+        self._fit_from_parts(list(parts), cutoff)
+        return self
 
     def fit(self, X: Tables, y=None, *, cutoff, progress=None) -> FeaturePipeline:
         """Fit every family on the customers of ``X`` at ``cutoff`` (scales, priors, categories).
