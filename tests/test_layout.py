@@ -59,9 +59,10 @@ def test_importing_packages_has_no_side_effects(tmp_path: Path) -> None:
 
 # training may import serving only where it starts or drives the service: the CLI (serve, score), the demo's
 # scoring step, the service load test and its trivial floor service (which spreads connections over its
-# workers as the service does). Everything else in training stays independent of the service.
+# workers as the service does), and the Dask engine of engage score (which runs the batch scoring on each
+# partition). Everything else in training stays independent of the service.
 SERVING_IMPORTERS = ("training/cli.py", "training/demo.py", "training/bench/serve.py",
-                     "training/bench/floor_service.py")
+                     "training/bench/floor_service.py", "training/engine/commands.py", "training/engine/scoring.py")
 
 
 @pytest.mark.parametrize(("package", "forbidden", "allowed"), [("training", {"serving"}, SERVING_IMPORTERS)])

@@ -134,7 +134,7 @@ def features_(
     if settings.is_dask:
         from training.engine.commands import features_cli
 
-        features_cli(settings, data, out, cutoff, model_uri, config, overwrite, quiet)
+        features_cli(settings, data, out, cutoff, model_uri, config, overwrite, quiet, load=_engine)
         return
     dictionary_path = out.with_name(out.name.split(".")[0] + ".dictionary.csv")
     check_outputs([(out, "--out"), (dictionary_path, "--out's dictionary")], overwrite=overwrite)
@@ -294,7 +294,8 @@ def score(
             raise ValueError("--engine dask scores a partitioned --data folder; --features runs on the local engine")
         from training.engine.commands import score_cli
 
-        score_cli(settings, data, out, cutoff, defense_out, model_uri, config, decision_log, overwrite, quiet)
+        score_cli(settings, data, out, cutoff, defense_out, model_uri, config, decision_log, overwrite, quiet,
+                  download=_download_registered)
         return
     registered = model_uri is not None and is_registry_uri(model_uri)
     # a local model or the champion is loaded by the scoring step itself, after the cheaper checks of the input

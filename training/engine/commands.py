@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +26,11 @@ def cluster(settings: EngineSettings) -> Iterator:
         raise ValueError(str(exc)) from None
 
 
-def model_folder(model_uri: str | None, config: Path | None) -> Path:
+def model_folder(model_uri: str | None, config: Path | None, download: Callable[[str, Path | None], Path]) -> Path:
     """Where the workers load the decision system from: a local model folder or file as given, or a registered
     version (the champion of ``--config`` by default) downloaded once to ``work/models/NAME/VERSION`` and
     checked against its recorded digest. On a cluster of several machines this path must be on storage every
-    worker sees."""
-    from training.cli import _download_registered
+    worker sees. ``download(uri, config)`` fetches a registered version (the CLI's, shared with engage serve)."""
     from training.cli_common import is_registry_uri
 
     if model_uri is not None and model_uri != "champion" and not is_registry_uri(model_uri):
@@ -43,11 +42,11 @@ def model_folder(model_uri: str | None, config: Path | None) -> Path:
         if not model_uri.startswith("models:/"):
             raise ValueError(f"--model-uri {model_uri}: with --engine dask give a registered model "
                              "(models:/NAME@ALIAS or models:/NAME/VERSION) or a local model folder or file")
-        return _download_registered(model_uri, config).resolve()
+        return download(model_uri, config).resolve()
     from serving.loading import ModelSource, source_marker
 
     champion = source_marker(ModelSource("mlflow", str(config or Path("mlflow.yaml"))))
-    return _download_registered(f"models:/{champion}", config).resolve()
+    return download(f"models:/{champion}", config).resolve()
 
 
 def features_command(settings: EngineSettings, data: Path, out: Path, cutoff, *, pipeline=None,
@@ -68,13 +67,14 @@ def features_command(settings: EngineSettings, data: Path, out: Path, cutoff, *,
 
 
 def score_command(settings: EngineSettings, data: Path, out: Path, cutoff, *, model_uri: str | None,
-                  config: Path | None, defense_out: Path | None = None, decision_log: Path | None = None,
+                  config: Path | None, download: Callable[[str, Path | None], Path],
+                  defense_out: Path | None = None, decision_log: Path | None = None,
                   overwrite: bool = False, bars=None) -> dict[str, Any]:
     """``engage score --engine dask --data DIR``: the summary the command prints."""
     from training.engine.scoring import dask_score
 
     require_partitioned(data)
-    model = model_folder(model_uri, config)
+    model = model_folder(model_uri, config, download)
     with cluster(settings) as client:
         choice = partitioned_cutoff(client, data, cutoff)
         step = bars.step("scoring, partition by partition") if bars else None
@@ -85,9 +85,9 @@ def score_command(settings: EngineSettings, data: Path, out: Path, cutoff, *, mo
 
 
 def features_cli(settings, data: Path, out: Path, cutoff: str | None, model_uri: str | None,
-                 config: Path | None, overwrite: bool, quiet: bool) -> None:
-    """``engage features --engine dask``: the checks, the progress, the printed summary."""
-    from training.cli import _engine
+                 config: Path | None, overwrite: bool, quiet: bool, load: Callable) -> None:
+    """``engage features --engine dask``: the checks, the progress, the printed summary; ``load(model_uri,
+    config)`` is the CLI's scoring engine of ``--model-uri``."""
     from training.cli_common import parse_cutoff
     from training.cli_progress import progress_bars
     from training.engine.outfolder import check_out_folder
@@ -99,7 +99,7 @@ def features_cli(settings, data: Path, out: Path, cutoff: str | None, model_uri:
         engine = None
         if model_uri is not None:
             bars.note(f"loading {model_uri}")
-            engine = _engine(model_uri, config)
+            engine = load(model_uri, config)
         summary = features_command(settings, data, out, parse_cutoff(cutoff), overwrite=overwrite, bars=bars,
                                    pipeline=None if engine is None else engine.system.pipeline)
     summary["pipeline"] = "fitted on --data" if engine is None else engine.info.version
@@ -108,7 +108,7 @@ def features_cli(settings, data: Path, out: Path, cutoff: str | None, model_uri:
 
 def score_cli(settings, data: Path, out: Path, cutoff: str | None, defense_out: Path | None,
               model_uri: str | None, config: Path | None, decision_log: Path | None, overwrite: bool,
-              quiet: bool) -> None:
+              quiet: bool, download: Callable[[str, Path | None], Path]) -> None:
     """``engage score --engine dask``: the checks, the progress, the printed summary."""
     from training.cli_common import echo_json, parse_cutoff
     from training.cli_progress import progress_bars
@@ -121,7 +121,8 @@ def score_cli(settings, data: Path, out: Path, cutoff: str | None, defense_out: 
     with progress_bars(quiet) as bars:
         bars.note(f"scoring {data} on Dask")
         result = score_command(settings, data, out, parse_cutoff(cutoff), model_uri=model_uri, config=config,
-                               defense_out=defense_out, decision_log=decision_log, overwrite=overwrite, bars=bars)
+                               download=download, defense_out=defense_out, decision_log=decision_log,
+                               overwrite=overwrite, bars=bars)
     if not quiet:
         typer.echo(f"scored at {result['cutoff']}: {result['cutoff_reason']}", err=True)
     echo_json(result, None)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import pandas as pd
 from features.builders.dictionary import feature_dictionary
 from features.builders.pipeline import FeaturePipeline, FitStats
 from features.sources.io import frame_bytes
+from training.engine import partcache
 from training.engine.outfolder import PART_TEMPLATE, check_out_folder, publish, staged_folder
 from training.engine.parts import read_part, require_partitioned
 
@@ -35,16 +37,22 @@ DICTIONARY_NAME = "_dictionary.csv"
 Progress = Callable[[int, int], None]
 
 
-def part_stats(data: str, part: int, pipeline: FeaturePipeline, cutoff: pd.Timestamp) -> tuple[FitStats, int]:
-    """A worker task: one partition's fit statistics and its number of touchpoints."""
+def part_stats(data: str, part: int, pipeline: FeaturePipeline, cutoff: pd.Timestamp,
+               run: str = "") -> tuple[FitStats, int]:
+    """A worker task: one partition's fit statistics and its number of touchpoints; the validated partition
+    stays on the worker for the transform pass when it fits (:mod:`training.engine.partcache`)."""
     tables = read_part(data, part)
-    return pipeline.fit_stats(tables, cutoff=cutoff), len(tables.touchpoints)
+    stats = pipeline.fit_stats(tables, cutoff=cutoff), len(tables.touchpoints)
+    if run:
+        partcache.keep(run, part, tables)
+    return stats
 
 
-def part_features(data: str, part: int, pipeline: FeaturePipeline, cutoff: pd.Timestamp, staged: str) -> dict:
+def part_features(data: str, part: int, pipeline: FeaturePipeline, cutoff: pd.Timestamp, staged: str,
+                  run: str = "") -> dict:
     """A worker task: one partition's feature table (with its cutoff column, as the local engine writes it),
     written as its part file into the staging folder."""
-    tables = read_part(data, part)
+    tables = (partcache.take(run, part) if run else None) or read_part(data, part)
     table = pipeline.transform(tables, cutoff=cutoff).reset_index()
     table.insert(1, "cutoff", cutoff)
     name = PART_TEMPLATE.format(part)
@@ -52,18 +60,26 @@ def part_features(data: str, part: int, pipeline: FeaturePipeline, cutoff: pd.Ti
     return {"customers": len(table), "events": len(tables.touchpoints)}
 
 
-def run_parts(client, fn, count: int, progress: Progress | None, offset: int = 0, total: int | None = None,
-              **kwargs) -> list:
-    """``fn(data, part, **kwargs)`` for every part on the cluster; results in part order."""
+def run_parts(client, fn, count: int, progress: Progress | None, *, data: str, offset: int = 0,
+              total: int | None = None, where: dict[int, list[str]] | None = None,
+              placed: dict[int, list[str]] | None = None, **kwargs) -> list:
+    """``fn(data, part, **kwargs)`` for every part on the cluster, results in part order. ``where`` prefers a
+    worker per part (others may take it if it is gone); ``placed``, when given, is filled with where each
+    part ran."""
     from distributed import as_completed
 
-    futures = client.map(fn, [kwargs.pop("data")] * count, list(range(count)), pure=False, **kwargs)
+    hints = [{"workers": (where or {}).get(i), "allow_other_workers": True} if (where or {}).get(i) else {}
+             for i in range(count)]
+    futures = [client.submit(fn, data, i, pure=False, **hints[i], **kwargs) for i in range(count)]
     index = {f.key: i for i, f in enumerate(futures)}
     results: list[Any] = [None] * count
     for done, (future, result) in enumerate(as_completed(futures, with_results=True), start=1):
         results[index[future.key]] = result
         if progress:
             progress(offset + done, total or count)
+    if placed is not None:
+        holders = client.who_has(futures)
+        placed.update({i: list(holders.get(f.key, ())) for i, f in enumerate(futures)})
     return results
 
 
@@ -77,18 +93,20 @@ def dask_features(client, data: str | Path, out: str | Path, cutoff: pd.Timestam
     data = str(Path(data).resolve())  # workers may run elsewhere: the path they are given must be absolute
     t0 = time.perf_counter()
     passes = 1 if pipeline is not None else 2
+    run, placed = uuid.uuid4().hex, {}
     if pipeline is None:
         # one thread per task: the cluster runs the partitions in parallel already
-        stats = run_parts(client, part_stats, count, progress, total=passes * count, data=data,
-                          pipeline=FeaturePipeline(n_jobs=1), cutoff=cutoff)
+        stats = run_parts(client, part_stats, count, progress, total=passes * count, data=data, placed=placed,
+                          pipeline=FeaturePipeline(n_jobs=1), cutoff=cutoff, run=run)
         pipeline = FeaturePipeline().fit_from_stats([s for s, _ in stats], cutoff=cutoff)
+        del stats
     fitted = pipeline
     worker_pipeline = _single_threaded(fitted)
     with staged_folder(out) as staged:
         shared = client.scatter(worker_pipeline, broadcast=True)
         parts = run_parts(client, part_features, count, progress, offset=(passes - 1) * count,
-                          total=passes * count, data=data, pipeline=shared, cutoff=cutoff,
-                          staged=str(staged))
+                          total=passes * count, data=data, where=placed, pipeline=shared, cutoff=cutoff,
+                          staged=str(staged), run=run)
         (staged / DICTIONARY_NAME).write_bytes(frame_bytes(feature_dictionary(fitted), DICTIONARY_NAME))
         publish(staged, out, overwrite=overwrite)
     seconds = time.perf_counter() - t0

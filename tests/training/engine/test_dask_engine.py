@@ -26,10 +26,15 @@ def _by_customer(frame: pd.DataFrame) -> pd.DataFrame:
 def test_features_equal_the_local_engine(engine_world, threads_client, tmp_path) -> None:
     from features.builders.pipeline import FeaturePipeline
     from features.sources.io import read_tables
-    from training.engine.features import DICTIONARY_NAME, dask_features
+    from training.engine import partcache
+    from training.engine.features import DICTIONARY_NAME, dask_features, part_stats
 
     cutoff = engine_world["cutoff"]
     summary = dask_features(threads_client, engine_world["parts"], tmp_path / "features", cutoff)
+    assert partcache.kept() == 0  # the transform pass took every partition the fit pass kept
+    _, events = threads_client.submit(part_stats, str(engine_world["parts"]), 0, FeaturePipeline(n_jobs=1),
+                                      cutoff, run="probe").result()
+    assert partcache.kept() == 1 and partcache.take("probe", 0).touchpoints.shape[0] == events
     got = pd.read_parquet(tmp_path / "features")
     assert sorted(p.name for p in (tmp_path / "features").iterdir()) == [
         DICTIONARY_NAME, *(f"part-{i:05d}.parquet" for i in range(4))]
@@ -143,3 +148,32 @@ def test_the_cutoff_over_partitions_follows_the_local_rule(engine_world, threads
     given = partitioned_cutoff(threads_client, folder, "2025-01-01")
     assert given.source == "given" and given.at == pd.Timestamp("2025-01-01", tz="UTC")
     assert np.isfinite(got.at.value)
+
+
+@pytest.mark.slow
+def test_engines_agree_on_the_issue_size_world(engine_world, threads_client, make_world, tmp_path) -> None:
+    """The issue's equality target: features and scores of a 5,000-customer world, Dask against local."""
+    from features.builders.pipeline import FeaturePipeline
+    from features.sources.io import write_tables
+    from serving.batch import score_data
+    from tests.training.engine.partitioned import split_folder
+    from training.engine.features import dask_features
+    from training.engine.scoring import dask_score
+
+    tables = make_world(5000, 365, seed=21)
+    cutoff = pd.Timestamp(tables.meta["manifest"]["cutoff"])
+    write_tables(tables.without_truth(), tmp_path / "flat")
+    parts = split_folder(tmp_path / "flat", tmp_path / "parts", 8)
+    dask_features(threads_client, parts, tmp_path / "features", cutoff)
+    got = _by_customer(pd.read_parquet(tmp_path / "features").drop(columns="cutoff"))
+    want = FeaturePipeline().fit_transform(concatenated(parts), cutoff=cutoff).reset_index()
+    pd.testing.assert_frame_equal(got, _by_customer(want), check_exact=True)
+
+    model = engine_world["model"]
+    dask_score(threads_client, parts, tmp_path / "scores", cutoff, model_path=model,
+               defense_out=tmp_path / "defense.parquet")
+    score_data(tmp_path / "flat", tmp_path / "local.parquet", cutoff=cutoff, model_path=model,
+               defense_out=tmp_path / "local_defense.parquet")
+    for mine, local in (("scores", "local.parquet"), ("defense.parquet", "local_defense.parquet")):
+        pd.testing.assert_frame_equal(_by_customer(pd.read_parquet(tmp_path / mine)),
+                                      _by_customer(pd.read_parquet(tmp_path / local)), check_exact=True)
