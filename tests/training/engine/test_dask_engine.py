@@ -4,6 +4,7 @@ the folder refusals, and the cutoff rule over partitions."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 
@@ -177,3 +178,23 @@ def test_engines_agree_on_the_issue_size_world(engine_world, threads_client, mak
     for mine, local in (("scores", "local.parquet"), ("defense.parquet", "local_defense.parquet")):
         pd.testing.assert_frame_equal(_by_customer(pd.read_parquet(tmp_path / mine)),
                                       _by_customer(pd.read_parquet(tmp_path / local)), check_exact=True)
+
+
+def test_defense_lists_merged_from_partitions_equal_the_whole_tables_list() -> None:
+    from serving.batch import defense_list
+    from training.engine.scoring import merge_defense
+
+    rng = np.random.default_rng(5)
+    n = 200
+    table = pd.DataFrame({
+        "customer_id": [f"c{i:03d}" for i in range(n)],
+        "churn_probability": rng.random(n),
+        "nba_action": rng.choice(["call", "email", None], n),
+        # ties and missing values: the merged order must be the same stable order as the whole table's
+        "nba_expected_incremental_value": rng.choice([1.0, 2.0, 2.0, 3.0, np.nan], n),
+        "defense_target": rng.random(n) < 0.4,
+        "model_version": "m/1",
+    })
+    bounds = [0, 37, 37, 120, n]  # an empty partition too
+    parts = [defense_list(table.iloc[a:b]) for a, b in itertools.pairwise(bounds)]
+    pd.testing.assert_frame_equal(merge_defense(parts), defense_list(table), check_exact=True)
