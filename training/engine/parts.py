@@ -77,7 +77,8 @@ def needs_evidence(data: str | Path, given) -> bool:
 def reduce_cutoff(data: str | Path, given, evidence: list[CutoffEvidence]) -> CutoffChoice:
     """The cutoff :func:`scoring_cutoff` picks for the whole folder, from the manifest and each partition's
     evidence: the same rule on a stand-in holding exactly the values the rule reads."""
-    meta = {"manifest": read_manifest(data)} if read_manifest(data) else {}
+    manifest = read_manifest(data)
+    meta = {"manifest": manifest} if manifest else {}
     lasts = [e.last_touch for e in evidence if e.last_touch is not None]
     touchpoints = pd.DataFrame({"ts": pd.to_datetime(pd.Series([max(lasts)] if lasts else [], dtype=object),
                                                       utc=True)})
