@@ -5,7 +5,6 @@ rows of every table), so the engine tests do not depend on how ``engage partitio
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -46,7 +45,3 @@ def concatenated(folder: Path) -> Tables:
     tables, _ = validate_tables(Tables(**frames, meta=meta))
     return tables
 
-
-def copy_flat(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    return dst
