@@ -140,6 +140,8 @@ def user_errors(func):
             raise fail(str(exc)) from None
         except (FileNotFoundError, FileExistsError, NotADirectoryError, KeyError, ValueError) as exc:
             raise fail(f"{type(exc).__name__}: {exc}") from None
+        except ConnectionError as exc:  # e.g. an unreachable --scheduler: the option is wrong, nothing was written
+            raise fail(str(exc)) from None
         except Exception as exc:
             known = _infrastructure_failure(exc)
             if known is None:
