@@ -29,7 +29,7 @@ from training.cli_common import (
     parse_cutoff,
     user_errors,
 )
-from training.cli_data import import_, simulate, validate
+from training.cli_data import import_, partition, simulate, validate
 from training.cli_progress import progress_bars
 from training.cli_train import evaluate_app, personas_, train_app
 from training.engine.options import EngineOption, MemoryLimitOption, SchedulerOption, engine_settings
@@ -45,6 +45,7 @@ app = typer.Typer(
 )
 app.command(epilog=EXIT_HELP)(simulate)
 app.command(epilog=EXIT_HELP)(validate)
+app.command(epilog=EXIT_HELP)(partition)
 app.command("import", epilog=EXIT_HELP)(import_)
 app.command("personas", epilog=EXIT_HELP)(personas_)
 app.add_typer(train_app, name="train")

@@ -1,5 +1,6 @@
-"""The data commands of ``engage``: ``simulate``, ``validate`` and ``import``. Each prints one JSON line (or the
-validation summary) on stdout and shows its progress on stderr; heavy imports happen inside each command."""
+"""The data commands of ``engage``: ``simulate``, ``validate``, ``partition`` and ``import``. Each prints one JSON
+line (or the validation summary) on stdout and shows its progress on stderr; heavy imports happen inside each
+command."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import typer
 
 from training.cli_common import DataOption, QuietOption, user_errors
 from training.cli_progress import progress_bars
+from training.engine.options import EngineOption, MemoryLimitOption, SchedulerOption
 
 OutOption = Annotated[Path, typer.Option(help="Data folder to write (must not exist or be empty).")]
 OverwriteOption = Annotated[bool, typer.Option(help="Replace an existing data folder.")]
@@ -61,18 +63,64 @@ def check_folder(out: Path, overwrite: bool) -> None:
 
 
 @user_errors
-def validate(data: DataOption, quiet: QuietOption = False) -> None:
-    """Validate a data folder against the touchpoint data contract.
+def validate(
+    data: DataOption,
+    engine: EngineOption = "local",
+    scheduler: SchedulerOption = None,
+    memory_limit: MemoryLimitOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Validate a data folder (flat or partitioned) against the touchpoint data contract.
 
     Prints the validation summary; with invalid data, lists every problem found (up to 50), each with its table,
-    column, row count and first row, and exits with status 2."""
+    column, row count and first row, and exits with status 2. A partitioned folder is validated partition by
+    partition (with --engine dask, one task per partition on the cluster), then across partitions (a customer in
+    two partitions, rows of a customer held in another partition)."""
     from features.sources.io import read_tables
+    from features.sources.partition_checks import validate_partitioned
+    from features.sources.partitions import is_partitioned
+    from training.engine.options import dask_client, engine_settings
 
+    settings = engine_settings(engine, scheduler, memory_limit)
     with progress_bars(quiet) as bars:
         bars.note(f"validating {data}")
-        tables = read_tables(data)
-    report = tables.meta.get("validation")
+        if not is_partitioned(data):
+            if settings.is_dask:
+                bars.note(f"{data} is a flat folder: validated in this process (engage partition writes a "
+                          "partitioned one for --engine dask)")
+            report = read_tables(data).meta.get("validation")
+        elif settings.is_dask:
+            with dask_client(settings) as client:
+                _, report = validate_partitioned(data, client)
+        else:
+            _, report = validate_partitioned(data)
     typer.echo(report.summary() if hasattr(report, "summary") else str(report))
+
+
+@user_errors
+def partition(
+    data: DataOption,
+    out: OutOption,
+    partitions: Annotated[int, typer.Option(min=1, help="Number of partitions (hash of customer_id).")],
+    overwrite: OverwriteOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Write a data folder (flat or partitioned) as a partitioned one: each table a folder of Parquet parts,
+    hash-partitioned by customer_id, so that all of a customer's rows are in one partition.
+
+    A partitioned input is re-partitioned one partition at a time (memory: one input plus one output partition).
+    Prints one JSON line: rows per table, partitions and seconds."""
+    import time
+
+    from features.sources.repartition import repartition
+
+    check_folder(out, overwrite)
+    start = time.perf_counter()
+    with progress_bars(quiet) as bars:
+        rows = repartition(data, out, partitions, overwrite=overwrite,
+                           progress=bars.step(f"partitioning {data} into {partitions} partitions"))
+    typer.echo(json.dumps({"data": str(data), "out": str(out), "partitions": partitions, **rows,
+                           "seconds": round(time.perf_counter() - start, 2)}))
 
 
 @user_errors

@@ -99,8 +99,19 @@ def read_manifest(path: str | Path) -> dict:
 
 
 def read_tables(path: str | Path) -> Tables:
-    """Read and validate a data folder; the validation report is in ``meta["validation"]``."""
+    """Read and validate a data folder, flat or partitioned; the validation report is in ``meta["validation"]``.
+
+    A partitioned folder (:mod:`features.sources.partitions`) is validated partition by partition plus the
+    checks that span partitions, and read as one set of tables: customers in partition order, each partition's
+    customers in their order.
+    """
     folder = Path(path)
+    from features.sources.partitions import is_partitioned
+
+    if is_partitioned(folder):
+        from features.sources.partition_checks import read_partitioned
+
+        return read_partitioned(folder)
     files = table_files(folder)
     frames = {table: read_frame(file, table) for table, file in files.items()}
     meta = {"source": str(folder), "files": {t: f.name for t, f in files.items()}}
@@ -115,11 +126,13 @@ def read_tables(path: str | Path) -> Tables:
     return tables
 
 
-def _manifest_text(manifest: dict) -> str:
+def manifest_text(manifest: dict) -> str:
+    """A manifest as written: sorted keys, indented, one trailing newline (same manifest, same bytes)."""
     return json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n"
 
 
-def _parquet_bytes(df: pd.DataFrame) -> bytes:
+def parquet_bytes(df: pd.DataFrame) -> bytes:
+    """A frame as Parquet bytes with the data folders' options (deterministic for the same frame)."""
     buffer = io.BytesIO()
     df.to_parquet(buffer, **PARQUET_OPTIONS)
     return buffer.getvalue()
@@ -132,7 +145,7 @@ def frame_bytes(df: pd.DataFrame, name: str) -> bytes:
     elif not isinstance(df.index, pd.RangeIndex):
         df = df.reset_index(drop=True)
     if name.endswith(".parquet"):
-        return _parquet_bytes(df)
+        return parquet_bytes(df)
     if name.endswith((".csv", ".csv.gz")):
         data = df.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ").encode()
         # mtime=0 and no file name in the header: same data, same bytes.
@@ -144,29 +157,30 @@ def write_frame(df: pd.DataFrame, path: str | Path) -> None:
     """Write one frame by extension (.parquet, .csv, .csv.gz), atomically (temporary file, then rename)."""
     path = Path(path)
     data = frame_bytes(df, path.name)
-    made = _make_parents(path.parent)
+    made = make_parents(path.parent)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes owner-only files
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes owner-only files
         os.replace(tmp, path)
     except BaseException:
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-        _remove_empty(made)
+        remove_empty(made)
         raise
 
 
-def _umask() -> int:
+def umask() -> int:
+    """The process's file-creation mask (read without changing it)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
 
 
-def _make_parents(folder: Path) -> list[Path]:
+def make_parents(folder: Path) -> list[Path]:
     """Create ``folder`` and missing parents; return the ones created (deepest last)."""
     made = []
     for p in [*reversed(folder.parents), folder]:
@@ -176,7 +190,8 @@ def _make_parents(folder: Path) -> list[Path]:
     return made
 
 
-def _remove_empty(folders: list[Path]) -> None:
+def remove_empty(folders: list[Path]) -> None:
+    """Remove the folders :func:`make_parents` created, deepest first, where they are still empty."""
     for p in reversed(folders):
         with contextlib.suppress(OSError):
             p.rmdir()
@@ -194,18 +209,29 @@ def write_tables(tables: Tables, path: str | Path, *, overwrite: bool = False) -
     if target.is_dir() and any(target.iterdir()) and not overwrite:
         raise FileExistsError(f"{target} exists and is not empty (use --overwrite to replace it)")
     valid, _ = validate_tables(tables, source="tables to write")
-    payload = {f"{t}.parquet": _parquet_bytes(getattr(valid, t))
+    payload = {f"{t}.parquet": parquet_bytes(getattr(valid, t))
                for t in TABLES if getattr(valid, t) is not None}
     if tables.meta.get("manifest"):
-        payload[MANIFEST] = _manifest_text(tables.meta["manifest"]).encode()
+        payload[MANIFEST] = manifest_text(tables.meta["manifest"]).encode()
 
-    made = _make_parents(target.parent)
+    made = make_parents(target.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    old = None
     try:
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes an owner-only folder
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes an owner-only folder
         for name, data in payload.items():
             (tmp / name).write_bytes(data)
+        replace_folder(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        remove_empty(made)
+        raise
+
+
+def replace_folder(tmp: Path, target: Path) -> None:
+    """Move the filled folder ``tmp`` to ``target``, replacing an existing ``target`` only once ``tmp`` is in
+    place beside it (on failure the old folder is put back)."""
+    old = None
+    try:
         if target.exists():
             old = target.with_name(f"{tmp.name}.old")
             target.rename(old)
@@ -214,8 +240,6 @@ def write_tables(tables: Tables, path: str | Path, *, overwrite: bool = False) -
         if old is not None and not target.exists():
             old.rename(target)
             old = None
-        shutil.rmtree(tmp, ignore_errors=True)
-        _remove_empty(made)
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
