@@ -30,6 +30,12 @@ def simulate(
     scenario: Annotated[str, typer.Option(
         help="The kind of CRM: retention (the default world), visit_campaign, spend_offers, low_consent, "
              "sleeping_dogs or short_history.")] = "retention",
+    partitions: Annotated[int | None, typer.Option(
+        min=1, help="Write a partitioned data folder of this many partitions (hash of customer_id), simulated "
+                    "a chunk of customers at a time: the world is never whole in memory.")] = None,
+    chunk_customers: Annotated[int | None, typer.Option(
+        min=1, help="With --partitions: customers simulated per chunk, in whole blocks of 50,000 (default: one "
+                    "block). The same seed gives the same world whatever the chunk size.")] = None,
     overwrite: OverwriteOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -37,20 +43,28 @@ def simulate(
     import numpy as np
 
     from features.sources.io import write_tables
+    from features.sources.simulated_partitions import simulate_partitioned
     from features.sources.simulation.scenarios import scenario_config
     from features.sources.simulation.world import simulate_world
 
+    if chunk_customers is not None and partitions is None:
+        raise ValueError("--chunk-customers applies to a partitioned world: add --partitions N")
     given = {"days": days, "horizon_days": horizon_days}
     config = scenario_config(scenario, n_customers=customers, seed=seed,
                              **{k: v for k, v in given.items() if v is not None})
     check_folder(out, overwrite)
     with progress_bars(quiet) as bars:
-        tables = simulate_world(config, np.random.default_rng(seed),
-                                progress=bars.step(f"simulating {customers:,} customers, day by day"))
-        bars.note(f"writing {out}")
-        write_tables(tables, out, overwrite=overwrite)
-    manifest = tables.meta.get("manifest", {})
-    typer.echo(json.dumps({"out": str(out), "scenario": scenario, **manifest.get("counts", {}),
+        step = bars.step(f"simulating {customers:,} customers, day by day")
+        if partitions is not None:
+            manifest = simulate_partitioned(config, np.random.default_rng(seed), out, partitions,
+                                            chunk_customers=chunk_customers, overwrite=overwrite, progress=step)
+        else:
+            tables = simulate_world(config, np.random.default_rng(seed), progress=step)
+            bars.note(f"writing {out}")
+            write_tables(tables, out, overwrite=overwrite)
+            manifest = tables.meta.get("manifest", {})
+    shape = {"partitions": partitions} if partitions is not None else {}
+    typer.echo(json.dumps({"out": str(out), "scenario": scenario, **shape, **manifest.get("counts", {}),
                            "cutoff": manifest.get("cutoff")}))
 
 

@@ -23,6 +23,7 @@ SCENARIO_FIELDS: tuple[str, ...] = (
     "response_days",
     "real_discounts",
     "objective_days",
+    "block_customers",  # not a scenario's: listed when set, like them, so the default world's manifest stays
 )
 
 
@@ -78,6 +79,11 @@ class SimConfig:
     objective_days: when set, the truth also holds each action's campaign outcomes over this many days after
     the cutoff (probability of a visit and of a purchase, expected spend: truth columns ``p_visit__<action>``,
     ``p_buy__<action>``, ``spend__<action>``).
+
+    block_customers: customers per simulation block (:mod:`features.sources.simulation.blocks`): a larger world
+    is simulated block by block (blocks share the campaign and promotion days; each has its own Generator
+    derived from the seed), which lets it be written a chunk of blocks at a time; a world of up to one block is
+    the same world whatever this is.
     """
 
     n_customers: int = 20_000
@@ -118,6 +124,7 @@ class SimConfig:
     response_days: int = 14
     real_discounts: bool = False
     objective_days: int | None = None
+    block_customers: int = 50_000
 
     def __post_init__(self) -> None:
         checks = {
@@ -142,6 +149,7 @@ class SimConfig:
             # a response ends before the next campaign: no response is still running at the cutoff
             "response_days": not self.responds or 1 <= self.response_days <= self.campaign_gap_days[0],
             "objective_days": self.objective_days is None or 1 <= self.objective_days <= self.horizon_days,
+            "block_customers": self.block_customers >= 1,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

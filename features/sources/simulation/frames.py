@@ -45,9 +45,9 @@ def _cat(codes: np.ndarray, vocab) -> pd.Categorical:
     )
 
 
-def customer_ids(n: int) -> pd.Index:
-    """``C000001``, ``C000002``... for customer rows 0, 1..."""
-    return pd.Index([f"C{i + 1:06d}" for i in range(n)], dtype="str", name="customer_id")
+def customer_ids(n: int, start: int = 0) -> pd.Index:
+    """``C000001``, ``C000002``... for customer rows 0, 1... (``n`` ids from row ``start``)."""
+    return pd.Index([f"C{i + 1:06d}" for i in range(start, start + n)], dtype="str", name="customer_id")
 
 
 def customers_frame(

@@ -10,7 +10,9 @@ closed-form probability of the churn label (:func:`features.sources.simulation.t
 and the expected value net of cost. Feature code never reads ``truth``.
 
 The draws of the random Generator keep one fixed order (traits, campaign days, promotion days, the days
-in order, the horizon, then touches), so the same seed always gives the same bytes.
+in order, the horizon, then touches), so the same seed always gives the same bytes. A world larger than
+``config.block_customers`` is simulated in blocks of customers that share the campaign and promotion days
+(:mod:`features.sources.simulation.blocks`), so it can also be produced a chunk of blocks at a time.
 """
 
 from __future__ import annotations
@@ -18,15 +20,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import pandas as pd
 
-from features.contract.catalogue import Catalogue, load_catalogue
+from features.contract.catalogue import Catalogue
 from features.contract.schema import Tables
 from features.sources.simulation.activity import episode_types, shopping_episodes
 from features.sources.simulation.at_cutoff import freeze_at_cutoff
+from features.sources.simulation.blocks import world_chunks, world_manifest
 from features.sources.simulation.campaigns import CampaignSchedule, OutreachOptions, run_campaign
 from features.sources.simulation.codes import DAY
-from features.sources.simulation.config import SIM_VERSION, SimConfig
+from features.sources.simulation.config import SimConfig
 from features.sources.simulation.episodes import decorate, passive_touches
 from features.sources.simulation.frames import (
     customer_ids,
@@ -39,7 +41,7 @@ from features.sources.simulation.horizon import simulate_horizon
 from features.sources.simulation.response import use_coupons
 from features.sources.simulation.rows import TouchRows, assemble_touchpoints, cancel_rows
 from features.sources.simulation.state import Episodes, WorldLog, WorldState
-from features.sources.simulation.traits import Traits, draw_traits, log_hazard, loglam, rates
+from features.sources.simulation.traits import Traits, log_hazard, loglam, rates
 from features.sources.simulation.truth import SEGMENTS
 
 
@@ -54,15 +56,26 @@ def simulate_world(
 
     ``catalogue`` (default: the packaged one) defines the outreach actions of the logging policy and
     the truth's columns. Deterministic given the Generator's state. ``progress(done, total)``, when given,
-    is called after each simulated day (the days before the cutoff are nearly all of the time).
+    is called after each simulated day (the days before the cutoff are nearly all of the time). Worlds larger
+    than ``config.block_customers`` are simulated block by block (:mod:`features.sources.simulation.blocks`).
     """
-    cfg = config
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError("simulate_world needs a numpy.random.Generator (e.g. numpy.random.default_rng(seed))")
-    options = OutreachOptions.from_catalogue(catalogue if catalogue is not None else load_catalogue())
-    t = draw_traits(cfg, rng)
-    schedule = CampaignSchedule.draw(cfg, rng)
-    promo_days = rng.random(cfg.days) < cfg.promo_day_share
+    (chunk,) = world_chunks(config, rng, catalogue=catalogue, progress=progress)
+    return chunk.tables.with_(meta={"manifest": world_manifest(config, chunk.n_campaigns, chunk.counts)})
+
+
+def simulate_block(
+    cfg: SimConfig,
+    options: OutreachOptions,
+    t: Traits,
+    schedule: CampaignSchedule,
+    promo_days: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    offset: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Tables, dict]:
+    """One block of customers (``cfg.n_customers`` of them, rows ``offset`` on, traits ``t`` drawn): the day
+    loop, the cutoff, the horizon and the tables, with the block's counts (summable over blocks)."""
     state = WorldState.initial(cfg, t, rng)
     log = WorldLog()
     campaign_of_day = schedule.index
@@ -81,7 +94,7 @@ def simulate_world(
     label = simulate_horizon(cfg, t, state, frozen, log, rng)
     tp = _touchpoints(cfg, t, state, log, rng)
 
-    ids = customer_ids(cfg.n_customers)
+    ids = customer_ids(cfg.n_customers, start=offset)
     start_ns = cfg.start_ts.value
     end_sec = np.int64(cfg.days + cfg.horizon_days) * DAY
     loyalty_member = rng.random(cfg.n_customers) < 0.2 + 0.6 * t.loyalty
@@ -97,13 +110,10 @@ def simulate_world(
         "outreach_contacts": int((~outreach["holdout"]).sum()),
         "truth": len(truth),
         "alive_at_cutoff": int(frozen.alive.sum()),
-        "churn_label_rate_alive": float(label[frozen.alive].mean()) if frozen.alive.any() else None,
+        "churned_alive": int(label[frozen.alive].sum()),
         "segments": {s: int((t.segment == i).sum()) for i, s in enumerate(SEGMENTS)},
     }
-    manifest = _manifest(cfg, len(schedule.days), counts)
-    return Tables(
-        customers=customers, touchpoints=touchpoints, outreach=outreach, truth=truth, meta={"manifest": manifest}
-    )
+    return Tables(customers=customers, touchpoints=touchpoints, outreach=outreach, truth=truth), counts
 
 
 # ------------------------------------------------------------------------------- one day of history
@@ -195,19 +205,4 @@ def _touchpoints(
     return assemble_touchpoints(rows, t.signup_sec, state.churn_sec, state.cancelled, cutoff_sec, end_sec)
 
 
-def _manifest(cfg: SimConfig, n_campaigns: int, counts: dict) -> dict:
-    """What the world is: simulator version, seed, time span, parameters and counts."""
-    return {
-        "simulator_version": SIM_VERSION,
-        "seed": cfg.seed,
-        "start": cfg.start_ts.isoformat(),
-        "cutoff": cfg.cutoff_ts.isoformat(),
-        "horizon_days": cfg.horizon_days,
-        "end": (cfg.cutoff_ts + pd.Timedelta(days=cfg.horizon_days)).isoformat(),
-        "params": cfg.manifest_params(),
-        "campaigns": n_campaigns,
-        "counts": counts,
-    }
-
-
-__all__ = ["simulate_world"]
+__all__ = ["simulate_block", "simulate_world"]
