@@ -150,9 +150,9 @@ def cross_partitions(checks: list[PartCheck]) -> CrossCheck:
         shown = [f"{k!r} in {' and '.join(part_name(p) for p in v)}" for k, v in list(result.shared.items())[:5]]
         result.problems.append(DataError(
             "customers", "customer_id",
-            f"customer ids found in more than one partition's customers ({'; '.join(shown)}); a partitioned "
-            "folder holds each customer in exactly one partition (write it with engage partition, which keeps "
-            "a customer's records together)", count=len(result.shared)))
+            f"{len(result.shared):,} customer id{'s' if len(result.shared) > 1 else ''} found in more than one "
+            f"partition's customers ({'; '.join(shown)}); a partitioned folder holds each customer in exactly one "
+            "partition (write it with engage partition, which keeps a customer's records together)"))
     for table in REFERRING:
         elsewhere: list[str] = []
         nowhere: list[str] = []
