@@ -10,7 +10,8 @@ how they were chunked: the whole world added at once, or the same world a block 
 files.
 
 Inside a part, rows keep the validated order (customers in the order added; touchpoints and outreach by
-customer then time), and the id columns of the event tables are categoricals over the part's customers.
+customer then time; labels and truth by customer, a customer's rows in their order), and the id columns of the
+event tables are categoricals over the part's customers.
 """
 
 from __future__ import annotations
@@ -119,8 +120,9 @@ def write_partitioned(tables: Tables, out: str | Path, count: int, *, overwrite:
 
 
 def split_by_partition(tables: Tables, count: int) -> dict[int, dict[str, pd.DataFrame]]:
-    """Each partition's share of validated ``tables``, rows in their order; event ids re-coded over the share's
-    customers. Partitions without customers are left out."""
+    """Each partition's share of validated ``tables``: customers and event rows in their order, labels and truth in
+    customer order (a customer's rows in theirs); event ids re-coded over the share's customers. Partitions
+    without customers are left out."""
     cus = tables.customers
     ids = pd.Index(cus["customer_id"].astype("str"))
     part_of_customer = partition_of(ids, count)
@@ -151,14 +153,14 @@ def _rows_by_part(df: pd.DataFrame, ids: pd.Index, part_of_customer: np.ndarray,
                   count: int) -> tuple[np.ndarray, np.ndarray]:
     """A stable order of ``df``'s rows by partition, and where each partition's rows start (``count + 1``)."""
     col = df["customer_id"]
-    if isinstance(col.dtype, pd.CategoricalDtype) and col.cat.categories.equals(ids):
-        pos = col.cat.codes.to_numpy()
-    else:
-        pos = ids.get_indexer(pd.Index(col.astype("str")))
+    is_event = isinstance(col.dtype, pd.CategoricalDtype) and col.cat.categories.equals(ids)
+    pos = col.cat.codes.to_numpy() if is_event else ids.get_indexer(pd.Index(col.astype("str")))
     if (pos < 0).any():
         raise ValueError("split_by_partition: rows whose customer is not in customers (validate the tables first)")
     part = part_of_customer[pos]
-    order = np.argsort(part, kind="stable")
+    # event tables are in customer order already; labels and truth are put in it (a customer's rows keep theirs),
+    # so a part's bytes do not depend on how its customers were chunked
+    order = np.argsort(part, kind="stable") if is_event else np.lexsort((pos, part))
     return order, np.searchsorted(part[order], np.arange(count + 1), side="left")
 
 

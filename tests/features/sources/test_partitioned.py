@@ -20,7 +20,9 @@ from training.cli import app
 def flat(make_world, tmp_path_factory) -> Tables:
     """A small world, written flat and read back (validated)."""
     folder = tmp_path_factory.mktemp("flat") / "w"
-    write_tables(make_world(200, 60, seed=3), folder)
+    world = make_world(200, 60, seed=3)
+    labels = world.truth[["customer_id", "churned"]].rename(columns={"churned": "label"})
+    write_tables(world.with_(labels=labels.iloc[::-1]), folder)  # every table, labels in another order
     return read_tables(folder)
 
 
@@ -61,7 +63,7 @@ def test_round_trip_equals_the_flat_read(flat: Tables, tmp_path) -> None:
     for part in range(4):
         ids = pd.read_parquet(part_path(out, "customers", part))["customer_id"]
         assert (partition_of(ids, 4) == part).all()
-        for table in ("touchpoints", "outreach", "truth"):
+        for table in ("touchpoints", "outreach", "labels", "truth"):
             seen = pd.read_parquet(part_path(out, table, part))["customer_id"].astype("str")
             assert seen.isin(ids).all()
     # validated order inside a part: the event ids are codes over the part's customers, rows by customer then time
