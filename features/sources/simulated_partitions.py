@@ -39,11 +39,12 @@ def simulate_partitioned(
     counts, n_campaigns = [], 0
     with PartitionedWriter(out, partitions, overwrite=overwrite) as writer:
         for part in world_chunks(config, rng, chunk_customers=chunk, catalogue=catalogue, progress=progress):
-            valid, _ = validate_tables(part.tables, source="simulated chunk")
-            writer.add(valid)
             counts.append(part.counts)
             n_campaigns = part.n_campaigns
-            del part, valid
+            valid, _ = validate_tables(part.tables, source="simulated chunk")
+            del part  # the raw chunk goes before it is split: peak memory is the chunk once validated plus pieces
+            writer.add(valid)
+            del valid
         manifest = world_manifest(config, n_campaigns, sum_counts(counts))
         writer.finish(manifest)
     return manifest

@@ -95,10 +95,9 @@ def world_chunks(
             done = k * config.days
             step = None if progress is None else (lambda d, _n, done=done: progress(done + d, total))
             blocks.append(simulate_block(cfg, options, traits, schedule, promo_days, g, offset=lo, progress=step))
-        chunk = combine_blocks(blocks, len(schedule.days))
-        del blocks  # only the chunk handed out stays in memory
-        yield chunk
-        del chunk
+        out = [combine_blocks(blocks, len(schedule.days))]
+        del blocks
+        yield out.pop()  # held by the caller only: a chunk the caller lets go is freed before the next one
 
 
 def combine_blocks(blocks: list[tuple[Tables, dict]], n_campaigns: int) -> WorldChunk:
