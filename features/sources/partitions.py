@@ -11,6 +11,11 @@ A customer's rows are all in one partition (the same part number in every table)
 complete small data folder: it validates, builds features and scores on its own. The partition of a
 customer is a stable hash of its id (pandas' ``hash_pandas_object``: SipHash with a fixed key), so the same id
 lands in the same partition on every machine and in every run.
+
+Written by :mod:`features.sources.partition_writer` (``write_partitioned``; ``engage partition`` through
+:mod:`features.sources.repartition`; ``engage simulate --partitions`` through
+:mod:`features.sources.simulated_partitions`), validated and read by :mod:`features.sources.partition_checks`
+(``validate_partitioned``; ``read_tables`` reads either kind of folder).
 """
 
 from __future__ import annotations
