@@ -30,6 +30,7 @@ from features.contract.errors import MAX_EXAMPLES, DataError, DataProblemsError
 from features.contract.report import ValidationReport
 from features.contract.schema import TABLES, Tables
 from features.contract.validate import validate_tables
+from features.sources.files import read_manifest
 from features.sources.partitions import HASH_NAME, PART_TEMPLATE, partition_files, partition_of, read_part_frames
 
 REFERRING: tuple[str, ...] = tuple(t for t in TABLES if t != "customers")
@@ -217,8 +218,6 @@ def validate_partitioned(folder: str | Path, client=None, *,
 
 
 def _manifest_count(folder: Path) -> int | None:
-    from features.sources.io import read_manifest
-
     entry = read_manifest(folder).get("partitioning")
     if isinstance(entry, dict) and entry.get("hash") == HASH_NAME and isinstance(entry.get("count"), int):
         return entry["count"]

@@ -27,6 +27,7 @@ import pandas as pd
 
 from features.contract.errors import DataError
 from features.contract.schema import REQUIRED_TABLES, TABLES, Tables
+from features.sources.files import read_frame, read_manifest
 
 MANIFEST = "manifest.json"
 PART_TEMPLATE = "part-{:05d}.parquet"
@@ -96,8 +97,6 @@ def partition_count(path: str | Path) -> int:
 
 def read_part_frames(path: str | Path, part: int, files: dict[str, list[Path]] | None = None) -> Tables:
     """The raw (unvalidated) tables of one partition, with the folder's manifest in ``meta``."""
-    from features.sources.io import read_frame, read_manifest
-
     files = files if files is not None else partition_files(path)
     frames = {table: read_frame(parts[part], table) for table, parts in files.items()}
     meta = {"source": f"{path} (partition {part})", "partition": part}

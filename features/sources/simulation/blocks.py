@@ -29,6 +29,7 @@ from features.contract.catalogue import Catalogue, load_catalogue
 from features.contract.schema import Tables
 from features.sources.simulation.campaigns import CampaignSchedule, OutreachOptions
 from features.sources.simulation.config import SIM_VERSION, SimConfig
+from features.sources.simulation.history import simulate_block
 from features.sources.simulation.traits import draw_traits
 
 _BLOCK_TAG = 0xB10C  # keeps block generators apart from Generator.spawn()'s children of the same seed
@@ -74,8 +75,6 @@ def world_chunks(
 ) -> Iterator[WorldChunk]:
     """The world in chunks of whole blocks (``chunk_customers`` rounded down to whole blocks, at least one;
     ``None``: one chunk). ``progress(done, total)`` counts simulated days over all blocks."""
-    from features.sources.simulation.world import simulate_block
-
     if not isinstance(rng, np.random.Generator):
         raise TypeError("simulate_world needs a numpy.random.Generator (e.g. numpy.random.default_rng(seed))")
     options = OutreachOptions.from_catalogue(catalogue if catalogue is not None else load_catalogue())
