@@ -138,8 +138,10 @@ def write_tables(tables: Tables, path: str | Path, *, overwrite: bool = False) -
     valid, _ = validate_tables(tables, source="tables to write")
     payload = {f"{t}.parquet": parquet_bytes(getattr(valid, t))
                for t in TABLES if getattr(valid, t) is not None}
-    if tables.meta.get("manifest"):
-        payload[MANIFEST] = manifest_text(tables.meta["manifest"]).encode()
+    # a flat folder written from a partitioned one is not partitioned: its manifest must not say so
+    manifest = {k: v for k, v in (tables.meta.get("manifest") or {}).items() if k != "partitioning"}
+    if manifest:
+        payload[MANIFEST] = manifest_text(manifest).encode()
 
     made = make_parents(target.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))

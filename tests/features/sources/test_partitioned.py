@@ -23,7 +23,13 @@ def flat(make_world, tmp_path_factory) -> Tables:
     world = make_world(200, 60, seed=3)
     labels = world.truth[["customer_id", "churned"]].rename(columns={"churned": "label"})
     write_tables(world.with_(labels=labels.iloc[::-1]), folder)  # every table, labels in another order
-    return read_tables(folder)
+    tables = read_tables(folder)
+    tables.meta["folder"] = folder
+    return tables
+
+
+def flat_folder(tables: Tables):
+    return tables.meta["folder"]
 
 
 def canonical(tables: Tables) -> dict[str, pd.DataFrame]:
@@ -59,6 +65,10 @@ def test_round_trip_equals_the_flat_read(flat: Tables, tmp_path) -> None:
     assert_same_tables(back, flat)
     assert back.meta["manifest"]["partitioning"]["count"] == 4
     assert back.meta["manifest"]["seed"] == flat.meta["manifest"]["seed"]
+    write_tables(back, tmp_path / "flat_again")  # and back to a flat folder, whose manifest is the first one's
+    manifest = (tmp_path / "flat_again" / "manifest.json").read_bytes()
+    assert manifest == (flat_folder(flat) / "manifest.json").read_bytes()
+    assert_same_tables(read_tables(tmp_path / "flat_again"), flat)
     # every customer's rows sit in the partition its id hashes to, in every table
     for part in range(4):
         ids = pd.read_parquet(part_path(out, "customers", part))["customer_id"]
