@@ -181,6 +181,43 @@ def cross_partitions(checks: list[PartCheck]) -> CrossCheck:
     return result
 
 
+def part_ids(folder: str | Path, part: int) -> PartCheck:
+    """Only the id columns of partition ``part``: its customer ids and the foreign ids of its other tables (what
+    :func:`cross_partitions` needs), without validating the rest: the Dask engine's workers validate each
+    partition as they read it, so a run checks what spans partitions with this cheap pass first."""
+    import pyarrow.parquet as pq
+
+    files = partition_files(folder)
+    frames = {table: pq.read_table(parts[part], columns=["customer_id"]).to_pandas()
+              for table, parts in files.items()
+              if "customer_id" in pq.read_schema(parts[part]).names}
+    if "customers" not in frames:
+        raise DataError(f"{part_name(part)}/customers", "customer_id", "required column missing",
+                        source=str(folder))
+    check = PartCheck(part)
+    raw = Tables(customers=frames["customers"], touchpoints=frames.get("touchpoints", pd.DataFrame()),
+                 **{t: frames.get(t) for t in REFERRING if t != "touchpoints"})
+    check.ids, check.foreign, _ = _set_aside_foreign(raw)
+    return check
+
+
+def check_across_partitions(folder: str | Path, client=None) -> None:
+    """Raise a DataError when a customer id is in several partitions' customers, or a row's customer is in
+    another partition (or nowhere): the checks no single partition can make, from the id columns only."""
+    count = len(partition_files(folder)["customers"])
+    if client is None:
+        checks = [part_ids(folder, p) for p in range(count)]
+        cross = cross_partitions(checks)
+    else:
+        futures = client.map(part_ids, [str(Path(folder).resolve())] * count, range(count), pure=False)
+        cross = client.submit(cross_partitions, futures, pure=False).result()
+        del futures
+    if cross.problems:
+        problems = cross.problems
+        error = problems[0] if len(problems) == 1 else DataProblemsError(problems)
+        raise error.with_source(str(folder))
+
+
 def validate_partitioned(folder: str | Path, client=None, *,
                          keep: bool = False) -> tuple[list[PartCheck], ValidationReport]:
     """Validate a partitioned data folder: each partition on its own (one Dask task each with ``client``), the

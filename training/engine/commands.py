@@ -12,6 +12,7 @@ from typing import Any
 import typer
 
 from features.contract.cutoffs import SOURCES
+from features.sources.partition_checks import check_across_partitions
 from training.engine.options import EngineSettings, dask_client
 from training.engine.parts import partitioned_cutoff, require_partitioned
 
@@ -58,6 +59,7 @@ def features_command(settings: EngineSettings, data: Path, out: Path, cutoff, *,
     with cluster(settings) as client:
         if bars:
             bars.note(f"choosing the cutoff of {data}")
+        check_across_partitions(data, client)
         choice = partitioned_cutoff(client, data, cutoff)
         step = bars.step("building features, partition by partition") if bars else None
         summary = dask_features(client, data, out, choice.at, pipeline=pipeline, overwrite=overwrite,
@@ -76,6 +78,7 @@ def score_command(settings: EngineSettings, data: Path, out: Path, cutoff, *, mo
     require_partitioned(data)
     model = model_folder(model_uri, config, download)
     with cluster(settings) as client:
+        check_across_partitions(data, client)
         choice = partitioned_cutoff(client, data, cutoff)
         step = bars.step("scoring, partition by partition") if bars else None
         summary = dask_score(client, data, out, choice.at, model_path=model, defense_out=defense_out,

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.training.engine.partitioned import split_folder
+from features.sources.io import read_tables
+from features.sources.partition_writer import write_partitioned
 
 PARTS = 4
 
@@ -24,7 +25,7 @@ def engine_world(tmp_path_factory: pytest.TempPathFactory, make_world) -> dict:
     root = tmp_path_factory.mktemp("engine_world")
     tables = make_world(600, 400, seed=3)
     write_tables(tables.without_truth(), root / "flat")
-    split_folder(root / "flat", root / "parts", PARTS)
+    write_partitioned(read_tables(root / "flat"), root / "parts", PARTS)
     result = train_churn(tables, ChurnSettings(max_train_cutoffs=2, seed=3), np.random.default_rng(3))
     model = save_system(result.system, root / "model")
     return {"root": root, "flat": root / "flat", "parts": root / "parts", "model": Path(model).parent,

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from tests.training.engine.partitioned import concatenated
+from features.sources.io import read_tables
 
 pytestmark = pytest.mark.slow
 DASK = Path(sys.executable).with_name("dask")
@@ -95,7 +95,7 @@ def test_features_and_scores_on_a_multi_process_cluster(scheduler, engine_world,
                     "--out", str(tmp_path / "features"))
     assert features["customers"] == 600 and features["engine"] == "dask"
     got = pd.read_parquet(tmp_path / "features").drop(columns="cutoff")
-    want = FeaturePipeline().fit_transform(concatenated(parts), cutoff=cutoff).reset_index()
+    want = FeaturePipeline().fit_transform(read_tables(parts).without_truth(), cutoff=cutoff).reset_index()
     pd.testing.assert_frame_equal(got.sort_values("customer_id").reset_index(drop=True),
                                   want.sort_values("customer_id").reset_index(drop=True), check_exact=True)
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from tests.training.engine.partitioned import concatenated
+from features.sources.io import read_tables
 
 # Columns of the value family whose fitted priors are means over customers: summed in another customer order
 # (the flat folder's, not the partitions'), they differ in the last bits.
@@ -43,7 +43,8 @@ def test_features_equal_the_local_engine(engine_world, threads_client, tmp_path)
     got = _by_customer(got.drop(columns="cutoff"))
 
     # the local engine on the same partitioned folder: identical, bit for bit
-    same = FeaturePipeline().fit_transform(concatenated(engine_world["parts"]), cutoff=cutoff).reset_index()
+    local = read_tables(engine_world["parts"]).without_truth()
+    same = FeaturePipeline().fit_transform(local, cutoff=cutoff).reset_index()
     pd.testing.assert_frame_equal(got, _by_customer(same), check_exact=True)
     # on the flat folder (customers in another order): equal up to the summation order of fitted means
     flat = FeaturePipeline().fit_transform(read_tables(engine_world["flat"]).without_truth(), cutoff=cutoff)
@@ -143,7 +144,7 @@ def test_the_cutoff_over_partitions_follows_the_local_rule(engine_world, threads
             labels["cutoff"] = pd.Timestamp("2025-12-01", tz="UTC")
         labels.to_parquet(folder / "labels" / part.name, index=False)
     got = partitioned_cutoff(threads_client, folder, None)
-    want = scoring_cutoff(concatenated(folder), None)
+    want = scoring_cutoff(read_tables(folder).without_truth(), None)
     assert (got.at, got.source) == (want.at, want.source)
     assert got.source == ("labels" if labels_cutoff else "labels_end_of_log")
     given = partitioned_cutoff(threads_client, folder, "2025-01-01")
@@ -156,18 +157,19 @@ def test_engines_agree_on_the_issue_size_world(engine_world, threads_client, mak
     """The issue's equality target: features and scores of a 5,000-customer world, Dask against local."""
     from features.builders.pipeline import FeaturePipeline
     from features.sources.io import write_tables
+    from features.sources.partition_writer import write_partitioned
     from serving.batch import score_data
-    from tests.training.engine.partitioned import split_folder
     from training.engine.features import dask_features
     from training.engine.scoring import dask_score
 
     tables = make_world(5000, 365, seed=21)
     cutoff = pd.Timestamp(tables.meta["manifest"]["cutoff"])
     write_tables(tables.without_truth(), tmp_path / "flat")
-    parts = split_folder(tmp_path / "flat", tmp_path / "parts", 8)
+    parts = tmp_path / "parts"
+    write_partitioned(read_tables(tmp_path / "flat"), parts, 8)
     dask_features(threads_client, parts, tmp_path / "features", cutoff)
     got = _by_customer(pd.read_parquet(tmp_path / "features").drop(columns="cutoff"))
-    want = FeaturePipeline().fit_transform(concatenated(parts), cutoff=cutoff).reset_index()
+    want = FeaturePipeline().fit_transform(read_tables(parts).without_truth(), cutoff=cutoff).reset_index()
     pd.testing.assert_frame_equal(got, _by_customer(want), check_exact=True)
 
     model = engine_world["model"]
@@ -198,3 +200,29 @@ def test_defense_lists_merged_from_partitions_equal_the_whole_tables_list() -> N
     bounds = [0, 37, 37, 120, n]  # an empty partition too
     parts = [defense_list(table.iloc[a:b]) for a, b in itertools.pairwise(bounds)]
     pd.testing.assert_frame_equal(merge_defense(parts), defense_list(table), check_exact=True)
+
+
+def test_a_customer_in_two_partitions_stops_the_dask_engine_before_any_output(engine_world, threads_client,
+                                                                             tmp_path) -> None:
+    """What no single partition can see (a duplicate id split across partitions) is checked first, from the id
+    columns only; the command exits 2 naming the id and both parts, and writes nothing."""
+    import shutil
+
+    from features.sources.partitions import part_path
+    from training.cli import app
+
+    parts = tmp_path / "parts"
+    shutil.copytree(engine_world["parts"], parts)
+    donor = pd.read_parquet(part_path(parts, "customers", 0))
+    taker = pd.read_parquet(part_path(parts, "customers", 3))
+    pd.concat([taker, donor.iloc[[0]]], ignore_index=True).to_parquet(part_path(parts, "customers", 3), index=False)
+    dup = str(donor["customer_id"].iloc[0])
+    for command in ("features", "score"):
+        out = tmp_path / command
+        result = CliRunner().invoke(app, [command, "--data", str(parts), "--out", str(out), "--engine", "dask",
+                                          "--scheduler", threads_client.scheduler.address,
+                                          "--model-uri", str(engine_world["model"]), "-q"])
+        assert result.exit_code == 2, result.output
+        assert "more than one partition" in result.output and repr(dup) in result.output
+        assert "part-00000 and part-00003" in result.output
+        assert not out.exists()
