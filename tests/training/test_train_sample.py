@@ -1,0 +1,75 @@
+"""Training at scale: the reproducible customer sample, drawn on Dask from a partitioned folder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.training.partitioned_world import write_partitioned_world
+from training.engine.options import EngineSettings
+from training.engine.sampled_read import SampleRequest, sampled_tables, training_tables
+from training.engine.sampling import FOOTPRINTS, in_sample, sample_fraction
+
+IDS = pd.Index([f"C{i:06d}" for i in range(1, 20_001)])
+
+
+def test_sample_is_reproducible_nested_and_of_its_size():
+    a, b = in_sample(IDS, 0.1, 3), in_sample(IDS, 0.1, 3)
+    assert np.array_equal(a, b)
+    assert abs(a.mean() - 0.1) < 0.01  # 20,000 draws: sd 0.002
+    assert not np.array_equal(a, in_sample(IDS, 0.1, 4))  # another seed, other customers
+    assert abs((a & in_sample(IDS, 0.1, 4)).mean() - 0.01) < 0.004  # seeds independent
+    small = in_sample(IDS, 0.03, 3)
+    assert small.sum() < a.sum() and not (small & ~a).any()  # nested
+    shuffled = IDS[np.random.default_rng(0).permutation(len(IDS))]
+    assert set(shuffled[in_sample(shuffled, 0.1, 3)]) == set(IDS[a])  # membership is per id, not per position
+    assert in_sample(IDS, 1.0, 3).all()
+
+
+def test_sample_fraction_follows_the_budget():
+    churn = FOOTPRINTS["churn"]
+    budget = churn.fixed_bytes + 10_000 * churn.bytes_per_customer
+    assert sample_fraction(1_000_000, "churn", budget) == pytest.approx(0.01)
+    assert sample_fraction(5_000, "churn", budget) == 1.0
+    assert sample_fraction(1_000_000, "policy", budget) < 0.01  # policy costs more per customer
+    assert sample_fraction(100_000, "churn", budget, sample_customers=5_000) == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="below what `engage train churn` needs"):
+        sample_fraction(100_000, "churn", churn.fixed_bytes // 2)
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as c:
+        yield c
+
+
+def test_sample_drawn_from_partitions_is_validated_and_independent_of_the_partitioning(tmp_path, make_world,
+                                                                                       client):
+    world = make_world(400, 60, seed=3)
+    request = SampleRequest(EngineSettings("dask"), "churn", customers=120, seed=5)
+    three = sampled_tables(write_partitioned_world(world, tmp_path / "p3", 3), request, 10**10, client)
+    two = sampled_tables(write_partitioned_world(world, tmp_path / "p2", 2), request, 10**10, client)
+    ids = world.customers["customer_id"].astype(str)
+    expected = sorted(ids[in_sample(ids, 120 / 400, 5)])
+    assert three.customers["customer_id"].astype(str).tolist() == expected
+    pd.testing.assert_frame_equal(three.touchpoints, two.touchpoints)
+    want = world.subset(expected).touchpoints
+    assert len(three.touchpoints) == len(want) and three.outreach is not None and three.truth is not None
+    assert three.meta["sample"] | {"partitions": 0} == two.meta["sample"] | {"partitions": 0}
+    assert three.meta["sample"]["base_customers"] == 400 and three.meta["sample"]["customers"] == len(expected)
+    assert three.meta["base_fingerprint"] == {**two.meta["base_fingerprint"], "partitioned": str(tmp_path / "p3")}
+    assert three.meta["base_fingerprint"]["touchpoints"] == len(world.touchpoints)
+    whole = sampled_tables(tmp_path / "p3", SampleRequest(EngineSettings("dask"), "churn", 400), 10**10, client)
+    assert len(whole.customers) == 400 and len(whole.touchpoints) == len(world.touchpoints)
+
+
+def test_dask_training_needs_a_partitioned_folder(tmp_path, make_world):
+    from features.sources.io import write_tables
+
+    write_tables(make_world(100, 60, seed=3), tmp_path / "flat")
+    with pytest.raises(ValueError, match="not a partitioned data folder.*engage partition"):
+        training_tables(tmp_path / "flat", SampleRequest(EngineSettings("dask"), "churn"))
