@@ -71,5 +71,5 @@ def test_dask_training_needs_a_partitioned_folder(tmp_path, make_world):
     from features.sources.io import write_tables
 
     write_tables(make_world(100, 60, seed=3), tmp_path / "flat")
-    with pytest.raises(ValueError, match="not a partitioned data folder.*engage partition"):
+    with pytest.raises(ValueError, match=r"not a partitioned data folder.*engage partition"):
         training_tables(tmp_path / "flat", SampleRequest(EngineSettings("dask"), "churn"))
