@@ -73,3 +73,49 @@ def test_dask_training_needs_a_partitioned_folder(tmp_path, make_world):
     write_tables(make_world(100, 60, seed=3), tmp_path / "flat")
     with pytest.raises(ValueError, match=r"not a partitioned data folder.*engage partition"):
         training_tables(tmp_path / "flat", SampleRequest(EngineSettings("dask"), "churn"))
+
+
+@pytest.mark.slow
+def test_train_churn_and_policy_on_dask_register_models_that_score_without_dask(tmp_path, make_world):
+    import json
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    from tests.paths import PROJECT
+    from training.cli import app
+
+    data = write_partitioned_world(make_world(300, 300, seed=1), tmp_path / "data", 3)
+    cfg = tmp_path / "mlflow.yaml"
+    cfg.write_text((PROJECT / "mlflow.yaml").read_text().replace("max_train_cutoffs: 10", "max_train_cutoffs: 2"))
+    churn = CliRunner().invoke(app, ["train", "churn", "--data", str(data), "--config", str(cfg), "--engine",
+                                     "dask", "--sample-customers", "240", "--quiet"])
+    assert churn.exit_code == 0, churn.output
+    report = json.loads(churn.stdout)
+    assert report["sample"]["base_customers"] == 300 and 180 < report["sample"]["customers"] < 300
+    assert report["mlflow"]["promoted"]
+    policy = CliRunner().invoke(app, ["train", "policy", "--data", str(data), "--config", str(cfg), "--engine",
+                                      "dask", "--sample-customers", "200", "--quiet"])
+    assert policy.exit_code == 0, policy.output
+    out = json.loads(policy.stdout)
+    assert out["sample"]["customers"] < report["sample"]["customers"]  # nested in churn's: the same base
+    assert out["churn_model"].startswith("churn champion")
+    # the registered system loads and scores in a process where Dask cannot be imported
+    script = (
+        "import sys; sys.modules.update(dask=None, distributed=None)\n"
+        "import mlflow; from training.registry import load_config, load_decision_system\n"
+        f"config = load_config({str(cfg)!r}); mlflow.set_tracking_uri(config.tracking_uri)\n"
+        "system = load_decision_system('models:/engage-decision-system@challenger')\n"
+        "from features.sources.simulation.config import SimConfig\n"
+        "from features.sources.simulation.world import simulate_world\nimport numpy as np\n"
+        "w = simulate_world(SimConfig(n_customers=50, days=120, seed=4), np.random.default_rng(4))\n"
+        "s = system.score(w, w.meta['manifest']['cutoff'])\n"
+        "assert len(s) == 50 and s['churn_probability'].between(0, 1).all(), s\n"
+        "assert not any(m.startswith(('dask', 'distributed')) for m in sys.modules if sys.modules[m]), 'dask'\n"
+        "print('scored', type(system).__module__)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT,
+                         env={**__import__("os").environ, "PYTHONPATH": str(PROJECT)})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "scored features." in run.stdout
