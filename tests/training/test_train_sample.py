@@ -85,6 +85,8 @@ def test_train_churn_and_policy_on_dask_register_models_that_score_without_dask(
 
     from tests.paths import PROJECT
     from training.cli import app
+    from training.policy.commands import train_policy_command
+    from training.policy.config import PolicyTrainConfig
 
     data = write_partitioned_world(make_world(300, 300, seed=1), tmp_path / "data", 3)
     cfg = tmp_path / "mlflow.yaml"
@@ -95,10 +97,10 @@ def test_train_churn_and_policy_on_dask_register_models_that_score_without_dask(
     report = json.loads(churn.stdout)
     assert report["sample"]["base_customers"] == 300 and 180 < report["sample"]["customers"] < 300
     assert report["mlflow"]["promoted"]
-    policy = CliRunner().invoke(app, ["train", "policy", "--data", str(data), "--config", str(cfg), "--engine",
-                                      "dask", "--sample-customers", "200", "--quiet"])
-    assert policy.exit_code == 0, policy.output
-    out = json.loads(policy.stdout)
+    # the policy as `engage train policy --engine dask` trains it, with a lighter training configuration
+    out = train_policy_command(data, cfg, train=PolicyTrainConfig(max_campaigns=3, outcome_estimators=30,
+                                                                  effect_estimators=20, n_boot=30, seed=1),
+                               sample=SampleRequest(EngineSettings("dask"), "policy", 200))
     assert out["sample"]["customers"] < report["sample"]["customers"]  # nested in churn's: the same base
     assert out["churn_model"].startswith("churn champion")
     # the registered system loads and scores in a process where Dask cannot be imported
@@ -119,3 +121,14 @@ def test_train_churn_and_policy_on_dask_register_models_that_score_without_dask(
                          env={**__import__("os").environ, "PYTHONPATH": str(PROJECT)})
     assert run.returncode == 0, run.stderr[-2000:]
     assert "scored features." in run.stdout
+
+
+def test_sample_options_need_the_dask_engine():
+    from training.cli_train import sample_request
+
+    assert sample_request("churn", "local", None, None, None, 0) is None
+    with pytest.raises(ValueError, match="apply to --engine dask only"):
+        sample_request("churn", "local", None, None, 5_000, 0)
+    request = sample_request("policy", "dask", None, "6GB", 5_000, 2)
+    assert (request.trainer, request.customers, request.seed, request.engine.memory_limit) == \
+        ("policy", 5_000, 2, 6 * 10**9)
