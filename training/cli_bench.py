@@ -201,6 +201,7 @@ def bench_scale_(
     a store in the work folder, never the user's registry. The table goes to stderr, the JSON to stdout.
     """
     from training.bench.scale import bench_scale, table
+    from training.report import write_json
 
     counts = [int(x) for x in sizes.split(",")] if sizes else [customers]
     if any(n < 100 for n in counts):
@@ -208,7 +209,8 @@ def bench_scale_(
     enable_progress()
     result = bench_scale(sorted(counts), days=days, partitions=partitions, memory_limit=memory_limit, work=work,
                          local_features=local_features, train_cutoffs=train_cutoffs, seed=seed,
-                         progress=lambda msg: typer.echo(msg, err=True))
+                         progress=lambda msg: typer.echo(msg, err=True),
+                         on_size=(lambda partial: write_json(json_out, partial)) if json_out else None)
     if plot is not None:
         from training.bench.scale_plot import draw_scaling
 

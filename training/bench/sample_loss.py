@@ -21,9 +21,11 @@ from training.engine.sampled_read import SampleRequest, sampled_tables
 EVAL_SEED = 99  # the held-out customers: another seed's draw, minus any sampled for training
 
 
-def _held_out(folder: Path, eval_customers: int, train_ids: set[str], client):
-    tables = sampled_tables(folder, SampleRequest(EngineSettings("dask"), "churn", eval_customers, EVAL_SEED),
-                            10**13, client)
+def _held_out(folder: Path, eval_customers: int, train_ids: set[str], base: int, client):
+    """About ``eval_customers`` customers of another seed's draw that no training sample holds."""
+    drawn = min(base, round(eval_customers / max(1e-3, 1 - len(train_ids) / base)))
+    tables = sampled_tables(folder, SampleRequest(EngineSettings("dask"), "churn", drawn, EVAL_SEED), 10**13,
+                            client)
     ids = tables.customers["customer_id"].astype(str)
     return tables.subset(ids[~ids.isin(train_ids)])
 
@@ -81,7 +83,8 @@ def bench_sample_loss(folder: Path, sizes: list[int], *, eval_customers: int = 1
     with dask_client(EngineSettings("dask")) as client:
         largest = sampled_tables(folder, SampleRequest(EngineSettings("dask"), "churn", max(sizes), 0), 10**13,
                                  client)
-        held = _held_out(folder, eval_customers, set(largest.customers["customer_id"].astype(str)), client)
+        held = _held_out(folder, eval_customers, set(largest.customers["customer_id"].astype(str)), base,
+                         client)
         del largest
         say(f"held out: {len(held.customers):,} customers")
         for n in sorted(sizes):

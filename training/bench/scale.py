@@ -171,17 +171,22 @@ def machine() -> dict:
 
 def bench_scale(sizes: list[int], *, days: int = 365, partitions: int | None = None, memory_limit: str | None = None,
                 work: Path | None = None, keep: bool = False, local_features: bool = True,
-                train_cutoffs: int | None = None, seed: int = 7, progress=None) -> dict:
+                train_cutoffs: int | None = None, seed: int = 7, progress=None, on_size=None) -> dict:
     """Every size in ``sizes`` (one after another, each in its own sub-folder of ``work``); the figures as one
     dict: ``steps`` of the largest size at the top, every size under ``sizes``. A temporary ``work`` folder is
-    removed at the end unless ``keep``; a given one is kept."""
+    removed at the end unless ``keep``; a given one is kept. ``on_size(partial)`` gets the sizes finished so far
+    after each one (a long run keeps them if it is stopped)."""
     own = work is None
     root = Path(tempfile.mkdtemp(prefix="engage_scale_")) if own else Path(work)
     start = time.perf_counter()
     try:
-        runs = [bench_scale_one(n, days=days, partitions=partitions, memory_limit=memory_limit,
-                                work=root / f"c{n}", seed=seed, local_features=local_features,
-                                train_cutoffs=train_cutoffs, progress=progress) for n in sizes]
+        runs: list[dict] = []
+        for n in sizes:
+            runs.append(bench_scale_one(n, days=days, partitions=partitions, memory_limit=memory_limit,
+                                        work=root / f"c{n}", seed=seed, local_features=local_features,
+                                        train_cutoffs=train_cutoffs, progress=progress))
+            if on_size is not None and n != sizes[-1]:
+                on_size({"partial": True, "sizes": runs, "machine": machine()})
     finally:
         if own and not keep:
             shutil.rmtree(root, ignore_errors=True)
