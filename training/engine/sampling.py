@@ -34,13 +34,15 @@ class Footprint:
         return max(0, (budget - self.fixed_bytes) // self.bytes_per_customer)
 
 
-# Measured with `/usr/bin/time -v engage train churn|policy --data W` on simulated worlds of 5,000 and 20,000
-# customers (365 days, seed 7; 2-core, 24 GB machine, main at 4184b8d): the slope between the two peak RSS
-# figures is the cost per customer, the intercept the fixed cost (interpreter, libraries, MLflow). See
-# docs/scale.md "Training at scale" for the figures.
+# Peak RSS of `/usr/bin/time -v engage train churn|policy --data W` on the local engine (main at 4184b8d, 2-core
+# 24 GB machine) on simulated worlds of one year, seed 7, about 110 touchpoints per customer:
+#   churn:  5,000 customers 801 MB, 20,000 customers 1,362 MB (MB = 1e6 bytes): slope 37.4 kB/customer
+#   policy: 300 customers 577 MB (300 days, in engage bench scale), 5,000 customers 1,184 MB: slope 129 kB/customer
+# The fixed part is the intercept. A history much denser than that costs more per customer: leave headroom in
+# --memory-limit or give --sample-customers. docs/scale.md "Training at scale" has the figures.
 FOOTPRINTS: dict[str, Footprint] = {
-    "churn": Footprint(fixed_bytes=600_000_000, bytes_per_customer=70_000),
-    "policy": Footprint(fixed_bytes=700_000_000, bytes_per_customer=210_000),
+    "churn": Footprint(fixed_bytes=614_000_000, bytes_per_customer=37_400),
+    "policy": Footprint(fixed_bytes=538_000_000, bytes_per_customer=129_000),
 }
 
 
