@@ -171,8 +171,7 @@ def bench_policy_scenarios_(
 @user_errors
 def bench_scale_(
     customers: Annotated[int, typer.Option(min=100, help="Customers of the simulated world.")] = 100_000,
-    json_out: Annotated[Path | None, typer.Option(
-        "--json", help="Write the figures here as JSON (steps.<step>.seconds and .peak_memory_mb).")] = None,
+    report: ReportOption = None,
     sizes: Annotated[str | None, typer.Option(
         help="Comma-separated sizes for a scaling curve (e.g. 20000,100000,300000; replaces --customers); the "
              "top-level steps are the largest size's, every size is under \"sizes\".")] = None,
@@ -198,7 +197,8 @@ def bench_scale_(
     Steps: simulate (partitioned), partition, features, train churn, train policy and score, the last four with
     --engine dask; per step wall seconds, peak memory of the process tree and of its largest process (the
     command, the Dask scheduler or a worker), features' events/s beside the local engine's. MLflow runs go to
-    a store in the work folder, never the user's registry. The table goes to stderr, the JSON to stdout.
+    a store in the work folder, never the user's registry. The table goes to stderr, the JSON to stdout and
+    --report FILE (--json FILE, the name issue 14 gives, is accepted as its deprecated alias).
     """
     from training.bench.scale import bench_scale, table
     from training.report import write_json
@@ -210,14 +210,14 @@ def bench_scale_(
     result = bench_scale(sorted(counts), days=days, partitions=partitions, memory_limit=memory_limit, work=work,
                          local_features=local_features, train_cutoffs=train_cutoffs, seed=seed,
                          progress=lambda msg: typer.echo(msg, err=True),
-                         on_size=(lambda partial: write_json(json_out, partial)) if json_out else None)
+                         on_size=(lambda partial: write_json(report, partial)) if report else None)
     if plot is not None:
         from training.bench.scale_plot import draw_scaling
 
         draw_scaling(result, plot)
         result["plot"] = str(plot)
     typer.echo(table(result), err=True)
-    echo_json(result, json_out)
+    echo_json(result, report)
 
 
 @bench_app.command("sample-loss")
@@ -228,7 +228,7 @@ def bench_sample_loss_(
     eval_customers: Annotated[int, typer.Option(
         min=100, help="Held-out customers both models are judged on (drawn apart from every sample).")] = 10_000,
     n_boot: Annotated[int, typer.Option(min=20, help="Bootstrap draws of the DR intervals.")] = 100,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures here as JSON.")] = None,
+    report: ReportOption = None,
 ) -> None:
     """The loss from training on a customer sample (engage train churn|policy --engine dask), against its size.
 
@@ -240,7 +240,7 @@ def bench_sample_loss_(
     counts = [int(x) for x in sizes.split(",")]
     enable_progress()
     echo_json(bench_sample_loss(data, counts, eval_customers=eval_customers, n_boot=n_boot,
-                                progress=lambda msg: typer.echo(msg, err=True)), json_out)
+                                progress=lambda msg: typer.echo(msg, err=True)), report)
 
 
 @bench_app.command("serve")

@@ -16,8 +16,9 @@ def draw_scaling(result: dict, path: str | Path) -> Path:
     steps = list(runs[-1]["steps"])
     x = [run["customers"] for run in runs]
     for step in steps:
-        secs = [run["steps"].get(step, {}).get("seconds") for run in runs]
-        mem = [run["steps"].get(step, {}).get("peak_memory_mb") for run in runs]
+        done = [run["steps"].get(step, {}) for run in runs]
+        secs = [s.get("seconds") if s.get("ok") else None for s in done]  # a failed step is no point
+        mem = [s.get("peak_memory_mb") if s.get("ok") else None for s in done]
         seconds.plot(x, secs, marker="o", label=step)
         memory.plot(x, [m / 1000 if m is not None else None for m in mem], marker="o", label=step)
     for ax, label in ((seconds, "wall seconds"), (memory, "peak memory of the process tree (GB)")):
