@@ -167,6 +167,82 @@ def bench_policy_scenarios_(
     echo_json(bench_policy_scenarios(customers, seed_list, names, n_boot=n_boot, on_cell=save), report)
 
 
+@bench_app.command("scale")
+@user_errors
+def bench_scale_(
+    customers: Annotated[int, typer.Option(min=100, help="Customers of the simulated world.")] = 100_000,
+    report: ReportOption = None,
+    sizes: Annotated[str | None, typer.Option(
+        help="Comma-separated sizes for a scaling curve (e.g. 20000,100000,300000; replaces --customers); the "
+             "top-level steps are the largest size's, every size is under \"sizes\".")] = None,
+    partitions: Annotated[int | None, typer.Option(
+        min=1, help="Partitions of the data folder (default: one per 25,000 customers, at least 2).")] = None,
+    days: Annotated[int, typer.Option(min=60, help="Days of simulated history.")] = 365,
+    memory_limit: Annotated[str | None, typer.Option(
+        "--memory-limit", help="The Dask engine's memory budget in all (e.g. 12GB; default: the machine's "
+                               "available memory); also sizes the training sample.")] = None,
+    work: Annotated[Path | None, typer.Option(
+        help="Folder for the worlds, outputs, step logs and the bench's own MLflow store (kept); default: a "
+             "temporary folder, removed at the end.")] = None,
+    local_features: Annotated[bool, typer.Option(
+        help="Also run engage features on the local engine on the same world (the events/s yardstick).")] = True,
+    train_cutoffs: Annotated[int | None, typer.Option(
+        min=1, help="Churn training cutoffs (default: the project's mlflow.yaml churn settings).")] = None,
+    plot: Annotated[Path | None, typer.Option(
+        help="With --sizes: draw seconds and peak memory per step against customers into this PNG.")] = None,
+    seed: SeedOption = 7,
+) -> None:
+    """The whole pipeline on the Dask engine, each step an engage subprocess measured over its process tree.
+
+    Steps: simulate (partitioned), partition, features, train churn, train policy and score, the last four with
+    --engine dask; per step wall seconds, peak memory of the process tree and of its largest process (the
+    command, the Dask scheduler or a worker), features' events/s beside the local engine's. MLflow runs go to
+    a store in the work folder, never the user's registry. The table goes to stderr, the JSON to stdout and
+    --report FILE (--json FILE, the name issue 14 gives, is accepted as its deprecated alias).
+    """
+    from training.bench.scale import bench_scale, table
+    from training.report import write_json
+
+    counts = [int(x) for x in sizes.split(",")] if sizes else [customers]
+    if any(n < 100 for n in counts):
+        raise ValueError(f"--sizes {sizes}: every size must be at least 100 customers")
+    enable_progress()
+    result = bench_scale(sorted(counts), days=days, partitions=partitions, memory_limit=memory_limit, work=work,
+                         local_features=local_features, train_cutoffs=train_cutoffs, seed=seed,
+                         progress=lambda msg: typer.echo(msg, err=True),
+                         on_size=(lambda partial: write_json(report, partial)) if report else None)
+    if plot is not None:
+        from training.bench.scale_plot import draw_scaling
+
+        draw_scaling(result, plot)
+        result["plot"] = str(plot)
+    typer.echo(table(result), err=True)
+    echo_json(result, report)
+
+
+@bench_app.command("sample-loss")
+@user_errors
+def bench_sample_loss_(
+    data: Annotated[Path, typer.Option(help="A simulated, partitioned data folder (with its truth table).")],
+    sizes: Annotated[str, typer.Option(help="Comma-separated sample sizes (customers), e.g. 5000,20000,50000.")],
+    eval_customers: Annotated[int, typer.Option(
+        min=100, help="Held-out customers both models are judged on (drawn apart from every sample).")] = 10_000,
+    n_boot: Annotated[int, typer.Option(min=20, help="Bootstrap draws of the DR intervals.")] = 100,
+    report: ReportOption = None,
+) -> None:
+    """The loss from training on a customer sample (engage train churn|policy --engine dask), against its size.
+
+    Per size: churn and the policy trained on the sample as the commands train them (no MLflow), then judged on
+    the same held-out customers: churn AUC at the test cutoff, the policy's true value and captured uplift from
+    the simulator's truth, and the DR estimate of its own held-out decisions."""
+    from training.bench.sample_loss import bench_sample_loss
+
+    counts = [int(x) for x in sizes.split(",")]
+    enable_progress()
+    echo_json(bench_sample_loss(data, counts, eval_customers=eval_customers, n_boot=n_boot,
+                                progress=lambda msg: typer.echo(msg, err=True)), report)
+
+
 @bench_app.command("serve")
 @user_errors
 def bench_serve_(

@@ -25,6 +25,7 @@ from training.cli_common import (
     run_and_echo,
     user_errors,
 )
+from training.engine.options import EngineOption, MemoryLimitOption, SchedulerOption
 
 train_app = typer.Typer(cls=EngageGroup, help="Train models and register them in MLflow.", no_args_is_help=True,
                         epilog=EXIT_HELP)
@@ -42,6 +43,29 @@ ObjectiveOption = Annotated[str | None, typer.Option(
 HorizonOption = Annotated[int | None, typer.Option(
     min=1, help="Outcome window after each campaign decision, in days (default: the policy config's; 90 for "
                 "retention, 14 for the campaign objectives).")]
+SampleCustomersOption = Annotated[int | None, typer.Option(
+    min=1, help="With --engine dask: train on about this many customers (default: as many as the memory budget "
+                "holds for this trainer).")]
+SampleSeedOption = Annotated[int, typer.Option(
+    min=0, help="With --engine dask: the seed of the customer sample (the same seed keeps the same customers on "
+                "every machine; samples of one seed are nested).")]
+
+
+def sample_request(trainer: str, engine: str, scheduler: str | None, memory_limit: str | None,
+                   sample_customers: int | None, sample_seed: int):
+    """The engine options of a training command checked together: ``None`` for the local engine, else how to
+    sample (``--sample-customers`` and ``--sample-seed`` apply to ``--engine dask`` only)."""
+    from training.engine.options import engine_settings
+    from training.engine.sampled_read import SampleRequest
+
+    settings = engine_settings(engine, scheduler, memory_limit)
+    if not settings.is_dask:
+        if sample_customers is not None or sample_seed != 0:
+            raise ValueError("--sample-customers and --sample-seed apply to --engine dask only")
+        return None
+    return SampleRequest(settings, trainer, sample_customers, sample_seed)
+
+
 CustomerIdsOption = Annotated[
     bool, typer.Option(help="Name the customers of the report's defense examples (never in the copy logged to MLflow).")
 ]
@@ -59,14 +83,23 @@ def train_churn_(
              "and promotion compares on it.")] = None,
     exclude_attributes: Annotated[str | None, typer.Option(
         help="Customer attributes to leave out, comma-separated (e.g. a split column).")] = None,
+    engine: EngineOption = "local",
+    scheduler: SchedulerOption = None,
+    memory_limit: MemoryLimitOption = None,
+    sample_customers: SampleCustomersOption = None,
+    sample_seed: SampleSeedOption = 0,
     quiet: QuietOption = False,
 ) -> None:
-    """Train the calibrated churn model at many cutoffs, log it to MLflow, register it, try promotion."""
+    """Train the calibrated churn model at many cutoffs, log it to MLflow, register it, try promotion.
+
+    With --engine dask (a partitioned folder): the Dask workers draw a customer sample sized by the memory
+    budget, and the same trainer runs on it here; the report's "sample" says how many of how many."""
     from training.churn.commands import train_churn_command
     from training.churn.experiments import parse_attributes
 
+    sample = sample_request("churn", engine, scheduler, memory_limit, sample_customers, sample_seed)
     run_and_echo(train_churn_command, data, config, report, register=register, test_data=test_data,
-                 exclude_attributes=parse_attributes(exclude_attributes), quiet=quiet)
+                 exclude_attributes=parse_attributes(exclude_attributes), quiet=quiet, sample=sample)
 
 
 @evaluate_app.command("churn", epilog=EXIT_HELP)
@@ -138,19 +171,28 @@ def train_policy_(
     horizon_days: HorizonOption = None,
     register: Annotated[bool, typer.Option(help="Register the decision system as challenger; try promotion.")] = True,
     customer_ids: CustomerIdsOption = False,
+    engine: EngineOption = "local",
+    scheduler: SchedulerOption = None,
+    memory_limit: MemoryLimitOption = None,
+    sample_customers: SampleCustomersOption = None,
+    sample_seed: SampleSeedOption = 0,
     quiet: QuietOption = False,
 ) -> None:
     """Learn the next-best-action policy from logged outreach and register features (+ churn) + policy as one unit.
 
     Promoted to champion only when it beats its baselines (best single action, no contact) with a DR interval
     above zero, and the champion's policy on the same held-out decisions; the report's first line says which.
+    With --engine dask: trained on a customer sample sized by the memory budget, as `train churn` is; a churn
+    champion trained on another sample of the same partitioned folder counts as trained on the same data.
     """
     from training.policy.commands import train_policy_command
     from training.policy.config import PolicyTrainConfig
 
+    sample = sample_request("policy", engine, scheduler, memory_limit, sample_customers, sample_seed)
     run_and_echo(train_policy_command, data, config, report, policy_config_path=policy_config,
                  catalogue_path=catalogue, objective=objective, horizon_days=horizon_days, register=register,
-                 notes="progress", quiet=quiet, train=PolicyTrainConfig(report_customer_ids=customer_ids))
+                 notes="progress", quiet=quiet, train=PolicyTrainConfig(report_customer_ids=customer_ids),
+                 sample=sample)
 
 
 @evaluate_app.command("policy", epilog=EXIT_HELP)

@@ -30,7 +30,7 @@ def test_every_benchmark_and_diagnostic_is_a_sub_command():
     assert {p for p in COMMANDS if p[:1] in {("bench",), ("diagnose",)} and len(p) == 2} == {
         ("bench", name)
         for name in ("features", "serve", "abuse", "system", "simulate", "validate", "policy", "churn-data",
-                     "policy-scenarios")
+                     "policy-scenarios", "scale", "sample-loss")
     } | {("diagnose", "ceiling")}
 
 

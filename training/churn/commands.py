@@ -69,6 +69,7 @@ def train_churn_command(
     test_data: Path | None = None,
     exclude_attributes: tuple[str, ...] = (),
     decide=None,
+    sample=None,
 ) -> dict[str, Any]:
     """``engage train churn``: read a data folder, train, log to MLflow, register, promote; the report.
 
@@ -77,10 +78,13 @@ def train_churn_command(
     ``decide``: the promotion rule (default: the configured churn rules; see
     :func:`training.registry.register_and_promote`). Runs of killed processes are marked FAILED first; a locked
     registry is retried; when registering fails anyway, the model is saved locally and the error names
-    the ``engage register`` command that finishes.
+    the ``engage register`` command that finishes. ``sample``: a
+    :class:`training.engine.sampled_read.SampleRequest` (``--engine dask``): train on a customer sample of a
+    partitioned folder, drawn on Dask and sized by the memory budget (``report["sample"]`` says what was drawn).
     """
     from features.contract.errors import retry_while_busy
     from features.sources.io import read_tables
+    from training.engine.sampled_read import training_tables
     from training.registry import load_config
     from training.unregistered import keep_on_failure, prepare_registry
 
@@ -89,7 +93,7 @@ def train_churn_command(
     prepare_registry(config)
     data = Path(data)
     log.info("reading %s", data)
-    tables = without_attributes(read_tables(data), exclude_attributes)
+    tables = without_attributes(training_tables(data, sample), exclude_attributes)
     test_tables = read_tables(Path(test_data)) if test_data is not None else None  # a bad folder fails first
     result = fit_for_tables(tables, settings, np.random.default_rng(settings.seed), dataset=data.name)
     held = None
@@ -97,6 +101,8 @@ def train_churn_command(
         held = measure_on_folder(result.system, test_tables, settings, dataset=Path(test_data).name,
                                  train_ids=tables.customers["customer_id"].astype(str))
         result.report.update(test=held.report(), test_auc=held.metrics["auc"])
+    if "sample" in tables.meta:
+        result.report["sample"] = tables.meta["sample"]
     if exclude_attributes:
         result.report["excluded_attributes"] = list(exclude_attributes)
         result.system.metadata["excluded_attributes"] = list(exclude_attributes)

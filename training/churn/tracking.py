@@ -32,7 +32,17 @@ PROMOTION_METRICS: tuple[str, ...] = ("auc", "brier", "ece")
 
 
 def data_fingerprint(tables: Tables, name: str, cutoffs: dict[str, Any]) -> dict[str, Any]:
-    """Dataset name, row counts, cutoff range and a content hash (ids, timestamps, kinds, labels)."""
+    """Dataset name, row counts, cutoff range and a content hash (ids, timestamps, kinds, labels).
+
+    A customer sample drawn by ``--engine dask`` is named by its whole base (``meta["base_fingerprint"]``) plus
+    what was sampled (``sample_*``), so that models trained on samples of one base recognise each other.
+    """
+    base = tables.meta.get("base_fingerprint")
+    if base is not None:
+        sample = {f"sample_{k}": v for k, v in tables.meta.get("sample", {}).items() if v is not None}
+        return {"dataset": name, **base, **sample,
+                "cutoff_first": (cutoffs.get("train") or [cutoffs.get("test")])[0],
+                "cutoff_last": cutoffs.get("test")}
     h = hashlib.sha256()
     h.update(
         pd.util.hash_pandas_object(tables.customers["customer_id"].astype(str), index=False)

@@ -123,6 +123,7 @@ def train_policy_command(
     progress: Callable[[str], None] | None = None,
     churn_alias: str | None = None,
     decide=None,
+    sample=None,
 ) -> dict:
     """``engage train policy``: train on a data folder, log to MLflow, register the decision system.
 
@@ -132,13 +133,15 @@ def train_policy_command(
     challenger alias, and becomes champion only when the policy gate says so. When registering fails, the
     system is saved locally and the error names the ``engage register`` command that finishes the job.
     ``churn_alias`` builds on another alias of the churn model, ``decide`` replaces the gate's promotion rule
-    (both for ``engage retrain``, which decides after its own backtest).
+    (both for ``engage retrain``, which decides after its own backtest). ``sample``: a
+    :class:`training.engine.sampled_read.SampleRequest` (``--engine dask``): train on a customer sample of a
+    partitioned folder sized by the memory budget (``report["sample"]``).
     """
     import mlflow
 
-    from features.sources.io import read_tables
     from features.system import DecisionSystem
     from training.churn.tracking import data_fingerprint
+    from training.engine.sampled_read import training_tables
     from training.policy.inputs import champion_policy, choose_catalogue, foundation
     from training.registry import load_config
     from training.unregistered import keep_on_failure, prepare_registry
@@ -147,7 +150,7 @@ def train_policy_command(
     mlflow.set_tracking_uri(config.tracking_uri)
     prepare_registry(config)
     pconfig = policy_settings(policy_config_path, objective, horizon_days)
-    tables = read_tables(Path(data))
+    tables = training_tables(Path(data), sample)
     cat = choose_catalogue(catalogue_path, tables, progress)
     base = foundation(config, pconfig, tables, str(data), churn_alias)
     report_progress(progress, f"policy: {base.note}")
@@ -163,6 +166,8 @@ def train_policy_command(
         progress=progress,
     )
     report = _with_inputs(report, cat, base.note)
+    if "sample" in tables.meta:
+        report["sample"] = tables.meta["sample"]
     seed = (train or PolicyTrainConfig()).seed
     parts = _with_parts(report, tables, model, pipeline, pconfig, seed, _champion_personas(config))
     system = DecisionSystem(
