@@ -1,11 +1,14 @@
-"""A simulated world written as a partitioned data folder, for the tests of training at scale.
-
-Kept apart so that it can give way to ``features.sources`` writing partitioned folders itself (``engage
-partition``); until then the stop-gap of ``engage bench scale`` writes it.
-"""
+"""A simulated world written as a partitioned data folder, for the tests of training at scale."""
 
 from __future__ import annotations
 
-from training.bench.scale_partition import write_partitioned_world
+from pathlib import Path
 
-__all__ = ["write_partitioned_world"]
+from features.contract.schema import Tables
+from features.sources.partition_writer import write_partitioned
+
+
+def write_partitioned_world(tables: Tables, folder: Path, parts: int) -> Path:
+    """``tables`` as a partitioned data folder of ``parts`` partitions at ``folder``."""
+    write_partitioned(tables, folder, parts)
+    return folder

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,13 +27,6 @@ ENGAGE: list[str] = [sys.executable, "-m", "training.cli"]
 def default_partitions(customers: int) -> int:
     """About 25,000 customers a partition (a few hundred MB of touchpoints in a worker), at least 2."""
     return max(2, -(-customers // 25_000))
-
-
-def _has(words: list[str], flag: str | None = None) -> bool:
-    """Whether this checkout's CLI has the command ``words`` (and the option ``flag``)."""
-    out = subprocess.run([*ENGAGE, *words, "--help"], capture_output=True, text=True,
-                         env={**os.environ, "COLUMNS": "200"})
-    return out.returncode == 0 and (flag is None or flag in out.stdout)
 
 
 def bench_config(work: Path, train_cutoffs: int | None) -> Path:
@@ -79,31 +71,19 @@ def bench_scale_one(customers: int, *, days: int, partitions: int | None, memory
     say = progress or (lambda _msg: None)
     parts = partitions or default_partitions(customers)
     work.mkdir(parents=True, exist_ok=True)
-    data, flat, logs = work / "data", work / "flat", work / "logs"
+    data, logs = work / "data", work / "logs"
     logs.mkdir(exist_ok=True)
     config = bench_config(work, train_cutoffs)
     dask = ["--engine", "dask", *(["--memory-limit", memory_limit] if memory_limit else [])]
     notes: list[str] = []
-    chunked, partition_cmd = _has(["simulate"], "--partitions"), _has(["partition"])
     sim = ["simulate", "--customers", str(customers), "--days", str(days), "--seed", str(seed), "--quiet"]
-    plan: list[tuple[str, list[str]]] = []
-    if chunked:
-        plan.append(("simulate", [*ENGAGE, *sim, "--partitions", str(parts), "--out", str(data)]))
-        plan.append(("partition", [*ENGAGE, "partition", "--data", str(data), "--out", str(work / "repartitioned"),
-                                   "--partitions", str(parts)]))
-        notes.append("partition: the simulated partitioned folder partitioned again (a flat world of this size "
-                     "is not written)")
-    else:
-        notes.append("simulate: engage simulate --partitions is not in this checkout; a flat world is simulated")
-        plan.append(("simulate", [*ENGAGE, *sim, "--out", str(flat)]))
-        if partition_cmd:
-            plan.append(("partition", [*ENGAGE, "partition", "--data", str(flat), "--out", str(data),
-                                       "--partitions", str(parts)]))
-        else:
-            notes.append("partition: engage partition is not in this checkout; the fallback "
-                         "training.bench.scale_partition (in memory) wrote the partitioned folder")
-            plan.append(("partition", [sys.executable, "-m", "training.bench.scale_partition", "--data", str(flat),
-                                       "--out", str(data), "--partitions", str(parts)]))
+    plan: list[tuple[str, list[str]]] = [
+        ("simulate", [*ENGAGE, *sim, "--partitions", str(parts), "--out", str(data)]),
+        ("partition", [*ENGAGE, "partition", "--data", str(data), "--out", str(work / "repartitioned"),
+                       "--partitions", str(parts)]),
+    ]
+    notes.append("partition: the simulated partitioned folder partitioned again (a flat world of this size "
+                 "is never written)")
     plan += [
         ("features", [*ENGAGE, "features", "--data", str(data), "--out", str(work / "features"), *dask]),
         ("train_churn", [*ENGAGE, "train", "churn", "--data", str(data), "--config", str(config), *dask, "--quiet"]),
@@ -118,17 +98,16 @@ def bench_scale_one(customers: int, *, days: int, partitions: int | None, memory
         say(f"{customers:,} customers: {name}")
         steps[name] = _summary(name, run_measured(command, log=logs / f"{name}.log"))
         steps[name]["command"] = " ".join(command[2:] if command[:3] == ENGAGE else command[1:])
-        if name == "partition" and chunked:
+        if name == "partition":
             shutil.rmtree(work / "repartitioned", ignore_errors=True)
-    events = _touchpoints(data) or _touchpoints(flat)
+    events = _touchpoints(data)
     result: dict = {"customers": customers, "days": days, "partitions": parts, "memory_limit": memory_limit,
                     "touchpoints": events, "steps": steps}
     if events and steps["features"]["ok"]:
         steps["features"]["events_per_s"] = round(events / steps["features"]["seconds"])
     if local_features:
         say(f"{customers:,} customers: features on the local engine (yardstick)")
-        source = flat if flat.is_dir() else data
-        local = run_measured([*ENGAGE, "features", "--data", str(source), "--out", str(work / "features.parquet")],
+        local = run_measured([*ENGAGE, "features", "--data", str(data), "--out", str(work / "features.parquet")],
                              log=logs / "features_local.log")
         local.pop("output", None)
         if events and local["ok"]:
