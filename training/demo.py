@@ -197,6 +197,7 @@ def run_demo(
     tables = _validate(demo)
     stages(2, 6)
     report["features"] = _features(demo, tables)
+    del tables  # each later stage reads the folder itself, as its command does: not held through them
     stages(3, 6)
     report["churn"] = _churn(demo)
     stages(4, 6)

@@ -115,7 +115,9 @@ class UpliftModel:
 
     # ------------------------------------------------------------------ designs and LightGBM models
     def _design(self, X: pd.DataFrame, action_idx: np.ndarray) -> pd.DataFrame:
-        D = X[self.feature_names_].reset_index(drop=True).astype(float).copy()
+        # No .copy(): under copy-on-write the added columns never reach X, and a copy of every feature row
+        # per fit was the policy trainer's largest temporary.
+        D = X[self.feature_names_].reset_index(drop=True).astype(float)
         chans = np.asarray(self.channel_of_, dtype=object)[action_idx]
         offs = np.asarray(self.offer_of_, dtype=object)[action_idx]
         D["__channel"] = pd.Categorical(chans, categories=self.channels_)

@@ -22,6 +22,7 @@ from features.contract.catalogue import NO_CONTACT, Catalogue
 from features.contract.schema import Tables
 from features.decision.config import PolicyConfig
 from training.policy.outcomes import NOT_IN_LATEST, WINDOW_INCOMPLETE, TouchArrays, outcomes_at, retention_labels
+from training.policy.row_table import RowTable
 
 log = logging.getLogger("engage.policy.rows")
 
@@ -134,9 +135,14 @@ def training_rows(
     until: pd.Timestamp,
     pipeline=None,
     progress: Callable[[str], None] | None = None,
+    order: Callable[[pd.DataFrame], np.ndarray] | None = None,
 ) -> LoggedDecisions:
     """Feature rows and outcomes of every logged decision at the given campaign cutoffs (see the module
-    docstring); decisions without an outcome, or outside the cutoffs, are counted in ``dropped``."""
+    docstring); decisions without an outcome, or outside the cutoffs, are counted in ``dropped``.
+
+    ``order`` (optional): given the rows (campaign by campaign, before any feature is built), the order to
+    return them in, a permutation; the feature rows are written straight to their places (no reordering copy).
+    """
     if tables.outreach is None or len(tables.outreach) == 0:
         raise ValueError("outreach: the table is missing or empty; the policy learns from logged outreach")
     data = tables.without_truth()
@@ -148,9 +154,12 @@ def training_rows(
     days = decision_days(out)
     dropped = _outside_reasons(days, cutoffs, config.horizon_days, until)
     labels = retention_labels(data, cutoffs, config) if config.objective == "retention" else None
-    Xs, metas = [], []
-    for i, s in enumerate(cutoffs, 1):
-        t0 = time.time()
+    # First the outcomes (cheap): they say which rows each campaign keeps, so the feature rows of every
+    # campaign go straight into one table of the final size, not into a list of frames concatenated at the end
+    # (which held every row twice).
+    kept: list[tuple[int, pd.Timestamp, np.ndarray, np.ndarray]] = []
+    metas = []
+    for s in cutoffs:
         sel = (days == s).to_numpy()
         if not sel.any():
             continue
@@ -159,8 +168,6 @@ def training_rows(
         keep = ~np.isnan(res.outcome[code])
         dropped.update(Counter(res.reason[code[~keep]].tolist()))
         code = code[keep]
-        F = features_at(data, s, pipeline)
-        pos = F.index.get_indexer(touch.ids[code])
         outcome = res.outcome[code]
         metas.append(
             pd.DataFrame(
@@ -175,21 +182,33 @@ def training_rows(
                 }
             )
         )
-        Xs.append(F.iloc[pos].reset_index(drop=True))
+        kept.append((int(sel.sum()), s, code, keep))
+    del labels
+    if not metas or not sum(len(m) for m in metas):
+        raise ValueError(
+            f"outreach: no logged decision has an outcome at the campaign cutoffs {[str(c.date()) for c in cutoffs]} "
+            f"(left out: {dict(dropped)})"
+        )
+    rows = pd.concat(metas, ignore_index=True)
+    del metas
+    perm = None if order is None else np.asarray(order(rows), dtype=np.intp)
+    table = RowTable(len(rows), perm)
+    for i, (n_logged, s, code, keep) in enumerate(kept, 1):
+        t0 = time.time()
+        F = features_at(data, s, pipeline)
+        table.append(F, F.index.get_indexer(touch.ids[code]))
+        del F
         report_progress(
-            progress, f"  campaign {s.date()}: {int(keep.sum()):,} of {int(sel.sum()):,} logged decisions kept "
+            progress, f"  campaign {s.date()}: {int(keep.sum()):,} of {n_logged:,} logged decisions kept "
             f"({time.time() - t0:.1f}s)"
         )  # fmt: skip
         # a bar with an ETA on a terminal (the line above says the same in words)
         log.debug("campaign %s", s.date(), extra={"step": ("policy training rows, campaign by campaign", i,
                                                               len(cutoffs))})
-    if not Xs or not sum(len(m) for m in metas):
-        raise ValueError(
-            f"outreach: no logged decision has an outcome at the campaign cutoffs {[str(c.date()) for c in cutoffs]} "
-            f"(left out: {dict(dropped)})"
-        )
     dropped = {k: v for k, v in sorted(dropped.items()) if v}
-    return LoggedDecisions(pd.concat(Xs, ignore_index=True), pd.concat(metas, ignore_index=True), dropped)
+    if perm is not None:
+        rows = rows.iloc[perm].reset_index(drop=True)
+    return LoggedDecisions(table.frame(), rows, dropped)
 
 
 def split_customers(customer_ids: pd.Series, share: float, rng: np.random.Generator) -> np.ndarray:

@@ -82,6 +82,11 @@ class LoggedRows:
     is_held: np.ndarray
 
     def part(self, mask: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The rows of ``mask``, in order: a view when they are one run of rows (see :class:`RowSplit`)."""
+        idx = np.flatnonzero(mask)
+        if len(idx) and idx[-1] - idx[0] + 1 == len(idx):
+            run = slice(int(idx[0]), int(idx[-1]) + 1)
+            return self.X.iloc[run].reset_index(drop=True), self.rows.iloc[run].reset_index(drop=True)
         return self.X[mask].reset_index(drop=True), self.rows[mask].reset_index(drop=True)
 
 
@@ -127,14 +132,37 @@ def effect_candidates(tables: Tables, train: PolicyTrainConfig) -> tuple[list[st
     return [f for f in FINAL_STAGES if f != "reach"], {"reach": no_opens}
 
 
-def split_rows(X: pd.DataFrame, rows: pd.DataFrame, train: PolicyTrainConfig, rng: np.random.Generator) -> LoggedRows:
-    """Held-out customers first, then validation customers among the rest."""
+def split_masks(rows: pd.DataFrame, train: PolicyTrainConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Held-out customers first, then validation customers among the rest: ``is_fit``, ``is_val``, ``is_held``."""
     held = split_customers(rows["customer_id"], train.holdout_share, rng)
     is_held = rows["customer_id"].isin(held).to_numpy()
     train_ids = np.setdiff1d(pd.unique(rows["customer_id"]), held)
     val_ids = train_ids[rng.random(len(train_ids)) < train.validation_share]
     is_val = rows["customer_id"].isin(val_ids).to_numpy() & ~is_held
-    return LoggedRows(X, rows, is_fit=~is_held & ~is_val, is_val=is_val, is_held=is_held)
+    return {"is_fit": ~is_held & ~is_val, "is_val": is_val, "is_held": is_held}
+
+
+class RowSplit:
+    """The split of the logged rows (:func:`split_masks`), as the row order :func:`training_rows` writes them in:
+    the training rows (fitting and validation, interleaved as logged) first, the held-out rows last, so that
+    both the refit's rows and the held-out rows are views of the one table, not copies. Within each group the
+    rows keep their logged order, so every model sees the same rows in the same order as without it."""
+
+    def __init__(self, train: PolicyTrainConfig, rng: np.random.Generator) -> None:
+        self.train, self.rng = train, rng
+        self.masks: dict[str, np.ndarray] | None = None
+
+    def __call__(self, rows: pd.DataFrame) -> np.ndarray:
+        masks = split_masks(rows, self.train, self.rng)
+        order = np.concatenate([np.flatnonzero(~masks["is_held"]), np.flatnonzero(masks["is_held"])])
+        self.masks = {k: v[order] for k, v in masks.items()}
+        return order
+
+    def rows(self, decisions: LoggedDecisions) -> LoggedRows:
+        """The ordered training rows with their split."""
+        if self.masks is None:
+            raise RuntimeError("RowSplit: the training rows were built without this split")
+        return LoggedRows(decisions.X, decisions.rows, **self.masks)
 
 
 def select_final(
@@ -344,10 +372,11 @@ def train_and_evaluate(
     cutoffs = _campaign_cutoffs(tables, cutoff, config, train)
     report_progress(progress, f"policy ({config.objective}, {config.horizon_days}-day window): building training "
                     f"rows at {len(cutoffs)} campaign cutoffs")  # fmt: skip
+    split = RowSplit(train, rng)
     decisions = training_rows(tables, cutoffs, catalogue, config=config, until=cutoff, pipeline=pipeline,
-                              progress=progress)  # fmt: skip
+                              progress=progress, order=split)  # fmt: skip
     dropped = dropped_summary(decisions, progress)
-    logged = split_rows(decisions.X, decisions.rows, train, rng)
+    logged = split.rows(decisions)
     report_progress(
         progress,
         f"policy: fitting on {int(logged.is_fit.sum()):,} rows, validating on {int(logged.is_val.sum()):,}, "
@@ -360,6 +389,7 @@ def train_and_evaluate(
     fit_s = time.time() - t1
     report_progress(progress, "policy: off-policy evaluation on held-out logged decisions")
     report = _report(model, logged, sel, cutoffs, config, train, fit_s, rng, champion)
+    del logged, decisions  # every training row: not needed for the decisions at the cutoff
     gate = policy_gate(report)
     report_progress(progress, gate.headline)
     model = model.with_fallback(gate.fallback_action)
