@@ -1,4 +1,5 @@
-"""Faults with real processes: SIGKILL at five points of training and scoring, and two trainings promoting at once.
+"""Faults with real processes: SIGKILL at four points of training and scoring, and two trainings promoting at once
+(the policy fit is killed inside engage retrain: tests/training/retrain/test_faults.py).
 
 Each killed command is the real ``engage`` command in its own process, stopped at a named function by
 :mod:`tests.faultpoints` and killed with SIGKILL there. After every kill the champions, their aliases and the
@@ -141,13 +142,12 @@ KILL_POINTS = [
     ("feature building", "training.churn.split:labelled_features", ["train", "churn"]),
     ("churn fit", "training.churn.train:fit_model", ["train", "churn"]),
     ("registering (version created, not evaluated)", "training.registry:register_and_promote", ["train", "churn"]),
-    ("policy fit", "training.policy.train:select_final", ["train", "policy"]),
     ("batch scoring (outputs staged, not published)", "features.sources.outputs:_publish",
      ["score", "--out", "scores.parquet", "--defense-out", "defense.csv", "--overwrite"]),
 ]
 
 
-def test_sigkill_at_five_points_leaves_champions_and_scores_intact(trained):
+def test_sigkill_at_four_points_leaves_champions_and_scores_intact(trained):
     root = trained
     config = root / "mlflow.yaml"
     published = [root / "scores.parquet", root / "defense.csv"]
