@@ -40,3 +40,49 @@ def make_world() -> Callable[..., Tables]:
         return _world(n_customers, days, seed, seed if rng_seed is None else rng_seed)
 
     return make
+
+
+# ----------------------------------------------------------- order and groups for two test processes (pytest -n 2)
+# The suite runs in two processes (README's test command: pytest-xdist, --dist loadgroup --no-loadscope-reorder).
+# Work is handed out in collection order, one group at a time, so the heaviest groups go first: a long group
+# started last would leave one core idle at the end. Seconds measured serially (`--durations=0`), 2026-12-02.
+HEAVY_FIRST = (
+    "training/retrain",  # ~250 s, one session world and registry shared by its modules
+    "e2e/test_faults.py",  # ~150 s
+    "training/test_registered_model.py",  # ~85 s
+    "training/test_starbucks.py",  # ~70 s
+    "e2e/test_notebooks.py",  # ~125 s, each notebook its own group
+    "serving/test_serving_integration.py",
+    "serving/test_startup.py",
+    "training/test_churn_baselines.py",
+    "serving/test_abuse.py",
+    "training/engine",  # its modules share a session world
+    "training/test_bench_scale.py",
+    "training/test_registry_pii.py",
+    "training/test_cli.py",
+    "serving/test_reload.py",
+)
+# groups whose tests share nothing but the session worlds: one group per test
+PER_TEST = ("e2e/test_notebooks.py",)
+
+
+def _group(item: pytest.Item) -> str:
+    path = item.path.relative_to(item.config.rootpath / "tests").as_posix()
+    for heavy in HEAVY_FIRST:
+        if path == heavy or path.startswith(heavy + "/"):
+            return f"{heavy}::{item.name}" if heavy in PER_TEST else heavy
+    return path
+
+
+def _rank(group: str) -> int:
+    name = group.split("::")[0]
+    return HEAVY_FIRST.index(name) if name in HEAVY_FIRST else len(HEAVY_FIRST)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Heaviest groups first; with pytest-xdist, one ``xdist_group`` per module (or shared-fixture folder)."""
+    groups = {item.nodeid: _group(item) for item in items}
+    items.sort(key=lambda item: _rank(groups[item.nodeid]))  # stable: collection order inside a rank
+    if config.pluginmanager.hasplugin("xdist"):
+        for item in items:
+            item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))

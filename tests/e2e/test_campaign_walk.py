@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tests.paths import PROJECT
+from tests.paths import PROJECT, write_registry_config
 from tests.training.test_policy_objectives import write_csv_folder
 from training.bench.campaign import randomised_campaign
 from training.cli import app
@@ -32,7 +32,7 @@ def walk_commands() -> list[list[str]]:
 def test_the_readme_walk_reaches_a_chosen_policy_with_its_off_policy_value(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     write_csv_folder(randomised_campaign(2500, np.random.default_rng(3)).tables, tmp_path / "campaign")
-    (tmp_path / "mlflow.yaml").write_text((PROJECT / "mlflow.yaml").read_text())
+    write_registry_config(tmp_path / "mlflow.yaml", (PROJECT / "mlflow.yaml").read_text())
     commands = walk_commands()
     assert [c[:2] for c in commands] == [["validate", "--data"], ["evaluate", "policy"], ["train", "policy"]]
     for args in commands:

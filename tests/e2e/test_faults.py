@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.paths import PROJECT
+from tests.paths import PROJECT, quick_config, write_registry_config
 
 pytestmark = pytest.mark.slow
 
 ENGAGE = [sys.executable, "-m", "training.cli"]
 PAUSED = [sys.executable, "-m", "tests.faultpoints"]
-TIMEOUT = 300
+TIMEOUT = 600  # generous: a loaded CI machine runs two other test processes beside these
 
 
 def _env() -> dict[str, str]:
@@ -116,11 +116,12 @@ def trained(make_world, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("faults")
     write_tables(make_world(1000, 365, seed=3), root / "data")
-    (root / "mlflow.yaml").write_text((PROJECT / "mlflow.yaml").read_text())
+    write_registry_config(root / "mlflow.yaml", quick_config())
     t0 = time.perf_counter()
     train_churn_command(root / "data", root / "mlflow.yaml")
     report = train_policy_command(root / "data", root / "mlflow.yaml",
-                                  train=PolicyTrainConfig(n_boot=20, outcome_estimators=60, effect_estimators=30))
+                                  train=PolicyTrainConfig(max_campaigns=3, n_boot=20, outcome_estimators=30,
+                                                            effect_estimators=20))
     if not report["mlflow"]["promoted"]:
         # The policy gate may refuse a learned policy on a world this small; these tests need a served
         # champion, so the fixture moves the alias by hand, as an operator's manual rollback would.
@@ -164,7 +165,8 @@ def test_sigkill_at_four_points_leaves_champions_and_scores_intact(trained):
             assert [r.info.status for r in _runs_and_versions(config)[0]].count("RUNNING") == 1
         print(f"killed during {label}: {time.perf_counter() - t0:.1f} s")
 
-    for args in (["train", "churn"], ["train", "policy"],
+    # the next run of each killed command (the policy fit is killed, and re-run, in the retrain suite)
+    for args in (["train", "churn"],
                  ["score", "--out", "scores.parquet", "--defense-out", "defense.csv", "--overwrite"]):
         t0 = time.perf_counter()
         done = engage([*args, "--data", "data", "--config", "mlflow.yaml"], root)
@@ -213,7 +215,7 @@ def test_two_trainings_at_once_leave_one_champion_compared_with_the_one_it_repla
     world = make_world(1000, 365, seed=3)
     write_tables(world, tmp_path / "data")
     config = tmp_path / "mlflow.yaml"
-    config.write_text((PROJECT / "mlflow.yaml").read_text())
+    write_registry_config(config, quick_config())
     _weak_champion(world, config)
     t0 = time.perf_counter()
     markers = tmp_path / "meet"

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from features.sources.io import read_tables, write_tables
-from tests.paths import PROJECT
+from tests.paths import PROJECT, write_registry_config
 from training.churn.split import ChurnSettings
 from training.churn.tracking import log_churn_run
 from training.churn.train import train_churn
@@ -30,7 +30,7 @@ def register_churn_and_policy(folder: Path, world, dataset: str, report_path: Pa
     """Write ``world`` to ``folder/data``, train, log and register the churn model, then the decision system."""
     write_tables(world, folder / "data")
     cfg_file = folder / "mlflow.yaml"
-    cfg_file.write_text((PROJECT / "mlflow.yaml").read_text())
+    write_registry_config(cfg_file, (PROJECT / "mlflow.yaml").read_text())
     config = load_config(cfg_file)
     settings = ChurnSettings(max_train_cutoffs=2)
     churn = train_churn(world, settings, np.random.default_rng(1), dataset=dataset)

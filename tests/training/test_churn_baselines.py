@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.paths import PROJECT
+from tests.paths import PROJECT, write_registry_config
 from training.churn import baselines
 from training.churn.split import ChurnSettings
 from training.churn.train import train_churn
@@ -23,9 +23,9 @@ def test_a_failing_baseline_is_reported_and_training_goes_on(make_world, monkeyp
     assert report["auc"] > 0.6
 
 
-# (customers, days, seed): BG/NBD does not converge on 1,000 x 365 seed 5, 2,000 x 365 seed 12 (the world of
-# the report) and 5,000 x 365 seed 12; it does on 3,000 x 365 seed 4
-WORLDS = [(1000, 365, 5), (2000, 365, 12), (3000, 365, 4), (5000, 365, 12)]
+# (customers, days, seed): BG/NBD does not converge on 1,000 x 365 seed 5 (nor on 2,000 x 365 seed 12, the world
+# of the report, nor on 5,000 x 365 seed 12: left out to keep CI short); it does on 3,000 x 365 seed 4
+WORLDS = [(1000, 365, 5), (3000, 365, 4)]
 
 
 @pytest.mark.slow
@@ -36,7 +36,7 @@ def test_small_seeded_worlds_train_end_to_end(make_world, tmp_path, monkeypatch,
 
     monkeypatch.chdir(tmp_path)
     write_tables(make_world(customers, days, seed), tmp_path / "data")
-    (tmp_path / "mlflow.yaml").write_text((PROJECT / "mlflow.yaml").read_text())
+    write_registry_config(tmp_path / "mlflow.yaml", (PROJECT / "mlflow.yaml").read_text())
     report = train_churn_command(tmp_path / "data", tmp_path / "mlflow.yaml")
     assert report["mlflow"]["promoted"] and report["auc"] > 0.6
     if (customers, seed) != (3000, 4):

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from features.sources.io import read_tables
-from tests.paths import PROJECT
+from tests.paths import PROJECT, write_registry_config
 from training.churn.experiments import parse_attributes, without_attributes
 from training.cli import app
 
@@ -43,7 +43,7 @@ def folders(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("experiments")
     config = root / "mlflow.yaml"
     # two outer folds keep the nested cross-validation quick
-    config.write_text((PROJECT / "mlflow.yaml").read_text() + "  cv_folds: 2\n")
+    write_registry_config(config, (PROJECT / "mlflow.yaml").read_text() + "  cv_folds: 2\n")
     return {"train": labelled_folder(root / "train", 700, 1, split="train"),
             "test": labelled_folder(root / "test", 500, 2, split="test"), "config": config, "root": root}
 

@@ -8,7 +8,7 @@ import pytest
 
 from features.models.churn import ChurnModel
 from features.system import DecisionSystem
-from tests.paths import PROJECT
+from tests.paths import PROJECT, write_registry_config
 from training.churn.split import ChurnSettings
 from training.churn.tracking import log_churn_run, score_registered
 from training.churn.train import train_churn
@@ -39,7 +39,7 @@ def test_promotion_decision_rules():
 def test_config_resolves_sqlite_relative_to_the_file(tmp_path):
     cfg_file = tmp_path / "conf" / "mlflow.yaml"
     cfg_file.parent.mkdir()
-    cfg_file.write_text((PROJECT / "mlflow.yaml").read_text())
+    write_registry_config(cfg_file, (PROJECT / "mlflow.yaml").read_text())
     cfg = load_config(cfg_file)
     assert cfg.tracking_uri == f"sqlite:///{(tmp_path / 'conf' / 'work' / 'mlflow.db').resolve()}"
     assert cfg.champion == "champion" and cfg.challenger == "challenger"
@@ -64,7 +64,7 @@ def test_register_promote_and_load_champion_without_server(tmp_path, trained, mo
     monkeypatch.chdir(tmp_path)  # nothing may land in the working directory
     world, result = trained
     cfg_file = tmp_path / "mlflow.yaml"
-    cfg_file.write_text((PROJECT / "mlflow.yaml").read_text())
+    write_registry_config(cfg_file, (PROJECT / "mlflow.yaml").read_text())
     config = load_config(cfg_file)
     first = log_churn_run(result, world, config, SETTINGS, dataset="registry-test")
     assert first["promoted"] and first["version"] == "1"

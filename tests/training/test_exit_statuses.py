@@ -43,6 +43,7 @@ def data(make_world, tmp_path_factory) -> Path:
 def config(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "mlflow.yaml"
+    # no database yet: the commands meet a registry that does not exist (tests/paths.py's empty copy is not wanted)
     path.write_text((PROJECT / "mlflow.yaml").read_text() + "busy_retry_seconds: 1\n")
     return path
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.paths import PROJECT
+from tests.paths import PROJECT, write_registry_config
 from tests.training.test_policy_objectives import write_csv_folder
 from training.bench.campaign import randomised_campaign
 from training.policy.config import PolicyTrainConfig
@@ -70,7 +70,7 @@ def test_train_policy_registers_a_losing_policy_with_its_fallback_and_never_prom
     data = tmp_path / "campaign"
     write_csv_folder(randomised_campaign(2000, np.random.default_rng(11)).tables, data)
     cfg_file = tmp_path / "mlflow.yaml"
-    cfg_file.write_text((PROJECT / "mlflow.yaml").read_text())
+    write_registry_config(cfg_file, (PROJECT / "mlflow.yaml").read_text())
     config = load_config(cfg_file)
     train = PolicyTrainConfig(outcome_estimators=60, effect_estimators=30, n_boot=100, seed=1)
     rep = train_policy_command(data, cfg_file, tmp_path / "policy.json", objective="visit", train=train)

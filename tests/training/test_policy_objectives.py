@@ -139,7 +139,7 @@ def test_a_churn_champion_trained_on_other_data_is_refused_for_retention_and_ski
     import mlflow
     from mlflow import MlflowClient
 
-    from tests.paths import PROJECT
+    from tests.paths import PROJECT, write_registry_config
     from training.policy.inputs import foundation
     from training.registry import experiment_id, load_config
 
@@ -147,7 +147,7 @@ def test_a_churn_champion_trained_on_other_data_is_refused_for_retention_and_ski
     data = tmp_path / "campaign"
     write_csv_folder(campaign.tables, data)
     cfg_file = tmp_path / "mlflow.yaml"
-    cfg_file.write_text((PROJECT / "mlflow.yaml").read_text())
+    write_registry_config(cfg_file, (PROJECT / "mlflow.yaml").read_text())
     config = load_config(cfg_file)
     mlflow.set_tracking_uri(config.tracking_uri)
     with mlflow.start_run(experiment_id=experiment_id(config, "churn")) as run:

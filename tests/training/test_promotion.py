@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from features.contract.errors import RegistryBusyError
-from tests.paths import PROJECT
+from tests.paths import PROJECT, write_registry_config
 from training.churn.split import ChurnSettings
 from training.churn.train import train_churn
 from training.registry import Promotion, load_config, log_decision_system, promotion_decision, register_and_promote
@@ -34,7 +34,7 @@ def registry(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     cfg = tmp_path / "mlflow.yaml"
-    cfg.write_text((PROJECT / "mlflow.yaml").read_text() + "lock_timeout_seconds: 0.3\n")
+    write_registry_config(cfg, (PROJECT / "mlflow.yaml").read_text() + "lock_timeout_seconds: 0.3\n")
     config = load_config(cfg)
     mlflow.set_tracking_uri(config.tracking_uri)
     return config

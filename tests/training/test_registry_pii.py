@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.paths import PROJECT
+from tests.paths import quick_config, write_registry_config
 
 pytestmark = pytest.mark.slow
 
@@ -38,11 +38,12 @@ def test_a_freshly_trained_registry_holds_no_customer_data(make_world, tmp_path,
     monkeypatch.chdir(tmp_path)
     world = _with_identifying_attributes(make_world(1000, 365, seed=3))
     write_tables(world, tmp_path / "data")
-    (tmp_path / "mlflow.yaml").write_text((PROJECT / "mlflow.yaml").read_text())
+    write_registry_config(tmp_path / "mlflow.yaml", quick_config())
     train_churn_command(tmp_path / "data", tmp_path / "mlflow.yaml")
     policy = train_policy_command(
         tmp_path / "data", tmp_path / "mlflow.yaml",
-        train=PolicyTrainConfig(n_boot=20, outcome_estimators=60, effect_estimators=30, report_customer_ids=True),
+        train=PolicyTrainConfig(max_campaigns=3, n_boot=20, outcome_estimators=30, effect_estimators=20,
+                              report_customer_ids=True),
     )
     ids = set(world.customers["customer_id"].astype(str))
     # asked for, the report names customers; the copy MLflow keeps does not

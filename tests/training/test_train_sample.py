@@ -83,14 +83,14 @@ def test_train_churn_and_policy_on_dask_register_models_that_score_without_dask(
 
     from typer.testing import CliRunner
 
-    from tests.paths import PROJECT
+    from tests.paths import PROJECT, quick_config, write_registry_config
     from training.cli import app
     from training.policy.commands import train_policy_command
     from training.policy.config import PolicyTrainConfig
 
     data = write_partitioned_world(make_world(300, 300, seed=1), tmp_path / "data", 3)
     cfg = tmp_path / "mlflow.yaml"
-    cfg.write_text((PROJECT / "mlflow.yaml").read_text().replace("max_train_cutoffs: 10", "max_train_cutoffs: 2"))
+    write_registry_config(cfg, quick_config())
     churn = CliRunner().invoke(app, ["train", "churn", "--data", str(data), "--config", str(cfg), "--engine",
                                      "dask", "--sample-customers", "240", "--quiet"])
     assert churn.exit_code == 0, churn.output

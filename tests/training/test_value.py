@@ -89,13 +89,13 @@ def test_horizon_falls_back_to_90_days_on_short_data() -> None:
 @pytest.mark.slow
 def test_train_value_command_writes_the_report_and_logs_the_run(make_world, tmp_path) -> None:
     from features.sources.io import write_tables
-    from tests.paths import PROJECT
+    from tests.paths import PROJECT, write_registry_config
     from training.value.commands import train_value_command
 
     data = tmp_path / "world"
     write_tables(make_world(600, 300, seed=8), data)
     cfg = tmp_path / "mlflow.yaml"
-    cfg.write_text((PROJECT / "mlflow.yaml").read_text())
+    write_registry_config(cfg, (PROJECT / "mlflow.yaml").read_text())
     report = train_value_command(data, cfg, tmp_path / "value.json", horizon_days=90)
     saved = json.loads((tmp_path / "value.json").read_text())
     for key in ("spearman", "top_decile_capture", "mae"):

@@ -30,14 +30,14 @@ def test_registered_models_scored_on_dask_equal_engage_score(tmp_path, make_worl
     from mlflow import MlflowClient
 
     from features.sources.io import read_tables
-    from tests.paths import PROJECT
+    from tests.paths import PROJECT, write_registry_config
     from training.churn.split import ChurnSettings
     from training.churn.tracking import log_churn_run
     from training.churn.train import train_churn
     from training.registry import load_config
 
     config_file = tmp_path / "mlflow.yaml"
-    config_file.write_text((PROJECT / "mlflow.yaml").read_text())
+    write_registry_config(config_file, (PROJECT / "mlflow.yaml").read_text())
     registry = load_config(config_file)
     data = engine_world["flat"]
     settings = ChurnSettings(max_train_cutoffs=2, seed=3)

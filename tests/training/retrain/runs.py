@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tests.paths import PROJECT
+from tests.paths import PROJECT, write_registry_config
 
 # Small, fast training: the job's steps are what these tests check, not the models' quality.
 CONFIG_TAIL = """retrain:
@@ -46,9 +46,7 @@ def write_config(folder: Path, extra: str = "", name: str = "mlflow.yaml") -> Pa
     """The project's config with fast training settings (and ``extra`` YAML, whose keys win) in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     text = (PROJECT / "mlflow.yaml").read_text().split("\nretrain:")[0]
-    path = folder / name
-    path.write_text(text.rstrip() + "\n" + CONFIG_TAIL + extra)
-    return path
+    return write_registry_config(folder / name, text.rstrip() + "\n" + CONFIG_TAIL + extra)
 
 
 def environment() -> dict[str, str]:

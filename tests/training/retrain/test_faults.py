@@ -1,7 +1,7 @@
 """Champion safety: ``engage retrain`` killed with SIGKILL at four of the issue's six points (the
 other two, the churn fit and registering, are killed in tests/e2e/test_faults.py) leaves the champion
-alias, every file of the registry's artifact store and the published scores byte-identical, and the next run
-starts cleanly.
+alias, every file of the registry's artifact store and the published scores byte-identical; each next run starts
+where the killed one left off (and reaches its own, later, point), and the run after the last kill finishes cleanly.
 Then a rejected challenger exits 4 with its reason on the model version, the champion untouched."""
 
 from __future__ import annotations
@@ -36,17 +36,19 @@ def test_sigkill_at_every_step_leaves_the_champion_and_scores_as_they_were(week1
     week2 = week1.weeks[1]
     before = champion_state(week1)
     assert before["scores"] is not None
-    for i, (what, target) in enumerate(KILL_POINTS):
+    for i, (_what, target) in enumerate(KILL_POINTS):
         markers = tmp_path / f"kill{i}"
+        # every run after the first starts where a killed run left its lock, run record and staged files: reaching
+        # its own (later) pause point shows the job starts cleanly after a kill
         proc = start_paused(week1, target, markers, week2)
         wait_reached(proc, markers)
         kill(proc)
         assert_untouched(before, champion_state(week1))
-        status, report, err = retrain(week1, week1.weeks[0])  # the next run: lock free, registry usable
-        assert status == 0, (what, err[-2000:])
-        assert report["decision"] == "unchanged"
-        assert any("ended without finishing" in w for w in report["warnings"]), (what, report["warnings"])
-        assert_untouched(before, champion_state(week1))
+    status, report, err = retrain(week1, week1.weeks[0])  # the next full run: lock free, registry usable
+    assert status == 0, err[-2000:]
+    assert report["decision"] == "unchanged"
+    assert any("ended without finishing" in w for w in report["warnings"]), report["warnings"]
+    assert_untouched(before, champion_state(week1))
     # a challenger that fails the backtest (here: an ECE bound no model meets) exits 4 and changes nothing served
     strict = write_config(week1.folder, "promotion:\n  max_ece: 0.0001\n", name="strict.yaml")  # same registry
     status, report, err = retrain(week1, week2, config=strict)
