@@ -3,9 +3,8 @@ cutoff over all partitions, then :mod:`training.engine.features` or :mod:`traini
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +14,6 @@ from features.contract.cutoffs import SOURCES
 from features.sources.partition_checks import check_across_partitions
 from training.engine.options import EngineSettings, dask_client
 from training.engine.parts import partitioned_cutoff, require_partitioned
-
-
-@contextlib.contextmanager
-def cluster(settings: EngineSettings) -> Iterator:
-    """The Dask client of ``settings``; a scheduler that cannot be reached is a bad ``--scheduler`` (exit 2)."""
-    try:
-        with dask_client(settings) as client:
-            yield client
-    except ConnectionError as exc:
-        raise ValueError(str(exc)) from None
 
 
 def model_folder(model_uri: str | None, config: Path | None, download: Callable[[str, Path | None], Path]) -> Path:
@@ -56,7 +45,7 @@ def features_command(settings: EngineSettings, data: Path, out: Path, cutoff, *,
     from training.engine.features import dask_features
 
     require_partitioned(data)
-    with cluster(settings) as client:
+    with dask_client(settings) as client:  # unreachable --scheduler: ConnectionError, exit 2
         if bars:
             bars.note(f"choosing the cutoff of {data}")
         check_across_partitions(data, client)
@@ -77,7 +66,7 @@ def score_command(settings: EngineSettings, data: Path, out: Path, cutoff, *, mo
 
     require_partitioned(data)
     model = model_folder(model_uri, config, download)
-    with cluster(settings) as client:
+    with dask_client(settings) as client:  # unreachable --scheduler: ConnectionError, exit 2
         check_across_partitions(data, client)
         choice = partitioned_cutoff(client, data, cutoff)
         step = bars.step("scoring, partition by partition") if bars else None
