@@ -43,9 +43,10 @@ def make_world() -> Callable[..., Tables]:
 
 
 # ----------------------------------------------------------- order and groups for two test processes (pytest -n 2)
-# The suite runs in two processes (README's test command: pytest-xdist, --dist loadgroup --no-loadscope-reorder).
-# Work is handed out in collection order, one group at a time, so the heaviest groups go first: a long group
-# started last would leave one core idle at the end. Seconds measured serially (`--durations=0`), 2026-12-02.
+# README's test command runs the suite in two processes (pytest-xdist). Work goes out one group at a time in
+# collection order (--no-loadscope-reorder), so the heaviest groups go first: a long group started last would
+# leave one core idle at the end. A group is a module, or a folder whose modules share a session fixture (built
+# once, in one process). Seconds measured serially (`--durations=0`), 2026-12-02.
 HEAVY_FIRST = (
     "training/retrain",  # ~250 s, one session world and registry shared by its modules
     "e2e/test_faults.py",  # ~150 s
@@ -62,27 +63,37 @@ HEAVY_FIRST = (
     "training/test_cli.py",
     "serving/test_reload.py",
 )
-# groups whose tests share nothing but the session worlds: one group per test
+# modules whose tests share nothing but the session worlds: one group per test
 PER_TEST = ("e2e/test_notebooks.py",)
 
 
-def _group(item: pytest.Item) -> str:
-    path = item.path.relative_to(item.config.rootpath / "tests").as_posix()
+def group_of(nodeid: str) -> str:
+    """The group of a test id (``tests/PATH::NAME[...]``): what one test process runs together."""
+    path = nodeid.split("::")[0].removeprefix("tests/")
     for heavy in HEAVY_FIRST:
         if path == heavy or path.startswith(heavy + "/"):
-            return f"{heavy}::{item.name}" if heavy in PER_TEST else heavy
+            return nodeid if heavy in PER_TEST else heavy
     return path
 
 
-def _rank(group: str) -> int:
-    name = group.split("::")[0]
-    return HEAVY_FIRST.index(name) if name in HEAVY_FIRST else len(HEAVY_FIRST)
+def _rank(nodeid: str) -> int:
+    path = nodeid.split("::")[0].removeprefix("tests/")
+    return next((i for i, heavy in enumerate(HEAVY_FIRST) if path == heavy or path.startswith(heavy + "/")),
+                len(HEAVY_FIRST))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Heaviest groups first; with pytest-xdist, one ``xdist_group`` per module (or shared-fixture folder)."""
-    groups = {item.nodeid: _group(item) for item in items}
-    items.sort(key=lambda item: _rank(groups[item.nodeid]))  # stable: collection order inside a rank
-    if config.pluginmanager.hasplugin("xdist"):
-        for item in items:
-            item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
+    """Heaviest groups first (stable: collection order inside a rank)."""
+    items.sort(key=lambda item: _rank(item.nodeid))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """pytest-xdist's scope scheduler with :func:`group_of` as the scope (its own ``loadgroup`` marks do not
+    reach the test ids under pytest 9.2, so they would not group anything)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid)
+
+    return GroupScheduling(config, log)
