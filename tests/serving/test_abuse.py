@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationW
 
 def test_limits_hold_under_abuse(tmp_path):
     model = write_model(tmp_path / "system.joblib")
-    out = bench_abuse(workers=2, model_path=str(model), n_paths=5_000, log_path=tmp_path / "server.log")
+    out = bench_abuse(workers=2, model_path=str(model), n_paths=2_000, log_path=tmp_path / "server.log")
     print("\n" + json.dumps(out, indent=1))
     refused = out["refuse_413"]
     assert refused["statuses"] == [413]

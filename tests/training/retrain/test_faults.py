@@ -1,5 +1,5 @@
-"""Champion safety: ``engage retrain`` killed with SIGKILL at four of the issue's six points (the
-other two, the churn fit and registering, are killed in tests/e2e/test_faults.py) leaves the champion
+"""Champion safety: ``engage retrain`` killed with SIGKILL at three of the issue's six points (the other three,
+feature building, the churn fit and registering, are killed in tests/e2e/test_faults.py) leaves the champion
 alias, every file of the registry's artifact store and the published scores byte-identical; each next run starts
 where the killed one left off (and reaches its own, later, point), and the run after the last kill finishes cleanly.
 Then a rejected challenger exits 4 with its reason on the model version, the champion untouched."""
@@ -23,10 +23,9 @@ pytestmark = pytest.mark.slow
 
 # (what the job is doing, the function it is stopped in): in the order the job reaches them
 # (the commands' own kill tests, tests/e2e/test_faults.py, stop training in the churn fit and in registering; here
-# the job's own steps around them, kept to four points because each later point re-runs the training before it)
+# the job's own steps around them, kept to three points because each later point re-runs the training before it)
 KILL_POINTS = [
     ("validation", "features.sources.io:read_tables"),
-    ("feature building (drift)", "training.retrain.backtest:system_scores"),
     ("policy fit", "training.policy.commands:train_and_evaluate"),
     ("batch scoring", "serving.batch:score_data"),
 ]
