@@ -74,19 +74,23 @@ HEAVY_FIRST = (
 PER_TEST = ("e2e/test_notebooks.py",)
 
 
-def group_of(nodeid: str) -> str:
-    """The group of a test id (``tests/PATH::NAME[...]``): what one test process runs together."""
+def _heavy(nodeid: str) -> str | None:
+    """The entry of HEAVY_FIRST a test id (``tests/PATH::NAME[...]``) falls under, if any."""
     path = nodeid.split("::")[0].removeprefix("tests/")
-    for heavy in HEAVY_FIRST:
-        if path == heavy or path.startswith(heavy + "/"):
-            return nodeid if heavy in PER_TEST else heavy
-    return path
+    return next((heavy for heavy in HEAVY_FIRST if path == heavy or path.startswith(heavy + "/")), None)
+
+
+def group_of(nodeid: str) -> str:
+    """The group of a test id: what one test process runs together."""
+    heavy = _heavy(nodeid)
+    if heavy is None:
+        return nodeid.split("::")[0]
+    return nodeid if heavy in PER_TEST else heavy
 
 
 def _rank(nodeid: str) -> int:
-    path = nodeid.split("::")[0].removeprefix("tests/")
-    return next((i for i, heavy in enumerate(HEAVY_FIRST) if path == heavy or path.startswith(heavy + "/")),
-                len(HEAVY_FIRST))
+    heavy = _heavy(nodeid)
+    return len(HEAVY_FIRST) if heavy is None else HEAVY_FIRST.index(heavy)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
