@@ -222,9 +222,14 @@ def test_two_trainings_at_once_leave_one_champion_compared_with_the_one_it_repla
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     args = ["train", "churn", "--data", "data", "--config", "mlflow.yaml"]
     procs = [start_paused("training.registry:promotion_lock", markers, args, tmp_path, log) for log in logs]
-    wait_reached(markers, procs, logs)  # both measured champion v1 and wait at the lock
-    (markers / "go").write_text("")
-    assert [p.wait(timeout=TIMEOUT) for p in procs] == [0, 0], [log.read_text()[-2000:] for log in logs]
+    try:
+        wait_reached(markers, procs, logs)  # both measured champion v1 and wait at the lock
+        (markers / "go").write_text("")
+        assert [p.wait(timeout=TIMEOUT) for p in procs] == [0, 0], [log.read_text()[-2000:] for log in logs]
+    finally:  # a failed wait must not leave a process paused for ever
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
     print(f"\ntwo trainings at once: {time.perf_counter() - t0:.1f} s")
 
     _, versions, aliases = _runs_and_versions(config)
