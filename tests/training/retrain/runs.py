@@ -44,7 +44,6 @@ class Home:
 
 def write_config(folder: Path, extra: str = "", name: str = "mlflow.yaml") -> Path:
     """The project's config with fast training settings (and ``extra`` YAML, whose keys win) in ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
     text = (PROJECT / "mlflow.yaml").read_text().split("\nretrain:")[0]
     return write_registry_config(folder / name, text.rstrip() + "\n" + CONFIG_TAIL + extra)
 
