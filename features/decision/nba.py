@@ -28,7 +28,7 @@ from features.decision.eligibility import (
 )
 from features.decision.objective import Objective
 from features.decision.rule import decide_columns, expected_incremental_value
-from features.models.lgbm import feature_matrix
+from features.models.lgbm import PREDICT_ROWS, feature_matrix
 
 
 class NextBestAction:
@@ -82,7 +82,12 @@ class NextBestAction:
 
     def expected_values(self, F: pd.DataFrame) -> dict[str, np.ndarray]:
         """Per customer: the expected outcome without contact ``p0`` (churn probability for retention), with
-        each action ``p``, ``value`` and the EV matrix (expected incremental value in the objective's units)."""
+        each action ``p``, ``value`` and the EV matrix (expected incremental value in the objective's units).
+
+        Large frames go in row chunks (every figure is per row): the float matrix is never made of all rows."""
+        if len(F) > PREDICT_ROWS:
+            parts = [self.expected_values(F.iloc[s : s + PREDICT_ROWS]) for s in range(0, len(F), PREDICT_ROWS)]
+            return {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
         # One float matrix of the features serves both models (each conversion copies every column).
         names = list(self.uplift.feature_names_)
         matrix = feature_matrix(F, names) if len(F) else None

@@ -32,6 +32,7 @@ import pandas as pd
 # Candidate numbers of features in the slopes (``effect_features="auto"``; all features too).
 SCREEN_SIZES: tuple[int, ...] = (8, 16, 32, 64)
 _REACH_ROWS = 2_048  # rows per chunk when serving: the standardised chunk stays in the CPU cache
+_GRAM_ROWS = 65_536  # rows per chunk of a weighted Gram matrix (a chunk of 200 features: about 100 MB)
 _Z_CLIP = 4.0  # standardised features are clipped to +-4 (a few extreme values must not drive the slopes)
 
 
@@ -93,6 +94,24 @@ def standardised(X: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarr
     return Z
 
 
+def standardised_columns(
+    X: pd.DataFrame, names: Sequence[str], chunk: int = 16
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(Z, mean, scale)`` of the frame's ``names`` columns: :func:`standardisation` and :func:`standardised`
+    of their float matrix, a few columns at a time. The same numbers (column by column, the same sums) without
+    the whole matrix's float copy and the full-size temporaries of ``nanmean``/``nanstd``: with them the
+    policy trainer's ``reach`` stage held about three copies of the fitting rows at once."""
+    n, d = len(X), len(names)
+    Z = np.empty((n, d), order="F")  # the layout the whole matrix's arithmetic gives (same sums, same bits)
+    mean, scale = np.empty(d), np.empty(d)
+    for start in range(0, d, chunk):
+        part = X[list(names[start : start + chunk])].to_numpy(dtype=float)
+        cols = slice(start, start + part.shape[1])
+        mean[cols], scale[cols] = standardisation(part)
+        Z[:, cols] = standardised(part, mean[cols], scale[cols])
+    return Z, mean, scale
+
+
 def reach_columns(X: pd.DataFrame, channels: Sequence[str]) -> tuple[dict[str, str], dict[str, float]]:
     """Per channel, its open-rate feature and the rate assumed where it is missing (the training mean)."""
     features, fill = {}, {}
@@ -123,8 +142,14 @@ def channel_reach(
 def ridge_baseline(Z: np.ndarray, y: np.ndarray) -> np.ndarray:
     """A ridge fit of the outcome, the baseline of the pseudo-outcomes' residuals (any baseline keeps DR
     unbiased; a better one only lowers variance)."""
-    Z1 = np.column_stack([np.ones(len(Z)), Z])
-    return Z1 @ np.linalg.solve(Z1.T @ Z1 + np.eye(Z1.shape[1]), Z1.T @ y)
+    # The normal equations of [1, Z] from Z itself: stacking the column of ones copied every fitting row.
+    n, d = Z.shape
+    G = np.empty((d + 1, d + 1))
+    G[0, 0] = n
+    G[0, 1:] = G[1:, 0] = Z.sum(axis=0)
+    G[1:, 1:] = Z.T @ Z
+    beta = np.linalg.solve(G + np.eye(d + 1), np.concatenate([[np.sum(y)], Z.T @ y]))
+    return beta[0] + Z @ beta[1:]
 
 
 def equations(Z: np.ndarray, terms: list[Term], blocks: Blocks, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -146,7 +171,7 @@ def equations(Z: np.ndarray, terms: list[Term], blocks: Blocks, weight: np.ndarr
     for j in range(no):
         dj = slice(no + d * (1 + j), no + d * (2 + j))
         wz = w[j] @ Z
-        zz = (Z * w[j][:, None]).T @ Z
+        zz = _weighted_gram(Z, w[j])
         A[j, j] = w[j].sum()
         A[j, no : no + d] = A[no : no + d, j] = wz
         A[no : no + d, no : no + d] += zz
@@ -155,6 +180,15 @@ def equations(Z: np.ndarray, terms: list[Term], blocks: Blocks, weight: np.ndarr
             A[no : no + d, dj] = A[dj, no : no + d] = zz
             A[dj, dj] = zz
     return A, b
+
+
+def _weighted_gram(Z: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``(Z * w[:, None]).T @ Z`` in row chunks: the weighted copy of ``Z`` is never whole."""
+    out = np.zeros((Z.shape[1], Z.shape[1]))
+    for start in range(0, len(Z), _GRAM_ROWS):
+        part = Z[start : start + _GRAM_ROWS]
+        out += (part * w[start : start + _GRAM_ROWS, None]).T @ part
+    return out
 
 
 def penalty(blocks: Blocks, ridge: Ridge, rows: int) -> np.ndarray:

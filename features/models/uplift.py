@@ -269,14 +269,15 @@ class UpliftModel:
 
     def _fit_reach(self, log: LoggedRows) -> None:
         """The pooled DR regression through reach (:mod:`features.models.reach`), as fitted attributes."""
-        Xn = log.X[self.feature_names_].to_numpy(dtype=float)
-        self.z_mean_, self.z_scale_ = reach.standardisation(Xn)
-        Z = reach.standardised(Xn, self.z_mean_, self.z_scale_)
+        Z, self.z_mean_, self.z_scale_ = reach.standardised_columns(log.X, self.feature_names_)
         self.reach_features_, self.reach_fill_ = reach.reach_columns(log.X, self.channels_)
+        open_rates = list(self.reach_features_.values())
+        r = reach.channel_reach(log.X[open_rates].to_numpy(dtype=float), open_rates, self.channels_,
+                                self.reach_features_, self.reach_fill_)
         K = len(self.actions)
         offers = [o for o in self.offers_ if any(self.offer_of_[k] == o for k in range(1, K))]
         blocks = reach.Blocks(len(offers), Z.shape[1], 0 if self.offer_ridge_ratio is None else len(offers))
-        terms = self._reach_terms(log, self._reach(Xn), Z, offers)
+        terms = self._reach_terms(log, r, Z, offers)
         sizes = reach.screen_sizes(self.effect_features, blocks.n_features)
         ridge = reach.Ridge(self.effect_ridge, self.offer_ridge_ratio)
         fit = reach.fit_reach(Z, terms, blocks, ridge, self._folds(len(Z), log.groups, 2), sizes)

@@ -10,7 +10,14 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from features.models.lgbm import booster_of, booster_predict, feature_matrix, lgbm_params, prediction_threads
+from features.models.lgbm import (
+    PREDICT_ROWS,
+    booster_of,
+    booster_predict,
+    feature_matrix,
+    lgbm_params,
+    prediction_threads,
+)
 
 
 def nonnegative_target(values, X: pd.DataFrame, owner: str, name: str) -> np.ndarray:
@@ -76,6 +83,8 @@ class ValueModel:
         """
         if not len(X):
             return np.empty(0)
+        if matrix is None and len(X) > PREDICT_ROWS:  # row chunks: no float copy of every row at once
+            return np.concatenate([self.predict(X.iloc[s : s + PREDICT_ROWS]) for s in range(0, len(X), PREDICT_ROWS)])
         Xf = feature_matrix(X, self.feature_names_) if matrix is None else matrix
         rate = booster_predict(booster_of(self.model_), Xf, num_threads=prediction_threads())
         return self.margin * np.maximum(rate, 0.0) * self.horizon_days

@@ -381,3 +381,16 @@ def test_batch_table_by_columns_equals_rows_with_a_real_policy(system, policy_sy
     assert (risky.loc[~at_risk, "churn_reasons"] == "[]").all()
     with pytest.raises(ValueError, match="reasons"):
         engine.score_feature_columns(F, cut, "some")
+
+
+@pytest.mark.parametrize("final", ["plugin", "dr", "reach"])
+def test_large_frames_are_valued_in_row_chunks_with_the_same_numbers(policy_system, final, monkeypatch):
+    import features.decision.nba as nba
+
+    policies, F = policy_system
+    want = policies[final].expected_values(F)
+    monkeypatch.setattr(nba, "PREDICT_ROWS", max(1, len(F) // 5))  # several chunks and a ragged last one
+    got = policies[final].expected_values(F)
+    assert set(got) == set(want)
+    for key in want:  # the plugin's summed trees may differ in the last bit with the batch size, as one by one
+        np.testing.assert_allclose(got[key], want[key], rtol=0, atol=POLICY_TOL)

@@ -63,3 +63,13 @@ def test_row_table_writes_rows_in_the_given_order() -> None:
     pd.testing.assert_frame_equal(table.frame(), plain.iloc[order].reset_index(drop=True), check_exact=True)
     with pytest.raises(ValueError, match="not a permutation"):
         RowTable(3, np.array([0, 0, 1]))
+
+
+def test_row_table_as_float_is_one_block_with_the_same_values() -> None:
+    F = pd.DataFrame({"a": [1.5, 2.5, np.nan], "n": np.array([3, 0, 7], dtype=np.int64)})
+    table = RowTable(3)
+    table.append(F, np.array([2, 0, 1]))
+    plain, flat = table.frame(), table.frame(as_float=True)
+    assert plain["n"].dtype == np.int64 and flat["n"].dtype == np.float64
+    assert len(flat._mgr.blocks) == 1
+    np.testing.assert_array_equal(flat.to_numpy(), plain.to_numpy(dtype=float, na_value=np.nan))

@@ -62,8 +62,12 @@ class RowTable:
                 self.block[rows, j] = F.iloc[:, j].to_numpy()[pos]
         self.filled += len(pos)
 
-    def frame(self) -> pd.DataFrame:
-        """The rows appended so far, index ``0..n-1``; the table's block is wrapped, not copied."""
+    def frame(self, *, as_float: bool = False) -> pd.DataFrame:
+        """The rows appended so far, index ``0..n-1``; the table's block is wrapped, not copied.
+
+        ``as_float``: integer columns stay float64 (exact: they are counts and flags), so the frame is one float
+        block: LightGBM and numpy then read it without a copy (a frame of several blocks is copied whole by
+        every conversion to a matrix)."""
         if self.columns is None:
             return pd.DataFrame()
         if self.filled != self.n_rows and self.dest is not None:
@@ -74,6 +78,6 @@ class RowTable:
         block = self.block[: self.filled]
         frame = pd.DataFrame(block, columns=self.columns, copy=False)
         for j, dt in enumerate(self.dtypes):
-            if dt != np.float64:
+            if dt != np.float64 and not as_float:
                 frame.isetitem(j, block[:, j].astype(dt))
         return frame

@@ -142,6 +142,7 @@ def training_rows(
 
     ``order`` (optional): given the rows (campaign by campaign, before any feature is built), the order to
     return them in, a permutation; the feature rows are written straight to their places (no reordering copy).
+    The features ``X`` are one float64 block (integer features as exact floats: see ``RowTable.frame``).
     """
     if tables.outreach is None or len(tables.outreach) == 0:
         raise ValueError("outreach: the table is missing or empty; the policy learns from logged outreach")
@@ -208,7 +209,7 @@ def training_rows(
     dropped = {k: v for k, v in sorted(dropped.items()) if v}
     if perm is not None:
         rows = rows.iloc[perm].reset_index(drop=True)
-    return LoggedDecisions(table.frame(), rows, dropped)
+    return LoggedDecisions(table.frame(as_float=True), rows, dropped)
 
 
 def split_customers(customer_ids: pd.Series, share: float, rng: np.random.Generator) -> np.ndarray:

@@ -144,9 +144,9 @@ def split_masks(rows: pd.DataFrame, train: PolicyTrainConfig, rng: np.random.Gen
 
 class RowSplit:
     """The split of the logged rows (:func:`split_masks`), as the row order :func:`training_rows` writes them in:
-    the training rows (fitting and validation, interleaved as logged) first, the held-out rows last, so that
-    both the refit's rows and the held-out rows are views of the one table, not copies. Within each group the
-    rows keep their logged order, so every model sees the same rows in the same order as without it."""
+    the fitting rows, then the validation rows, then the held-out rows, so that the fitting, validation, refit
+    (fitting + validation) and held-out rows are all views of the one table, never copies (at 100,000
+    customers a copy of the fitting rows is 1.5 GB). Within each group the rows keep their logged order."""
 
     def __init__(self, train: PolicyTrainConfig, rng: np.random.Generator) -> None:
         self.train, self.rng = train, rng
@@ -154,7 +154,7 @@ class RowSplit:
 
     def __call__(self, rows: pd.DataFrame) -> np.ndarray:
         masks = split_masks(rows, self.train, self.rng)
-        order = np.concatenate([np.flatnonzero(~masks["is_held"]), np.flatnonzero(masks["is_held"])])
+        order = np.concatenate([np.flatnonzero(masks[k]) for k in ("is_fit", "is_val", "is_held")])
         self.masks = {k: v[order] for k, v in masks.items()}
         return order
 
