@@ -10,6 +10,7 @@ partial output. Parquet bytes are deterministic for the same data.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gzip
 import io
 import json
@@ -38,7 +39,9 @@ def read_tables(path: str | Path) -> Tables:
     """
     folder = Path(path)
     if is_partitioned(folder):
-        return read_partitioned(folder)
+        tables = read_partitioned(folder)
+        release_freed_memory()
+        return tables
     files = table_files(folder)
     frames = {table: read_frame(file, table) for table, file in files.items()}
     meta = {"source": str(folder), "files": {t: f.name for t, f in files.items()}}
@@ -50,7 +53,20 @@ def read_tables(path: str | Path) -> Tables:
     tables, report = validate_tables(Tables(**frames, meta=meta), source=str(folder))
     if unknown:
         report.warnings.append(f"ignored files not named after a table: {', '.join(unknown[:10])}")
+    del frames
+    release_freed_memory()
     return tables
+
+
+def release_freed_memory() -> None:
+    """Return memory freed by a large read to the system. Arrow's pool keeps freed blocks for reuse and glibc's
+    heap keeps freed pages, so after reading and validating a folder the process holds memory it never uses
+    again: at 100,000 customers × 730 days, 3.59 GB resident after the read, 2.88 GB after this."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def manifest_text(manifest: dict) -> str:

@@ -92,3 +92,40 @@ def test_policy_training_registers_a_challenger_version_with_its_uplift_curve(
     scored = system.score(world.without_truth(), pd.Timestamp(world.meta["manifest"]["cutoff"]))
     assert {"customer_value", "value_decile", "persona"} <= set(scored.columns)
     assert set(scored["persona"]) <= set(system.personas.names_)
+
+
+def test_the_tables_are_let_go_while_the_models_fit_and_read_again_to_decide(make_world, monkeypatch) -> None:
+    import copy
+    import gc
+    import weakref
+
+    import training.policy.train as train_module
+    from training.policy.source import TablesSource
+
+    world = make_world(800, 200, seed=3)
+    alive: dict[str, bool] = {}
+    handed: list[weakref.ref] = []
+
+    def read():
+        tables = copy.deepcopy(world)  # a fresh read each time, as from a folder
+        handed.append(weakref.ref(tables.touchpoints))
+        return tables
+
+    fit = train_module.select_final
+
+    def select_final(*args, **kwargs):
+        gc.collect()
+        alive["while fitting"] = handed[0]() is not None
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "select_final", select_final)
+    source = TablesSource(read)
+    cfg = load_policy_config()
+    train = PolicyTrainConfig(max_campaigns=2, outcome_estimators=20, effect_estimators=10, n_boot=20, seed=1,
+                              final="plugin")  # fmt: skip
+    _, report = train_and_evaluate(source, CAT, cfg, train)
+    assert alive == {"while fitting": False}
+    assert source.reads == 2 and "configured" in report["scenarios"]
+    # Tables handed over in memory are held: the same object throughout, never read.
+    held = TablesSource.of(world)
+    assert held.release() is False and held.get() is world and held.reads == 0

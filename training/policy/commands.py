@@ -141,7 +141,6 @@ def train_policy_command(
 
     from features.system import DecisionSystem
     from training.churn.tracking import data_fingerprint
-    from training.engine.sampled_read import training_tables
     from training.policy.inputs import champion_policy, choose_catalogue, foundation
     from training.registry import load_config
     from training.unregistered import keep_on_failure, prepare_registry
@@ -150,21 +149,25 @@ def train_policy_command(
     mlflow.set_tracking_uri(config.tracking_uri)
     prepare_registry(config)
     pconfig = policy_settings(policy_config_path, objective, horizon_days)
-    tables = training_tables(Path(data), sample)
+    source = tables_source(Path(data), sample)
+    tables = source.get()
     cat = choose_catalogue(catalogue_path, tables, progress)
     base = foundation(config, pconfig, tables, str(data), churn_alias)
     report_progress(progress, f"policy: {base.note}")
     pipeline = base.pipeline or fitted_pipeline(tables)
+    scenarios = default_scenarios(pconfig, tables)
+    del tables  # the trainer lets go of them while it fits (see training.policy.source)
     model, report = train_and_evaluate(
-        tables,
+        source,
         cat.catalogue,
         pconfig,
         train or PolicyTrainConfig(),
         pipeline=pipeline,
-        scenarios=default_scenarios(pconfig, tables),
+        scenarios=scenarios,
         champion=champion_policy(config) if register else None,
         progress=progress,
     )
+    tables = source.get()
     report = _with_inputs(report, cat, base.note)
     if "sample" in tables.meta:
         report["sample"] = tables.meta["sample"]
@@ -187,6 +190,17 @@ def train_policy_command(
     if report_path is not None:
         write_json(report_path, report)
     return report
+
+
+def tables_source(data: Path, sample=None):
+    """The folder's tables as a :class:`training.policy.source.TablesSource`: read again when needed, except a
+    customer sample drawn on Dask (``sample``), which is held (a second draw would start a cluster again)."""
+    from training.engine.sampled_read import training_tables
+    from training.policy.source import TablesSource
+
+    if sample is not None and sample.engine.is_dask:
+        return TablesSource(tables=training_tables(data, sample))
+    return TablesSource(lambda: training_tables(data, None))
 
 
 def fitted_pipeline(tables: Tables):
@@ -225,23 +239,20 @@ def evaluate_policy_command(
     Needs no MLflow: the policy is trained from the folder's outreach log with a freshly fitted feature
     pipeline, evaluated off-policy on held-out customers and, for simulated data, against the truth.
     """
-    from features.sources.io import read_tables
     from training.policy.inputs import choose_catalogue
 
-    tables = read_tables(Path(data))
+    source = tables_source(Path(data))
+    tables = source.get()
     pconfig = policy_settings(policy_config_path, objective, horizon_days)
     cat = choose_catalogue(catalogue_path, tables, progress)
     train = train or PolicyTrainConfig()
     pipeline = fitted_pipeline(tables)
+    scenarios = default_scenarios(pconfig, tables)
+    del tables  # let go of while the models fit (see training.policy.source)
     model, report = train_and_evaluate(
-        tables,
-        cat.catalogue,
-        pconfig,
-        train,
-        pipeline=pipeline,
-        scenarios=default_scenarios(pconfig, tables),
-        progress=progress,
+        source, cat.catalogue, pconfig, train, pipeline=pipeline, scenarios=scenarios, progress=progress
     )
+    tables = source.get()
     report = _with_inputs(report, cat, None)
     if by_persona:
         _with_parts(report, tables, model, pipeline, pconfig, train.seed)

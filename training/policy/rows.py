@@ -191,13 +191,14 @@ def training_rows(
             f"(left out: {dict(dropped)})"
         )
     rows = pd.concat(metas, ignore_index=True)
-    del metas
+    ids = touch.ids
+    del metas, touch  # the touchpoint arrays: only the customer ids are needed from here on
     perm = None if order is None else np.asarray(order(rows), dtype=np.intp)
     table = RowTable(len(rows), perm)
     for i, (n_logged, s, code, keep) in enumerate(kept, 1):
         t0 = time.time()
         F = features_at(data, s, pipeline)
-        table.append(F, F.index.get_indexer(touch.ids[code]))
+        table.append(F, F.index.get_indexer(ids[code]))
         del F
         report_progress(
             progress, f"  campaign {s.date()}: {int(keep.sum()):,} of {n_logged:,} logged decisions kept "
