@@ -239,10 +239,16 @@ class DecisionSystem:
         """Score every customer of ``tables`` from their raw touchpoints strictly before ``cutoff``."""
         return _frame(self.score_columns(tables, cutoff))
 
-    def score_columns(self, tables: Tables, cutoff) -> dict:
-        """:meth:`score` as a dict of columns (arrays, or scalars for constant columns) instead of a frame."""
+    def score_columns(
+        self, tables: Tables, cutoff, *, reasons: int = 3, reasons_min_probability: float | None = None
+    ) -> dict:
+        """:meth:`score` as a dict of columns (arrays, or scalars for constant columns) instead of a frame;
+        ``reasons`` and ``reasons_min_probability`` as in :meth:`score_features`."""
         cutoff = utc_timestamp(cutoff)
-        return self._score_columns(self.features(tables, cutoff), cutoff=cutoff)
+        return self._score_columns(
+            self.features(tables, cutoff), reasons=reasons, reasons_min_probability=reasons_min_probability,
+            cutoff=cutoff,
+        )
 
     def warm_up(self) -> None:
         """Score one all-missing feature row, so that what scoring builds lazily (the policy's

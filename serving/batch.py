@@ -104,22 +104,23 @@ def _no_gc_pauses() -> Iterator[None]:
 
 
 def score_tables_batch(
-    engine: ScoringEngine, tables: Any, cutoff: pd.Timestamp, chunk_size: int = 20_000
+    engine: ScoringEngine, tables: Any, cutoff: pd.Timestamp, chunk_size: int = 20_000, reasons: str = "all"
 ) -> pd.DataFrame:
-    """Score all customers of validated ``tables`` in chunks; the flat output table."""
+    """Score all customers of validated ``tables`` in chunks; the flat output table (``reasons``: churn reason
+    codes for ``all`` customers, the ``at-risk`` ones or ``none``)."""
     ids = tables.customers["customer_id"].astype(str).to_numpy()
     parts = []
     for start in range(0, len(ids), chunk_size):
         part = tables if len(ids) <= chunk_size else tables.subset(ids[start : start + chunk_size])
-        parts.append(columns_to_table(engine.score_columns(part, cutoff), len(part.customers), cutoff))
+        parts.append(columns_to_table(engine.score_columns(part, cutoff, reasons), len(part.customers), cutoff))
     return pd.concat(parts, ignore_index=True) if parts else results_to_frame([], cutoff)
 
 
-def score_all(engine: ScoringEngine, tables: Any, cutoff: pd.Timestamp) -> pd.DataFrame:
+def score_all(engine: ScoringEngine, tables: Any, cutoff: pd.Timestamp, reasons: str = "all") -> pd.DataFrame:
     """Every customer of validated ``tables`` scored (the flat output table), without collection pauses:
     the scoring step of :func:`score_data`, and of each partition on the Dask engine."""
     with _no_gc_pauses():
-        return score_tables_batch(engine, tables, cutoff)
+        return score_tables_batch(engine, tables, cutoff, reasons=reasons)
 
 
 def score_data(
@@ -133,15 +134,20 @@ def score_data(
     decision_log: str | Path | None = None,
     overwrite: bool = False,
     engine: ScoringEngine | None = None,
+    reasons: str = "all",
 ) -> dict[str, Any]:
     """Score every customer of a data folder and write the table (and the defense list).
 
     ``cutoff`` defaults to the data's manifest cutoff (simulated data), else its labels' (a labelled folder
     is scored where its labels stand: :func:`features.contract.cutoffs.scoring_cutoff`), else now; the
     summary says which (``cutoff_source``). Nothing is written when the data or options are invalid.
+    ``reasons``: churn reason codes for ``all`` customers (as the service), the ``at-risk`` ones only, or
+    ``none`` (they cost far more per customer than the rest of scoring).
     """
     from features.sources.io import read_tables
 
+    if reasons not in REASON_MODES:
+        raise ValueError(f"reasons: {reasons!r} is not one of {', '.join(REASON_MODES)}")
     out = Path(out)
     targets = [(out, "--out")] + ([] if defense_out is None else [(Path(defense_out), "--defense-out")])
     check_outputs(targets, overwrite=overwrite)
@@ -151,7 +157,7 @@ def score_data(
     at = choice.at
     logger.info("scoring at %s", choice.describe())
     engine = engine or load_engine(model_path=model_path, mlflow_config=mlflow_config)
-    table = score_all(engine, tables, at)
+    table = score_all(engine, tables, at, reasons)
     outputs = {out: table}
     summary: dict[str, Any] = {
         "out": str(out),
@@ -160,6 +166,7 @@ def score_data(
         "cutoff": at.isoformat(),
         "cutoff_source": choice.source,
         "cutoff_reason": SOURCES[choice.source],
+        "reasons": reasons,
     }
     if defense_out is not None:
         outputs[Path(defense_out)] = defense_list(table)

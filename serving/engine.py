@@ -81,12 +81,14 @@ class ScoringEngine:
         cols = self.score_columns(tables, cutoff)
         return pd.DataFrame(cols, index=pd.RangeIndex(len(tables.customers)))
 
-    def score_columns(self, tables: Tables, cutoff: pd.Timestamp) -> dict[str, Any]:
+    def score_columns(self, tables: Tables, cutoff: pd.Timestamp, reasons: str = "all") -> dict[str, Any]:
         """:meth:`score_tables` as a dict of columns (arrays; scalars for constant columns).
 
         The service's path: a request of a few customers pays for no output frame. A system with
         ``score_columns`` (``DecisionSystem``) fills it directly, any other through its ``score`` frame.
+        ``reasons`` as in :meth:`score_feature_columns` (a system without ``score_columns`` gives all).
         """
+        options = self._reason_options(reasons)
         # A static attribute the CRM does not send is unknown for that customer, not an error.
         missing = [a for a in self.attributes if a not in tables.customers.columns]
         if missing:
@@ -97,7 +99,8 @@ class ScoringEngine:
         want = ids.astype(str).to_numpy()
         fast = getattr(self.system, "score_columns", None)
         if callable(fast):
-            cols = fast(tables, cutoff)
+            # only a narrowed choice is passed on: systems written before the option score all as before
+            cols = fast(tables, cutoff, **options)
             got = cols.get("customer_id")
             if got is None:
                 raise ValueError(f"{type(self.system).__name__}.score_columns returned no customer_id column")
@@ -111,6 +114,16 @@ class ScoringEngine:
         cols["model_version"] = self.info.version
         return cols
 
+    def _reason_options(self, reasons: str) -> dict[str, Any]:
+        """The system's keyword options for a ``reasons`` mode (none for ``all``, the systems' default)."""
+        if reasons not in REASON_MODES:
+            raise ValueError(f"reasons: {reasons!r} is not one of {', '.join(REASON_MODES)}")
+        if reasons == "none":
+            return {"reasons": 0}
+        if reasons == "at-risk":
+            return {"reasons_min_probability": float(getattr(self.system, "at_risk_probability", 0.5))}
+        return {}
+
     def score_features(self, F: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
         """Score precomputed feature rows (index = customer_id)."""
         return pd.DataFrame(self.score_feature_columns(F, cutoff), index=pd.RangeIndex(len(F)))
@@ -119,16 +132,10 @@ class ScoringEngine:
         """:meth:`score_features` as a dict of columns. ``reasons``: churn reason codes for ``all``
         customers, only those ``at-risk`` (churn probability at or above the system's at-risk level) or
         ``none`` (SHAP values are most of a large batch's time)."""
-        if reasons not in REASON_MODES:
-            raise ValueError(f"reasons: {reasons!r} is not one of {', '.join(REASON_MODES)}")
+        options = self._reason_options(reasons)
         fast = getattr(self.system, "score_feature_columns", None)
         want = F.index.astype(str).to_numpy()
         if callable(fast):
-            options: dict[str, Any] = {}
-            if reasons == "none":
-                options["reasons"] = 0
-            elif reasons == "at-risk":
-                options["reasons_min_probability"] = float(getattr(self.system, "at_risk_probability", 0.5))
             cols = fast(F, **options)
             if not _same_ids(np.asarray(cols["customer_id"], dtype=object), want):
                 cols = _aligned_columns(pd.DataFrame(cols, index=pd.RangeIndex(len(F))), want)

@@ -272,7 +272,8 @@ def score(
     decision_log: Annotated[Path | None, typer.Option(help="Append every decision to this JSON Lines file.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
     reasons: Annotated[
-        str, typer.Option(help="With --features: churn reason codes for all customers, at-risk ones or none.")
+        str, typer.Option(help="Churn reason codes for all customers, at-risk ones or none (they cost more per "
+                               "customer than the rest of scoring).")
     ] = "all",
     engine: EngineOption = "local",
     scheduler: SchedulerOption = None,
@@ -287,10 +288,10 @@ def score(
 
     if (data is None) == (features is None):
         raise ValueError("give exactly one of --data DIR or --features FILE")
-    if data is not None and reasons != "all":
-        raise ValueError("--reasons applies to --features only (scoring raw data gives every customer's reasons)")
     settings = engine_settings(engine, scheduler, memory_limit)
     if settings.is_dask:
+        if reasons != "all":
+            raise ValueError("--reasons runs on the local engine (--engine dask gives every customer's reasons)")
         if data is None:
             raise ValueError("--engine dask scores a partitioned --data folder; --features runs on the local engine")
         from training.engine.commands import score_cli
@@ -309,7 +310,7 @@ def score(
         bars.note(f"scoring {data if data is not None else features}")
         if data is not None:
             result = score_data(data, out, cutoff=parse_cutoff(cutoff), defense_out=defense_out,
-                                decision_log=decision_log, overwrite=overwrite, **model)
+                                decision_log=decision_log, overwrite=overwrite, reasons=reasons, **model)
             bars.note(f"scored at {result['cutoff']}: {result['cutoff_reason']}")
         else:
             result = _score_features(features, out, cutoff, overwrite=overwrite, reasons=reasons, **model)

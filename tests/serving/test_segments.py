@@ -108,3 +108,34 @@ def test_batch_scores_and_the_service_response(systems, tmp_path, monkeypatch) -
     assert set(SEGMENTS) <= set(row)
     assert row["persona"] in full.personas.names_
     assert 1 <= row["value_decile"] <= 10 and row["customer_value"] >= 0
+
+
+def test_batch_reason_modes_change_only_the_reasons(systems, tmp_path, monkeypatch) -> None:
+    """score --data --reasons at-risk|none: the same table as all, but for the reason codes it leaves out."""
+    from features.sources.io import write_tables
+    from serving.batch import score_data
+
+    full, _, world, cutoff, folder = systems
+    data = tmp_path / "data"
+    write_tables(world, data)
+    # this system has no policy (at risk from 0.5, which no customer of this small world reaches): the median
+    level = float(np.median(full.score(world.without_truth(), cutoff)["churn_probability"]))
+    monkeypatch.setattr(DecisionSystem, "at_risk_probability", property(lambda self: level))
+    tables = {}
+    for mode in ("all", "at-risk", "none"):
+        summary = score_data(data, tmp_path / f"{mode}.parquet", cutoff=cutoff, model_path=folder / "full",
+                             reasons=mode)
+        assert summary["reasons"] == mode
+        tables[mode] = pd.read_parquet(tmp_path / f"{mode}.parquet")
+    every = tables["all"]
+    for mode in ("at-risk", "none"):
+        pd.testing.assert_frame_equal(tables[mode].drop(columns="churn_reasons"), every.drop(columns="churn_reasons"))
+    assert (tables["none"]["churn_reasons"] == "[]").all()
+    at_risk = (every["churn_probability"] >= level).to_numpy()
+    assert 0 < at_risk.sum() < len(every)
+    assert tables["at-risk"]["churn_reasons"][at_risk].tolist() == every["churn_reasons"][at_risk].tolist()
+    assert (tables["at-risk"]["churn_reasons"][~at_risk] == "[]").all()
+    assert (every["churn_reasons"][at_risk] != "[]").any()
+    with pytest.raises(ValueError, match="reasons"):
+        score_data(data, tmp_path / "x.parquet", cutoff=cutoff, model_path=folder / "full", reasons="some")
+
