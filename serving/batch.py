@@ -152,7 +152,7 @@ def score_data(
     targets = [(out, "--out")] + ([] if defense_out is None else [(Path(defense_out), "--defense-out")])
     check_outputs(targets, overwrite=overwrite)
     t0 = time.perf_counter()
-    tables = read_tables(Path(data))
+    tables = read_tables(Path(data), truth=False)
     choice = scoring_cutoff(tables, cutoff)
     at = choice.at
     logger.info("scoring at %s", choice.describe())

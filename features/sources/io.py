@@ -30,19 +30,22 @@ from features.sources.partitions import is_partitioned
 PARQUET_OPTIONS = {"engine": "pyarrow", "compression": "zstd", "index": False}
 
 
-def read_tables(path: str | Path) -> Tables:
+def read_tables(path: str | Path, *, truth: bool = True) -> Tables:
     """Read and validate a data folder, flat or partitioned; the validation report is in ``meta["validation"]``.
 
     A partitioned folder (:mod:`features.sources.partitions`) is validated partition by partition plus the
     checks that span partitions, and read as one set of tables: customers in partition order, each partition's
-    customers in their order.
+    customers in their order. ``truth=False`` leaves a flat folder's ground truth unread (scoring never sees
+    it; reading and checking it costs as much as a large customers table).
     """
     folder = Path(path)
     if is_partitioned(folder):
         tables = read_partitioned(folder)
         release_freed_memory()
-        return tables
+        return tables if truth else tables.without_truth()
     files = table_files(folder)
+    if not truth:
+        files.pop("truth", None)
     frames = {table: read_frame(file, table) for table, file in files.items()}
     meta = {"source": str(folder), "files": {t: f.name for t, f in files.items()}}
     manifest = read_manifest(folder)

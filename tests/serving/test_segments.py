@@ -139,3 +139,21 @@ def test_batch_reason_modes_change_only_the_reasons(systems, tmp_path, monkeypat
     with pytest.raises(ValueError, match="reasons"):
         score_data(data, tmp_path / "x.parquet", cutoff=cutoff, model_path=folder / "full", reasons="some")
 
+
+def test_batch_scoring_leaves_the_truth_unread(systems, tmp_path) -> None:
+    """Scoring never sees the ground truth, so a data folder's truth file is not read (nor checked)."""
+    from features.contract.errors import DataError
+    from features.sources.io import read_tables, write_tables
+    from serving.batch import score_data
+
+    _, _, world, cutoff, folder = systems
+    data = tmp_path / "data"
+    write_tables(world, data)
+    before = score_data(data, tmp_path / "a.parquet", cutoff=cutoff, model_path=folder / "full")
+    (data / "truth.parquet").write_bytes(b"not parquet")
+    with pytest.raises(DataError, match="truth"):
+        read_tables(data)
+    assert read_tables(data, truth=False).truth is None
+    after = score_data(data, tmp_path / "b.parquet", cutoff=cutoff, model_path=folder / "full")
+    assert after["customers"] == before["customers"]
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "b.parquet"), pd.read_parquet(tmp_path / "a.parquet"))
