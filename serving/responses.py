@@ -284,7 +284,40 @@ def _reasons_json(value: Any) -> str:
     seq = _seq(value)
     if not seq:
         return "[]"
+    if all(_plain_reason(r) for r in seq):
+        # json.dumps's exact text of the normalised reasons, without building them and a new encoder per row
+        # (a third of the flat table's time when every customer has reasons)
+        return "[" + ", ".join(
+            f'{{"feature": {_quote(r["feature"])}, "label": {_quote(r["label"])}, '
+            f'"contribution": {float.__repr__(r["contribution"])}, "value": {_value_json(r.get("value"))}, '
+            f'"attribute": {"null" if (a := r.get("attribute")) is None else _quote(a)}}}'
+            for r in seq
+        ) + "]"
     return json.dumps([_reason(r) for r in seq])
+
+
+def _plain_reason(r: Any) -> bool:
+    """A reason that :func:`_reason` would leave as it is: text names, a finite non-zero contribution (zero
+    and missing ones become 0.0), a value that is missing, text, a flag or a finite float, a text attribute."""
+    if type(r) is not dict or type(r.get("feature")) is not str or type(r.get("label")) is not str:
+        return False
+    c = r.get("contribution")
+    if type(c) is not float or not math.isfinite(c) or c == 0.0:
+        return False
+    v = r.get("value")
+    if not (v is None or type(v) in (str, bool) or (type(v) is float and math.isfinite(v))):
+        return False
+    a = r.get("attribute")
+    return a is None or type(a) is str
+
+
+def _value_json(v: str | bool | float | None) -> str:
+    """A plain reason value as json.dumps writes it."""
+    if v is None:
+        return "null"
+    if v is True or v is False:
+        return "true" if v else "false"
+    return _quote(v) if type(v) is str else float.__repr__(v)
 
 
 _ALT_ORDER = ("action", "channel", "offer", "expected_incremental_value")

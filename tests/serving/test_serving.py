@@ -367,6 +367,22 @@ def test_flat_table_built_by_columns_equals_the_one_built_by_rows():
     }
     want = results_to_frame(columns_to_results(cols, n), cut)
     pd.testing.assert_frame_equal(columns_to_table(cols, n, cut), want)
+    # reasons of every kind the written text distinguishes (the plain ones are written without json.dumps)
+    reason = {"feature": "f", "label": 'Tenure "é"', "contribution": 0.25, "value": 3.5, "attribute": None}
+    kinds = [{}, {"value": None}, {"value": "Électronique \"x\""}, {"value": True}, {"value": False},
+             {"value": np.nan}, {"value": np.float64(2.0)}, {"value": 7}, {"value": -0.0}, {"value": 1e300},
+             {"attribute": "region"}, {"attribute": np.nan}, {"contribution": 0.0}, {"contribution": -0.0},
+             {"contribution": np.float64(0.5)}, {"contribution": 1}, {"contribution": np.inf},
+             {"contribution": 1e-17}, {"label": None}, {"feature": 3}]
+    many = dict(cols)
+    for start in range(0, len(kinds), n):
+        part = kinds[start : start + n] + [{}] * (n - len(kinds[start : start + n]))
+        many["churn_reasons"] = [[{**reason, **k}, reason] for k in part]
+        want = results_to_frame(columns_to_results(many, n), cut)
+        pd.testing.assert_frame_equal(columns_to_table(many, n, cut), want)
+    old = {"feature": "f1", "label": "F one", "contribution": 0.3}  # a model fitted before values: no value keys
+    many["churn_reasons"] = [[old, reason]] * n
+    pd.testing.assert_frame_equal(columns_to_table(many, n, cut), results_to_frame(columns_to_results(many, n), cut))
     # and on the stand-in system's own output
     body = {"customers": [customer("b", 2), customer("a", 0), customer("c", 1)]}
     tables = tables_from_request(ScoreRequest.model_validate(body).customers)
