@@ -223,7 +223,7 @@ class DecisionSystem:
             decide_columns = getattr(self.policy, "decide_columns", None)
             churn = None if self.churn_model is None else p
             if callable(decide_columns):
-                decided = decide_columns(F, churn, ids=ids)
+                decided = decide_columns(F, churn, ids=ids, **self._shared_value(cols))
             else:  # a policy object with only the frame interface
                 frame = self.policy.decide(F, churn)
                 decided = {col: frame[col].to_numpy() for col in POLICY_COLUMNS if col in frame}
@@ -234,6 +234,14 @@ class DecisionSystem:
                 cols[col] = np.full(n, None, dtype=object)
         cols["model_version"] = self.model_version
         return cols
+
+    def _shared_value(self, cols: dict) -> dict:
+        """The policy's ``value_margin`` option: the scored ``customer_value`` when the policy's value model
+        wraps this system's own (the same prediction, which the policy would otherwise repeat)."""
+        wrapped = getattr(getattr(self.policy, "value_model", None), "model", None)
+        if wrapped is None or wrapped is not getattr(self, "value_model", None) or "customer_value" not in cols:
+            return {}
+        return {"value_margin": cols["customer_value"]}
 
     def score(self, tables: Tables, cutoff) -> pd.DataFrame:
         """Score every customer of ``tables`` from their raw touchpoints strictly before ``cutoff``."""

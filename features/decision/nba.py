@@ -80,13 +80,21 @@ class NextBestAction:
             fallback_action=action,
         )
 
-    def expected_values(self, F: pd.DataFrame) -> dict[str, np.ndarray]:
+    def expected_values(self, F: pd.DataFrame, *, value_margin: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Per customer: the expected outcome without contact ``p0`` (churn probability for retention), with
         each action ``p``, ``value`` and the EV matrix (expected incremental value in the objective's units).
 
-        Large frames go in row chunks (every figure is per row): the float matrix is never made of all rows."""
+        Large frames go in row chunks (every figure is per row): the float matrix is never made of all rows.
+        ``value_margin``: the value model's wrapped customer-value prediction for ``F``, when the caller has it
+        already (the decision system scores it as ``customer_value``): the value is then not predicted again.
+        """
+        margin = None if value_margin is None else np.asarray(value_margin, dtype=float)
         if len(F) > PREDICT_ROWS:
-            parts = [self.expected_values(F.iloc[s : s + PREDICT_ROWS]) for s in range(0, len(F), PREDICT_ROWS)]
+            parts = [
+                self.expected_values(F.iloc[s : s + PREDICT_ROWS],
+                                     value_margin=None if margin is None else margin[s : s + PREDICT_ROWS])
+                for s in range(0, len(F), PREDICT_ROWS)
+            ]
             return {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
         # One float matrix of the features serves both models (each conversion copies every column).
         names = list(self.uplift.feature_names_)
@@ -94,6 +102,8 @@ class NextBestAction:
         p0, p = self.uplift.predict_outcome(F, matrix=matrix)
         if self.value_model is None:
             value = np.ones(len(F))
+        elif margin is not None:
+            value = self.value_model.from_margin(margin)
         else:
             same = list(getattr(self.value_model, "feature_names_", ())) == names
             value = self.value_model.predict(F, matrix=matrix if same else None)
@@ -130,10 +140,11 @@ class NextBestAction:
         config: PolicyConfig | None = None,
         rng: np.random.Generator | None = None,
         ids: pd.Index | None = None,
+        value_margin: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
         """:meth:`decide` as a dict of :data:`~features.decision.columns.DECISION_COLUMNS` arrays in the row
         order of ``F`` (no frame: scoring a few customers pays for little but the models). ``ids``: ``F``'s
-        index as strings, if known.
+        index as strings, if known; ``value_margin`` as in :meth:`expected_values`.
         """
         cfg = config or self.config
         fixed = getattr(self, "defense_min_value", None)  # absent in systems pickled before it existed
@@ -156,7 +167,7 @@ class NextBestAction:
             history = history_arrays(hist, ids, self.catalogue, cfg.caps)
         else:
             history = history_arrays_from_features(F)
-        est = self.expected_values(F)
+        est = self.expected_values(F, value_margin=value_margin)
         churn = est["p0"] if churn_probability is None else np.asarray(churn_probability, dtype=float)
         if churn_probability is None and self.objective.campaign:
             churn = None

@@ -168,4 +168,8 @@ class PolicyValue:
 
     def predict(self, F: pd.DataFrame, *, matrix: np.ndarray | None = None) -> np.ndarray:
         """Value per customer in currency units over ``horizon_days``."""
-        return self.model.predict(F, matrix=matrix) * (float(self.horizon_days) / float(self.model.horizon_days))
+        return self.from_margin(self.model.predict(F, matrix=matrix))
+
+    def from_margin(self, margin: np.ndarray) -> np.ndarray:
+        """:meth:`predict` from the wrapped model's own prediction (``model.predict(F)``), when it is known."""
+        return margin * (float(self.horizon_days) / float(self.model.horizon_days))

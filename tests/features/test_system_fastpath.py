@@ -394,3 +394,50 @@ def test_large_frames_are_valued_in_row_chunks_with_the_same_numbers(policy_syst
     assert set(got) == set(want)
     for key in want:  # the plugin's summed trees may differ in the last bit with the batch size, as one by one
         np.testing.assert_allclose(got[key], want[key], rtol=0, atol=POLICY_TOL)
+
+
+class CountingValue:
+    """A customer-value model stand-in that counts its predictions."""
+
+    horizon_days = 90
+
+    def __init__(self) -> None:
+        self.feature_names_ = ["days_since_last_active"]
+        self.calls = 0
+
+    def predict(self, F: pd.DataFrame, *, matrix=None) -> np.ndarray:
+        self.calls += 1
+        return 3.0 / (1.0 + F["days_since_last_active"].fillna(400).to_numpy(dtype=float)) + 0.1
+
+    def decile(self, values: np.ndarray) -> np.ndarray:
+        return np.searchsorted([0.12, 0.2], values) + 1
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_the_policy_reuses_the_scored_customer_value(system, policy_system, chunked, monkeypatch):
+    """A policy whose value model wraps the system's own takes the scored customer_value instead of
+    predicting it again; the scores equal those of a policy predicting it itself (an equal, separate model),
+    also when the policy values a large frame in row chunks."""
+    import features.decision.nba as nba
+    from features.decision.nba import NextBestAction
+    from features.models.ltv import PolicyValue
+
+    ds, F = system[0], system[1]
+    chunks = 1
+    if chunked:
+        monkeypatch.setattr(nba, "PREDICT_ROWS", max(1, len(F) // 3))
+        chunks = -(-len(F) // nba.PREDICT_ROWS)
+        assert chunks > 1
+    plugin = policy_system[0]["plugin"]
+    own, other = CountingValue(), CountingValue()
+
+    def with_value(wrapped: CountingValue) -> DecisionSystem:
+        policy = NextBestAction(plugin.uplift, PolicyValue(wrapped, 730), plugin.catalogue, plugin.config)
+        return DecisionSystem(ds.pipeline, ds.churn_model, policy, metadata=dict(ds.metadata), value_model=own)
+
+    shared = with_value(own).score_features(F)
+    assert own.calls == 1
+    separate = with_value(other).score_features(F)
+    assert own.calls == 2 and other.calls == chunks
+    pd.testing.assert_frame_equal(shared, separate, check_exact=True)
+    assert shared["customer_value"].nunique() > 1
