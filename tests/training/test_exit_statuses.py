@@ -61,6 +61,12 @@ def test_bad_input_is_status_2_and_writes_nothing(data, tmp_path):
                        "--defense-out", tmp_path / "file" / "defense.csv")
     assert code == 2 and "--defense-out" in one_line(err) and "is a file" in err
     assert not (tmp_path / "s.parquet").exists()
+    scores = ("score", "--data", data, "--out", tmp_path / "s.parquet", "--model-uri", "m")
+    code, err = engage(*scores, "--reasons", "some")
+    assert code == 2 and "'some' is not one of all, at-risk, none" in one_line(err)
+    code, err = engage(*scores, "--reasons", "none", "--engine", "dask")
+    assert code == 2 and "--reasons runs on the local engine" in one_line(err)
+    assert not (tmp_path / "s.parquet").exists()
 
 
 def test_features_refuses_to_overwrite_without_the_option(data, tmp_path):
