@@ -20,7 +20,7 @@ import pandas as pd
 from features.contract.schema import DAY_NS, EXIT_KINDS, KINDS, PASSIVE_KINDS, Tables
 from features.decision.config import PolicyConfig
 from features.decision.objective import CONVERSION_KINDS, SPEND_KINDS, VISIT_KINDS
-from features.labels import OUTREACH_REACTIONS, activity_arrays, make_labels
+from features.labels import OUTREACH_REACTIONS, activity_arrays, by_text, make_labels
 
 # The outcome counts only the customer's own activity: a reaction to our outreach (an open, a click, a
 # redemption) is not retention, or every opened message would "retain" its reader by construction.
@@ -67,13 +67,13 @@ class TouchArrays:
         else:
             s = pd.DatetimeIndex(pd.to_datetime(signup, utc=True)).as_unit("ns")
             signup_ns = np.where(s.isna(), never, s.asi8)
-        kind = pd.Categorical(tp["kind"].astype(str), categories=list(KINDS)).codes.astype(np.int64)
+        kind = by_text(tp["kind"], lambda k: pd.Categorical(k, categories=list(KINDS)).codes).astype(np.int64)
         touch = cls(
             ids=ids,
             code=code,
             ts=ts,
             kind=kind,
-            inbound=tp["direction"].astype(str).to_numpy() == "inbound",
+            inbound=by_text(tp["direction"], lambda d: d == "inbound"),
             amount=np.nan_to_num(amount),
             own=np.zeros(len(kind), bool),
             signup=signup_ns,

@@ -24,6 +24,7 @@ from features.contract.schema import Tables
 from features.decision.config import PolicyConfig
 from features.decision.nba import NextBestAction
 from features.models.ltv import PolicyValue
+from features.sources.io import release_freed_memory
 from training.policy.config import PolicyTrainConfig
 from training.policy.evaluate import evaluate_at_cutoff
 from training.policy.fit import fit_policy, out_of_fold_gain, select_threshold, uplift_curve
@@ -379,6 +380,7 @@ def train_and_evaluate(
     # Before the rows: its features at several cutoffs are not held beside every training row (at 100,000
     # customers the two together were the trainer's peak).
     ltv = customer_value_model(tables, cutoff, config, pipeline, train.seed, progress)
+    release_freed_memory()  # what the value model's fitting freed, before the rows take their place
     report_progress(progress, f"policy ({config.objective}, {config.horizon_days}-day window): building training "
                     f"rows at {len(cutoffs)} campaign cutoffs")  # fmt: skip
     split = RowSplit(train, rng)
