@@ -53,11 +53,13 @@ def activity_arrays(tables: Tables) -> tuple[pd.Index, np.ndarray, np.ndarray, n
             "customers table"
         )
     not_active_kinds = np.array(sorted(PASSIVE_KINDS | EXIT_KINDS))
-    passive = by_text(tp["kind"], lambda k: np.isin(k, not_active_kinds))
-    purchase = by_text(tp["kind"], lambda k: k == "purchase")
+    # one pass over the kinds (a text copy of every row when the column is not categorical): three flags each
+    flags = by_text(
+        tp["kind"], lambda k: np.column_stack([np.isin(k, not_active_kinds), k == "purchase", k == "cancel"])
+    )
+    passive, purchase, cancel = flags[:, 0], flags[:, 1], flags[:, 2]
     inbound = by_text(tp["direction"], lambda d: d == "inbound")
     active = (inbound & ~passive) | purchase
-    cancel = by_text(tp["kind"], lambda k: k == "cancel")
     return ids, codes.astype(np.int64), _ns(tp["ts"]), active, cancel
 
 
