@@ -44,6 +44,7 @@ from features.contract.values import (
     is_number_text,
     negative_amount_misused,
 )
+from serving.iso_kernel import parse_utc_iso
 
 # pandas stores timestamps as int64 nanoseconds (years 1677-2262); keep well inside that range.
 MIN_TS = datetime(1900, 1, 1, tzinfo=UTC)
@@ -75,28 +76,11 @@ def epoch_ns(values: list[datetime]) -> np.ndarray:
     )
 
 
-def _utc_iso_ns(values: list[str]) -> np.ndarray | None:
-    """The common case, parsed faster than pandas does: every value ``YYYY-MM-DDTHH:MM:SS[.fff]`` with the same UTC
-    suffix (``+00:00`` or ``Z``), parsed by numpy. ``None`` for anything else (pandas then parses it, or
-    names the bad entry)."""
-    if not values:
-        return None
-    suffix = "Z" if values[0].endswith("Z") else "+00:00"
-    cut = -len(suffix)
-    stripped = [v[:cut] for v in values if v.endswith(suffix) and len(v) >= 19 and v[10] == "T"]
-    if len(stripped) != len(values) or any("+" in v or "Z" in v or v.find("-", 8) != -1 for v in stripped):
-        return None  # another offset or a second zone designator: pandas decides
-    try:
-        return np.array(stripped, dtype="datetime64[ns]").astype(np.int64)
-    except ValueError:
-        return None
-
-
 def parse_ts_column(values: list[str]) -> np.ndarray:
     """ISO 8601 strings → int64 UTC nanoseconds; naive = UTC. Names the first bad entry."""
     import pandas as pd
 
-    ns = _utc_iso_ns(values)
+    ns = parse_utc_iso(values)  # the common shape, compiled; anything else goes to pandas
     if ns is not None and not np.flatnonzero((ns < MIN_NS) | (ns >= MAX_NS)).size:
         return ns
     ok = True

@@ -19,6 +19,7 @@ import pandas as pd
 
 from features.models.lgbm import (
     booster_predict,
+    column_positions,
     feature_matrix,
     informative_columns,
     lgbm_params,
@@ -104,7 +105,7 @@ class ChurnModel:
     def _matrix(self, F: pd.DataFrame) -> np.ndarray:
         """``F``'s model columns as a C-contiguous float64 matrix in the fitted column order."""
         names = self._feature_index()
-        if not F.columns.equals(names) and not names.isin(F.columns).any():
+        if not F.columns.equals(names) and not _any_present(F.columns, names):
             raise ValueError(f"feature table has none of the model's {len(names)} features")
         # Columns the scoring data lacks are missing values, which LightGBM routes like unseen NaNs.
         return feature_matrix(F, names, missing_as_nan=True)
@@ -291,6 +292,13 @@ class ChurnModel:
         )
         frame["gain_share"] = frame["gain"] / max(frame["gain"].sum(), 1e-12)
         return frame.sort_values("gain", ascending=False, ignore_index=True)
+
+
+def _any_present(columns: pd.Index, names: pd.Index) -> bool:
+    """Whether ``columns`` holds any of ``names`` (by cached positions: ``Index.isin`` on string indexes costs
+    about 2 ms for 200 names, more than scoring one customer)."""
+    pos = column_positions(columns, names)
+    return bool(names.isin(columns).any()) if pos is None else bool((pos >= 0).any())
 
 
 def feature_labels_from(dictionary: pd.DataFrame | Mapping[str, str] | None, names: Sequence[str]) -> dict[str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -97,6 +98,17 @@ def feature_matrix(F: pd.DataFrame, names, *, missing_as_nan: bool = False) -> n
     A column of ``names`` that ``F`` lacks raises ``KeyError``, or with ``missing_as_nan`` becomes missing
     values (which LightGBM routes like unseen NaNs).
     """
+    if len(F) <= SMALL_ROWS:
+        # A request's few rows: the per-call cost of reindexing is most of the work, so the column positions
+        # are looked up once per column layout and the rows gathered by them.
+        pos = column_positions(F.columns, names)
+        if pos is not None and (missing_as_nan or pos.min(initial=0) >= 0):
+            try:
+                X = float_values(F)
+            except (TypeError, ValueError):  # a column the model does not read is not numeric
+                X = None
+            if X is not None:
+                return _gather(X, pos)
     names = pd.Index(names)
     if F.columns.equals(names):
         X = float_values(F)
@@ -105,6 +117,39 @@ def feature_matrix(F: pd.DataFrame, names, *, missing_as_nan: bool = False) -> n
     else:
         X = float_values(F[names])
     return np.ascontiguousarray(X)
+
+
+# Frames up to this many rows take feature_matrix's cached-positions path (scoring requests); larger ones
+# (training, batch scoring) reindex as before, which never converts columns the model does not read.
+SMALL_ROWS = 4_096
+
+
+def column_positions(columns: pd.Index, names) -> np.ndarray | None:
+    """Where each of ``names`` sits in ``columns`` (-1: absent), cached per column layout; ``None`` when
+    ``columns`` repeats a label."""
+    # tolist(): iterating a pandas string Index item by item costs ten times as much
+    wanted = names.tolist() if isinstance(names, pd.Index) else list(names)
+    return _positions(tuple(columns.tolist()), tuple(wanted))
+
+
+@lru_cache(maxsize=256)
+def _positions(columns: tuple, names: tuple) -> np.ndarray | None:
+    index = pd.Index(columns, dtype=object)
+    if not index.is_unique:
+        return None
+    pos = index.get_indexer(pd.Index(names, dtype=object))
+    pos.flags.writeable = False  # shared by every later call with the same layout
+    return pos
+
+
+def _gather(X: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """``X``'s columns at ``pos`` as a new C-contiguous matrix; NaN where ``pos`` is -1."""
+    if pos.size and pos.min() < 0:
+        out = np.full((X.shape[0], pos.size), np.nan)
+        ok = np.flatnonzero(pos >= 0)
+        out[:, ok] = X[:, pos[ok]]
+        return out
+    return np.ascontiguousarray(X[:, pos])
 
 
 def float_values(F: pd.DataFrame) -> np.ndarray:
