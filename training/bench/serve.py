@@ -5,7 +5,8 @@ phase also stops at a time limit), stops the server and returns/prints JSON::
 
     {"c1": {p50_ms, p90_ms, p99_ms, rps, errors, requests},      one customer per request, 1 client
      "c16": {... , customers_per_s},                              one customer per request, 16 clients
-     "batch_1000": {ms, errors, customers_per_s}, ...}            one request with 1,000 customers
+     "batch_1000": {ms, errors, customers_per_s,                  one request with 1,000 customers
+                    json_loads_ms, over_json_loads}, ...}         and json.loads of its body, same run
      "floor": {"c1": ..., "c16": ...}, "floor_ratios": {...}}     the trivial BentoML service, same run
 
 The floor (:mod:`training.bench.floor_service`, :mod:`training.bench.floor`) is a LightGBM model on one numpy
@@ -345,6 +346,9 @@ def run_load(
             else:
                 errors += 1
     ms = 1000 * float(np.median(times)) if times else float("nan")
+    # Same-run yardstick: what the standard library alone takes to decode this body into Python objects, the
+    # least any Python service spends on it before validating or scoring anything.
+    loads_ms = 1000 * float(np.median([_timed(json.loads, batch) for _ in range(batch_repeats)]))
     out["batch_1000"] = {
         "ms": round(ms, 1),
         "errors": errors,
@@ -352,9 +356,18 @@ def run_load(
         "customers": batch_customers,
         "request_mb": round(len(batch) / 1e6, 1),
         "customers_per_s": round(batch_customers / (ms / 1000), 1) if times else None,
+        "json_loads_ms": round(loads_ms, 1),
+        "over_json_loads": round(ms / loads_ms, 2) if times else None,
     }
     out["setup"] = {"touchpoints_per_customer": touchpoints, "request_shape": "columns", "seed": seed}
     return out
+
+
+def _timed(fn, *args) -> float:
+    """Seconds one call of ``fn(*args)`` takes (its result is dropped before the clock stops)."""
+    t0 = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t0
 
 
 @contextlib.contextmanager
