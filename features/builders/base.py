@@ -59,12 +59,21 @@ def per_member(members: Iterable[str], columns: Callable[[str], list[tuple[str, 
     return [entry for m in members for entry in columns(m)]
 
 
+# Inputs with fewer events per thread than this stay one block: below it a thread costs more than it saves.
+MIN_THREADED_BLOCK_EVENTS = 8_192
+
+
 def map_blocks(source: EventSource, fn, *, n_jobs: int = 1, block_events: int = DEFAULT_BLOCK_EVENTS,
                progress: Callable[[int, int], None] | None = None) -> list:
     """``fn(block)`` for every block of whole customers, in customer order, on ``n_jobs`` threads.
 
     ``progress(done, total)`` is called as blocks finish (in order), for a caller that shows progress.
     """
+    events = len(source.cust_pos)
+    if n_jobs > 1 and events >= n_jobs * MIN_THREADED_BLOCK_EVENTS:
+        # A mid-sized input (a request's slice of 20,000 touchpoints) is one block at the default size: cut it
+        # so every thread has a share (outputs do not depend on the cut; tested byte for byte).
+        block_events = min(block_events, -(-events // n_jobs))
     bounds = source.blocks(block_events)
     report = progress or (lambda done, total: None)
 

@@ -191,6 +191,25 @@ def test_threaded_blocks_give_byte_identical_output(world: Tables, cutoff: str) 
             assert out[c].to_numpy().tobytes() == expected[c].to_numpy().tobytes(), c
 
 
+def test_mid_sized_inputs_are_shared_among_the_threads(world: Tables, cutoff: str, monkeypatch) -> None:
+    # An input below one default block but with enough events per thread is cut for the threads; the output
+    # stays byte-identical to one block on one thread.
+    from features.builders import base
+
+    events = len(EventSource(world, cutoff).cust_pos)
+    monkeypatch.setattr(base, "MIN_THREADED_BLOCK_EVENTS", events // 4)
+    seen: list[int] = []
+    real_blocks = EventSource.blocks
+    monkeypatch.setattr(EventSource, "blocks", lambda self, n: seen.append(n) or real_blocks(self, n))
+    expected = FeaturePipeline(n_jobs=1).fit(world, cutoff=cutoff)
+    one = expected.transform(world, cutoff=cutoff)
+    assert seen[-1] == FeaturePipeline().block_events > events  # one thread: one default block
+    two = FeaturePipeline(n_jobs=2).fit(world, cutoff=cutoff).transform(world, cutoff=cutoff)
+    assert seen[-1] == -(-events // 2)  # two threads: two halves
+    for c in one.columns:
+        assert two[c].to_numpy().tobytes() == one[c].to_numpy().tobytes(), c
+
+
 # ---- estimator contract -------------------------------------------------------------------------------
 @pytest.mark.parametrize("cls", BUILDERS, ids=lambda c: c.__name__)
 def test_sklearn_init_contract(cls) -> None:

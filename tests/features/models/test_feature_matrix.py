@@ -61,3 +61,23 @@ def test_large_frames_keep_the_reindex_path(frame, monkeypatch):
     got = feature_matrix(frame, ["f3", "f1"])
     assert calls == []
     np.testing.assert_array_equal(got, _reference(frame, ["f3", "f1"], False))
+
+
+def test_shap_values_of_a_few_dozen_rows_are_split_over_threads_with_the_same_numbers(monkeypatch):
+    import lightgbm as lgb
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(400, 6))
+    y = (X[:, 0] + rng.normal(size=400) > 0).astype(int)
+    booster = lgb.train({"objective": "binary", "verbosity": -1, "num_leaves": 7}, lgb.Dataset(X, y), 20)
+    pools = []
+    real = lgbm.ThreadPoolExecutor
+    monkeypatch.setattr(lgbm, "ThreadPoolExecutor", lambda **kw: pools.append(kw) or real(**kw))
+    rows = X[: lgbm.PARALLEL_MIN_ROWS_CONTRIB]
+    one = lgbm.booster_predict(booster, rows, pred_contrib=True, num_threads=1)
+    assert pools == []
+    two = lgbm.booster_predict(booster, rows, pred_contrib=True, num_threads=2)
+    assert len(pools) == 1
+    np.testing.assert_array_equal(one, two)
+    lgbm.booster_predict(booster, rows, num_threads=2)  # plain scores of as many rows: one thread
+    assert len(pools) == 1
