@@ -74,8 +74,8 @@ def booster_predict(booster, X: np.ndarray, *, num_iteration: int | None = None,
     than a small prediction itself on a shared machine, so LightGBM always runs on one thread here.
     Inputs of ``PARALLEL_MIN_ROWS`` rows or more (``PARALLEL_MIN_ROWS_CONTRIB`` for SHAP values) are split
     into ``num_threads`` row chunks predicted in Python threads (LightGBM releases the GIL; rows are
-    independent, so the numbers do not depend on the split). A pandas frame costs a further dtype check per call in LightGBM: pass a numpy matrix in the
-    model's column order.
+    independent, so the numbers do not depend on the split). A pandas frame costs a further dtype check per
+    call in LightGBM: pass a numpy matrix in the model's column order.
     """
     X = np.ascontiguousarray(X, dtype=np.float64)
 
