@@ -17,6 +17,7 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
+from features.models.lgbm import feature_matrix
 from features.models.persona_names import NEEDS_MAX_ABOVE, PERSONA_FEATURES, generated_names, profiles
 
 MIN_STABILITY = 0.8
@@ -54,8 +55,13 @@ class PersonaModel:
         raw = F.reindex(columns=self.features_).astype(float)
         return raw.fillna(pd.Series(self.medians_, index=self.features_))
 
-    def _space(self, raw: pd.DataFrame) -> np.ndarray:
-        X = raw.to_numpy(dtype=float)
+    def _raw_matrix(self, F: pd.DataFrame) -> np.ndarray:
+        """:meth:`_raw` as a float matrix, without pandas' per-column fill (3 ms for one scored customer)."""
+        X = feature_matrix(F, self.features_, missing_as_nan=True)
+        return np.where(np.isnan(X), np.asarray(self.medians_, dtype=float), X)
+
+    def _space(self, raw: pd.DataFrame | np.ndarray) -> np.ndarray:
+        X = raw if isinstance(raw, np.ndarray) else raw.to_numpy(dtype=float)
         X = np.where(self.log_columns_, np.log1p(np.maximum(X, 0.0)), X)
         return self.pca_.transform((X - self.center_) / self.scale_)
 
@@ -153,7 +159,7 @@ class PersonaModel:
         """Persona index (0..k-1) of each row of ``F``."""
         if not len(F):
             return np.empty(0, dtype=np.int64)
-        return self.kmeans_.predict(self._space(self._raw(F))).astype(np.int64)
+        return self.kmeans_.predict(self._space(self._raw_matrix(F))).astype(np.int64)
 
     def predict(self, F: pd.DataFrame) -> np.ndarray:
         """Persona name of each row of ``F``."""

@@ -96,3 +96,15 @@ def test_too_few_customers_is_a_clear_error() -> None:
     F, _ = blobs(5, seed=1)
     with pytest.raises(ValueError, match="customers"):
         PersonaModel().fit(F)
+
+
+def test_scoring_matrix_equals_the_fitted_frame_path(first) -> None:
+    model, F, _ = first
+    G = F.copy().astype(float)
+    G.iloc[::7, 0] = np.nan  # missing values take the fit's medians
+    G = G.drop(columns=[model.features_[-1]])  # an absent column too
+    want = model._raw(G).to_numpy(dtype=float)
+    np.testing.assert_array_equal(model._raw_matrix(G), want)
+    np.testing.assert_array_equal(model.predict_index(G), model.kmeans_.predict(model._space(model._raw(G))))
+    one = G.iloc[[3]]  # one customer, as the service scores
+    np.testing.assert_array_equal(model._raw_matrix(one), want[[3]])
