@@ -194,7 +194,7 @@ def _outreach_frame(customers: Sequence[CustomerIn], id_dtype: pd.CategoricalDty
     )
     order = np.lexsort((outreach["ts"].to_numpy(dtype="int64"), ocodes))
     if np.array_equal(order, np.arange(len(order))):
-        return outreach  # already in order (always, without outreach): the reordered copy costs 0.3 ms
+        return outreach  # already in order: the reordered copy costs 0.3 ms
     return outreach.iloc[order].reset_index(drop=True)
 
 
