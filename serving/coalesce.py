@@ -14,6 +14,10 @@ test checks service answers against batch scoring).
 A request with more than ``slice_touchpoints`` touchpoints and outreach contacts is scored in slices of
 consecutive customers of about that size. Between two slices the worker first scores every smaller request
 that arrived meanwhile, so one maximal request delays the others by one slice, not by its whole scoring time.
+While no other request is waiting, consecutive slices are scored together, twice as many each time up to
+:data:`MAX_SLICE_SPAN`: each scoring call has a fixed cost, which 25 single slices of a 1,000-customer request
+paid 25 times (700 ms against 400 ms scored whole, in process). A request arriving then waits for at most one
+such piece; the first request seen waiting brings the pieces back to one slice.
 Its slices share one cutoff (fixed when it was submitted) and their rows are joined in request order.
 """
 
@@ -36,6 +40,9 @@ from serving.responses import columns_to_results
 from serving.schemas import CustomerIn
 
 logger = logging.getLogger("engage.serving")
+
+# At most this many consecutive slices of a large request are scored in one call (while nothing else waits).
+MAX_SLICE_SPAN = 4
 
 
 def customer_weight(customer: CustomerIn) -> int:
@@ -88,6 +95,7 @@ class CoalescingScorer:
         self.batches = 0
         self.requests = 0
         self.slices = 0
+        self.slice_calls = 0  # scoring calls of large requests (fewer than slices while nothing else waits)
 
     def submit(self, customers: Sequence[CustomerIn], cutoff: pd.Timestamp | None) -> Future:
         """Queue a request; the future gives ``(cutoff, results, engine)`` (response rows in request order and the
@@ -106,18 +114,21 @@ class CoalescingScorer:
     def _run(self) -> None:
         merged_last = False
         large: deque[_Job] = deque()
+        span = 1  # slices per scoring call of a large request
         while True:
             jobs = self._take(block=not large, merged_last=merged_last)
             small = [j for j in jobs if not j.slices]
             large.extend(j for j in jobs if j.slices)
             if small:
                 merged_last = len(small) > 1
+                span = 1  # others are arriving: one slice at a time between them
                 for batch in self._batches(small):
                     self._process(batch)
             elif large:
                 job = large.popleft()
-                if not self._score_slice(job):
+                if not self._score_slice(job, span):
                     large.append(job)  # more slices to go: after the other large requests' next slice
+                span = min(2 * span, MAX_SLICE_SPAN)
 
     def _take(self, *, block: bool, merged_last: bool) -> list[_Job]:
         """Every queued job (waiting for the first one when ``block``)."""
@@ -196,10 +207,13 @@ class CoalescingScorer:
             job.future.set_result((at, results[start:stop], engine))
             start = stop
 
-    def _score_slice(self, job: _Job) -> bool:
-        """Score the job's next slice; returns whether the job is finished (answered or failed)."""
-        start, stop = job.slices[job.next_slice]
-        job.next_slice += 1
+    def _score_slice(self, job: _Job, span: int = 1) -> bool:
+        """Score the job's next ``span`` slices in one call; returns whether the job is finished (answered or
+        failed)."""
+        last = min(job.next_slice + span, len(job.slices)) - 1
+        start, stop = job.slices[job.next_slice][0], job.slices[last][1]
+        pieces = last + 1 - job.next_slice
+        job.next_slice = last + 1
         at = job.cutoff
         assert at is not None
         try:
@@ -209,7 +223,8 @@ class CoalescingScorer:
         except Exception as exc:
             job.future.set_exception(exc)
             return True
-        self.slices += 1
+        self.slices += pieces
+        self.slice_calls += 1
         if stop < len(job.customers):
             return False
         self.batches += 1

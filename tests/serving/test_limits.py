@@ -46,6 +46,7 @@ def test_a_sliced_request_gets_the_answers_of_one_piece():
     at, results, scored_by = sliced.submit(customers, None).result(30)
     assert scored_by is engine
     assert sliced.slices == 6 and sliced.requests == 1  # 5 customers of 9 touchpoints reach 40
+    assert sliced.slice_calls == 3  # alone in the queue: 1, 2, then the last 3 slices in one call
     assert abs((at - pd.Timestamp.now(tz="UTC")).total_seconds()) < 60  # one "now" for every slice
     whole = frame_to_results(engine.score_tables(tables_from_request(customers), at))
     assert results == whole
@@ -80,6 +81,34 @@ def test_small_requests_are_scored_between_the_slices_of_a_large_one():
     assert not big.done() and waited < 0.5  # answered after the current slice, long before the large request
     assert [r["customer_id"] for r in big.result(30)[1]] == [f"big{i:03d}" for i in range(40)]
     assert calls[0] == "big" and "small" in calls[1:3] and calls[-1] == "big"
+
+
+def test_a_lone_large_request_is_scored_in_growing_pieces_that_shrink_when_others_arrive():
+    sizes: list[int] = []
+    arrived = threading.Event()
+
+    class Recording(CountingSystem):
+        def score(self, tables, cutoff):
+            ids = list(tables.customers["customer_id"])
+            sizes.append(len(ids) if ids[0].startswith("big") else -len(ids))
+            if len(sizes) == 3:  # a small request arrives during the third call (four slices)
+                arrived.set()
+                time.sleep(0.05)
+            return super().score(tables, cutoff)
+
+    engine = ScoringEngine(Recording(), ModelInfo("v1"))
+    scorer = CoalescingScorer(lambda: engine, slice_touchpoints=20, linger_s=0)
+    cut = pd.Timestamp(CUTOFF)
+    big = scorer.submit(_customers("big", 60, 5), cut)  # 15 slices of 4 customers
+    assert arrived.wait(10)
+    small = scorer.submit(_customers("small", 1, 3), cut)
+    assert [r["customer_id"] for r in small.result(10)[1]] == ["small000"]
+    rows = big.result(30)[1]
+    assert [r["customer_id"] for r in rows] == [f"big{i:03d}" for i in range(60)]
+    # 1, 2, 4 slices while alone; the small request next; then one slice again, growing back to the cap
+    assert sizes == [4, 8, 16, -1, 4, 8, 16, 4]
+    assert scorer.slices == 15 and scorer.slice_calls == 7
+    assert rows == frame_to_results(engine.score_tables(tables_from_request(_customers("big", 60, 5)), cut))
 
 
 def test_a_failing_slice_fails_its_request_only():
