@@ -55,24 +55,29 @@ def test_a_sliced_request_gets_the_answers_of_one_piece():
         engine.score_tables(tables_from_request(customers), cut))
 
 
+class _Watched(CountingSystem):
+    """Records each scoring call's customer ids; holds a call for 50 ms when ``hold(call_number, ids)`` says so
+    (``held`` is set as the first held call starts)."""
+
+    def __init__(self, hold):
+        self.hold, self.calls, self.held = hold, [], threading.Event()
+
+    def score(self, tables, cutoff):
+        ids = list(tables.customers["customer_id"])
+        self.calls.append(ids)
+        if self.hold(len(self.calls), ids):
+            self.held.set()
+            time.sleep(0.05)
+        return super().score(tables, cutoff)
+
+
 def test_small_requests_are_scored_between_the_slices_of_a_large_one():
-    calls: list[str] = []
-    first_slice = threading.Event()
-
-    class Slow(CountingSystem):
-        def score(self, tables, cutoff):
-            ids = list(tables.customers["customer_id"])
-            calls.append("big" if ids[0].startswith("big") else "small")
-            if ids[0].startswith("big"):
-                first_slice.set()
-                time.sleep(0.05)
-            return super().score(tables, cutoff)
-
-    engine = ScoringEngine(Slow(), ModelInfo("v1"))
+    system = _Watched(lambda n, ids: ids[0].startswith("big"))
+    engine = ScoringEngine(system, ModelInfo("v1"))
     scorer = CoalescingScorer(lambda: engine, slice_touchpoints=20, linger_s=0)
     cut = pd.Timestamp(CUTOFF)
     big = scorer.submit(_customers("big", 40, 5), cut)  # 10 slices of 4 customers
-    assert first_slice.wait(10)
+    assert system.held.wait(10)
     small = [scorer.submit(_customers(f"small{k}-", 1, 3), cut) for k in range(3)]
     t0 = time.monotonic()
     for future in small:
@@ -80,32 +85,23 @@ def test_small_requests_are_scored_between_the_slices_of_a_large_one():
     waited = time.monotonic() - t0
     assert not big.done() and waited < 0.5  # answered after the current slice, long before the large request
     assert [r["customer_id"] for r in big.result(30)[1]] == [f"big{i:03d}" for i in range(40)]
+    calls = ["big" if ids[0].startswith("big") else "small" for ids in system.calls]
     assert calls[0] == "big" and "small" in calls[1:3] and calls[-1] == "big"
 
 
 def test_a_lone_large_request_is_scored_in_growing_pieces_that_shrink_when_others_arrive():
-    sizes: list[int] = []
-    arrived = threading.Event()
-
-    class Recording(CountingSystem):
-        def score(self, tables, cutoff):
-            ids = list(tables.customers["customer_id"])
-            sizes.append(len(ids) if ids[0].startswith("big") else -len(ids))
-            if len(sizes) == 3:  # a small request arrives during the third call (four slices)
-                arrived.set()
-                time.sleep(0.05)
-            return super().score(tables, cutoff)
-
-    engine = ScoringEngine(Recording(), ModelInfo("v1"))
+    system = _Watched(lambda n, ids: n == 3)  # a small request arrives during the third call (four slices)
+    engine = ScoringEngine(system, ModelInfo("v1"))
     scorer = CoalescingScorer(lambda: engine, slice_touchpoints=20, linger_s=0)
     cut = pd.Timestamp(CUTOFF)
     big = scorer.submit(_customers("big", 60, 5), cut)  # 15 slices of 4 customers
-    assert arrived.wait(10)
+    assert system.held.wait(10)
     small = scorer.submit(_customers("small", 1, 3), cut)
     assert [r["customer_id"] for r in small.result(10)[1]] == ["small000"]
     rows = big.result(30)[1]
     assert [r["customer_id"] for r in rows] == [f"big{i:03d}" for i in range(60)]
     # 1, 2, 4 slices while alone; the small request next; then one slice again, growing back to the cap
+    sizes = [len(ids) if ids[0].startswith("big") else -len(ids) for ids in system.calls]
     assert sizes == [4, 8, 16, -1, 4, 8, 16, 4]
     assert scorer.slices == 15 and scorer.slice_calls == 7
     assert rows == frame_to_results(engine.score_tables(tables_from_request(_customers("big", 60, 5)), cut))
