@@ -23,13 +23,14 @@ from typing import Any
 import yaml
 
 from features.contract.errors import ModelNotFoundError, is_model_missing, retry_while_busy
+from features.contract.registry_settings import DEFAULT_REGISTERED_MODELS, check_registry_settings
+from features.contract.settings_file import read_yaml
 from features.system import CHECKSUM_TAG, load_pickle_file, model_folder_file, unpickling, verify_sha256
 from serving.champion import check_registry, registry_lock, sqlite_champion, sqlite_file
 from serving.engine import ModelInfo
 
 BENTO_MODEL_NAME = "engage-decision-system"
 INFO_FILE = "engage_model.json"
-DEFAULT_REGISTERED_MODEL = "engage-decision-system"
 DEFAULT_ALIAS = "champion"
 # How long a locked registry is retried before giving up (``busy_retry_seconds`` in mlflow.yaml).
 DEFAULT_BUSY_RETRY_SECONDS = 30.0
@@ -65,15 +66,16 @@ def read_registry_config(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(
             f"{path}: MLflow config not found (set ENGAGE_MLFLOW_CONFIG or ENGAGE_MODEL_PATH)"
         )
-    spec = yaml.safe_load(path.read_text()) or {}
+    spec = check_registry_settings(read_yaml(path), path)
     base = path.resolve().parent
     uri = str(spec.get("tracking_uri") or "sqlite:///work/mlflow.db")
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         uri = f"sqlite:///{(base / uri[len('sqlite:///') :]).resolve()}"
     elif "://" not in uri:
         uri = (base / uri).resolve().as_uri()
-    models = spec.get("registered_models") or {}
-    names = [n for n in (models.get("system"), models.get("churn")) if n] or [DEFAULT_REGISTERED_MODEL]
+    # the same defaults as the trainers': a churn champion registered under a file without names is served
+    models = {**DEFAULT_REGISTERED_MODELS, **(spec.get("registered_models") or {})}
+    names = [models["system"], models["churn"]]
     alias = (spec.get("aliases") or {}).get("champion") or DEFAULT_ALIAS
     retry = float(spec.get("busy_retry_seconds", DEFAULT_BUSY_RETRY_SECONDS))
     return {"tracking_uri": uri, "names": names, "alias": str(alias), "busy_retry_seconds": retry}

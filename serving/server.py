@@ -119,7 +119,7 @@ def _check_model(env: Mapping[str, str]) -> None:
         return  # a Bento's own model: checked when the worker loads it
     try:
         cfg = read_registry_config(source.location)
-    except FileNotFoundError as exc:
+    except (OSError, ValueError) as exc:
         raise StartupError(str(exc), EXIT_SETTINGS) from None
     try:
         if sqlite_file(cfg["tracking_uri"]) is not None:

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from features.contract.errors import ModelNotFoundError, is_model_missing
+from features.contract.registry_settings import DEFAULT_REGISTERED_MODELS, check_registry_settings
+from features.contract.settings_file import read_yaml
 from features.system import CHECKSUM_TAG, file_sha256
 
 log = logging.getLogger("engage.registry")
@@ -44,7 +44,7 @@ class MlflowConfig:
     tracking_uri: str
     artifact_location: str | None = None
     experiments: dict[str, str] = field(default_factory=lambda: {"churn": "engage-churn"})
-    registered_models: dict[str, str] = field(default_factory=lambda: {"churn": "engage-churn"})
+    registered_models: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_REGISTERED_MODELS))
     aliases: dict[str, str] = field(
         default_factory=lambda: {"champion": "champion", "challenger": "challenger"}
     )
@@ -90,9 +90,7 @@ def load_config(path: str | Path | None = None, *, tracking_uri: str | None = No
     path = Path(path) if path is not None else DEFAULT_CONFIG
     if not path.exists():
         raise FileNotFoundError(f"{path}: MLflow config not found")
-    spec = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(spec, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level")
+    spec = check_registry_settings(read_yaml(path), path)
     base = path.resolve().parent
     uri = _resolve_uri(str(tracking_uri or spec.get("tracking_uri") or "sqlite:///work/mlflow.db"), base)
     art = spec.get("artifact_location")

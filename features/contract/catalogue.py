@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from features.contract.schema import CONSENT_COLUMNS, OUTREACH_CHANNELS
+from features.contract.settings_file import parse_yaml
 
 NO_CONTACT = "no_contact"
 
@@ -82,7 +82,7 @@ def load_catalogue(path: str | Path | None = None) -> Catalogue:
     """Load an action catalogue from YAML; ``None`` loads the packaged default."""
     source = resources.files("features.contract").joinpath("actions.yaml") if path is None else Path(path)
     text = source.read_text()
-    return catalogue_from_dict(yaml.safe_load(text))
+    return catalogue_from_dict(parse_yaml(text, source))
 
 
 def logged_pairs(outreach: pd.DataFrame) -> pd.DataFrame:

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
 from features.contract.schema import OUTREACH_CHANNELS
+from features.contract.settings_file import parse_yaml
 from features.decision.objective import DEFAULT_HORIZON_DAYS, Objective, check_objective
 
 # The retention defaults that a campaign objective does not take unless they are set.
@@ -215,7 +214,7 @@ def load_policy_config(path: str | Path | None = None, overrides: dict | None = 
     """
     pkg = resources.files("features.decision").joinpath("policy.yaml")
     text = pkg.read_text() if path is None else Path(path).read_text()
-    spec = yaml.safe_load(text)
+    spec = parse_yaml(text, path or "policy.yaml")
     if spec is not None and not isinstance(spec, dict):
         raise ValueError(f"{path or 'policy.yaml'}: expected a mapping of settings at the top level")
     return policy_config_from_dict(spec, overrides)

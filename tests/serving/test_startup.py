@@ -48,6 +48,15 @@ def test_an_empty_registry_ends_engage_serve_within_seconds(tmp_path, workers):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.yaml"]  # nothing created: no db, no lock
 
 
+def test_a_misspelt_registry_config_ends_engage_serve_naming_the_key(tmp_path):
+    config = tmp_path / "mlflow.yaml"
+    config.write_text("tracking_uri: sqlite:///mlflow.db\naliases:\n  champoin: prod\n")
+    status, err, seconds = engage_serve("--config", str(config))
+    assert status == EXIT_SETTINGS and "aliases has unknown keys ['champoin']" in err
+    assert seconds < 10 and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.yaml"]
+
+
 def test_a_registry_file_without_tables_is_read_not_migrated(tmp_path):
     config = registry_config(tmp_path)
     (tmp_path / "mlflow.db").write_bytes(b"")

@@ -43,7 +43,9 @@ def folders(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("experiments")
     config = root / "mlflow.yaml"
     # two outer folds keep the nested cross-validation quick
-    write_registry_config(config, (PROJECT / "mlflow.yaml").read_text() + "  cv_folds: 2\n")
+    text = (PROJECT / "mlflow.yaml").read_text()
+    assert "\nchurn:\n" in text, "mlflow.yaml's churn section moved: update this test"
+    write_registry_config(config, text.replace("\nchurn:\n", "\nchurn:\n  cv_folds: 2\n", 1))
     return {"train": labelled_folder(root / "train", 700, 1, split="train"),
             "test": labelled_folder(root / "test", 500, 2, split="test"), "config": config, "root": root}
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
+from features.contract.settings_file import read_yaml
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class RetrainSettings:
 def retrain_settings(config_path: str | Path) -> RetrainSettings:
     """The ``retrain:`` section of the config file (defaults where absent); folders relative to the file."""
     path = Path(config_path)
-    spec = (yaml.safe_load(path.read_text()) or {}).get("retrain") or {}
+    spec = (read_yaml(path) or {}).get("retrain") or {}
     if not isinstance(spec, dict):
         raise ValueError(f"{path}: retrain must be a mapping")
     known = {f.name for f in fields(Thresholds)} | {"work_dir", "scores_dir", "churn", "policy_train"}

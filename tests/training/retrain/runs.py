@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -45,6 +46,8 @@ class Home:
 def write_config(folder: Path, extra: str = "", name: str = "mlflow.yaml") -> Path:
     """The project's config with fast training settings (and ``extra`` YAML, whose keys win) in ``folder``."""
     text = (PROJECT / "mlflow.yaml").read_text().split("\nretrain:")[0]
+    for key in re.findall(r"^(\w+):", extra, flags=re.MULTILINE):  # a key may not be given twice: drop the project's
+        text = re.sub(rf"^{key}:\n(?:[ #].*\n)*", "", text, flags=re.MULTILINE)
     return write_registry_config(folder / name, text.rstrip() + "\n" + CONFIG_TAIL + extra)
 
 
