@@ -150,6 +150,10 @@ def _policy(demo: Demo) -> dict[str, Any]:
     scenario = policy["scenarios"]["configured"]
     truth = scenario.get("truth") or {}
     _echo_policy(demo.echo, scenario, truth)
+    ml = policy.get("mlflow") or {}
+    if ml and not ml.get("promoted"):  # say plainly what is served, since the figures above describe the system
+        demo.echo(f"      {ml.get('registered_model')} v{ml.get('version')} not promoted ({ml.get('reason')}); the "
+                  "champion serves as before, without this system's outreach and defense list")
     return {
         "contacts": scenario["contacts"],
         "constraint_violations": scenario["constraint_violations"],
@@ -165,7 +169,8 @@ def _policy(demo: Demo) -> dict[str, Any]:
 def _score(demo: Demo) -> dict[str, Any]:
     from serving.batch import score_data
 
-    demo.echo("[6/6] batch-scoring every customer with the champion decision system")
+    demo.echo("[6/6] batch-scoring every customer with the champion (the decision system once one is promoted, "
+              "else the churn model alone)")
     demo.progress.note("batch-scoring every customer")
     scored = score_data(demo.data, demo.workdir / "scores.parquet", defense_out=demo.workdir / "defense_targets.csv",
                         mlflow_config=demo.config_path or Path("mlflow.yaml"), overwrite=True)
