@@ -19,7 +19,7 @@ TOP_LEVEL_KEYS = frozenset({
 DEFAULT_REGISTERED_MODELS = {"system": "engage-decision-system", "churn": "engage-churn"}
 # the sections whose keys the code looks up by name (``promotion``, ``churn`` and ``retrain`` check their own)
 SECTION_KEYS = {
-    "experiments": frozenset({"churn", "policy", "value"}),
+    "experiments": frozenset({"churn", "policy", "value", "retrain"}),
     "registered_models": frozenset({"system", "churn"}),
     "aliases": frozenset({"champion", "challenger"}),
 }

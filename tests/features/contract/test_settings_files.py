@@ -48,6 +48,12 @@ def test_the_project_config_and_an_empty_one_are_accepted(tmp_path):
     assert retrain_settings(PROJECT / "mlflow.yaml").work_dir.name == "retrain"
 
 
+def test_every_experiment_the_commands_log_to_can_be_named(tmp_path):
+    path = tmp_path / "mlflow.yaml"
+    path.write_text("experiments: {churn: a, policy: b, value: c, retrain: d}\n")
+    assert load_config(path).experiments["retrain"] == "d"
+
+
 def test_trainers_and_the_service_agree_on_the_names_a_file_leaves_out(tmp_path):
     # a churn champion trained under a config without names must be what `engage score` and the service find
     path = tmp_path / "mlflow.yaml"
